@@ -1,0 +1,1 @@
+"""The thin HTTP layer: authentication, request/response shapes, and calls into `ddoc`."""

@@ -1,0 +1,122 @@
+"""The FastAPI application. Built by `create_app(settings)`; nothing is created at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import AppState
+from api.routes import executions, health, runbooks, webhooks
+from ddoc import db
+from ddoc import temporal as temporal_conn
+from ddoc.executions import ExecutionNotFound
+from ddoc.intake import Intake, StartFailed
+from ddoc.parsing import ParseError
+from ddoc.runbooks import RunbookNotFound
+from ddoc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = db.make_engine(settings.require_database_url())
+        db.migrate(engine)
+        client = await temporal_conn.connect(settings.temporal, identity="ddoc-api", lazy=True)
+        app.state.ddoc = AppState(
+            settings=settings,
+            engine=engine,
+            temporal=client,
+            intake=Intake(engine=engine, client=client, settings=settings),
+        )
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="dd0c/run",
+        version="0.1.0",
+        summary="AI-assisted runbook automation for on-call teams",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    for router in (health.router, runbooks.router, webhooks.router, executions.router):
+        app.include_router(router)
+    _add_error_handlers(app)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def unprocessable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # 503 makes Alertmanager and PagerDuty retry; the retry is idempotent.
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+    app.add_exception_handler(RunbookNotFound, not_found)
+    app.add_exception_handler(ExecutionNotFound, not_found)
+    app.add_exception_handler(ParseError, unprocessable)
+    app.add_exception_handler(StartFailed, unavailable)
+
+
+class BodySizeLimit:
+    """Refuse bodies over `max_bytes` with 413, whether or not a Content-Length was sent."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body is larger than the limit of {self.max_bytes} bytes"},
+            status_code=413,
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _BodyTooLarge(Exception):
+    pass

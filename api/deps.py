@@ -1,0 +1,75 @@
+"""Shared request dependencies: the app's state, a database session, the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from ddoc import tenancy
+from ddoc.intake import Intake
+from ddoc.settings import Settings
+from ddoc.tenancy import Principal
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    temporal: Client
+    intake: Intake
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.ddoc
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    with Session(state.engine) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def get_principal(credentials: BearerDep, session: SessionDep) -> Principal:
+    if credentials is None:
+        raise _unauthorized("missing API key: send `Authorization: Bearer <api key>`")
+    principal = tenancy.authenticate_api_key(session, credentials.credentials)
+    if principal is None:
+        raise _unauthorized("invalid or revoked API key")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_webhook_tenant(credentials: BearerDep, session: SessionDep) -> str:
+    if credentials is None:
+        raise _unauthorized("missing webhook token: send `Authorization: Bearer <webhook token>`")
+    tenant_id = tenancy.tenant_for_webhook_token(session, credentials.credentials)
+    if tenant_id is None:
+        raise _unauthorized("invalid webhook token")
+    return tenant_id
+
+
+WebhookTenantDep = Annotated[str, Depends(get_webhook_tenant)]

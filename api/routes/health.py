@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
+
+from api.deps import StateDep
+from ddoc import db
+
+router = APIRouter(tags=["health"])
+
+_CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/health", summary="Liveness of the API and its dependencies (no auth)")
+async def health(state: StateDep) -> JSONResponse:
+    database = await _check(asyncio.to_thread(db.check, state.engine))
+    temporal = await _check(state.temporal.workflow_service.get_system_info(GetSystemInfoRequest()))
+    ok = database == "ok" and temporal == "ok"
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "temporal": temporal, "database": database},
+        status_code=200 if ok else 503,
+    )
+
+
+async def _check(probe: object) -> str:
+    try:
+        await asyncio.wait_for(probe, _CHECK_TIMEOUT_SECONDS)  # type: ignore[arg-type]
+    except Exception as err:
+        return f"error: {type(err).__name__}: {err}"[:300]
+    return "ok"

@@ -1,0 +1,146 @@
+"""Runbooks and their immutable versions."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import Session, col, select
+
+from ddoc import audit
+from ddoc.ids import new_id
+from ddoc.runbook import ParsedRunbook
+from ddoc.tables import Runbook, RunbookVersion
+
+
+class RunbookNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class SavedRunbook:
+    runbook: Runbook
+    version: RunbookVersion
+    outcome: str  # created | new_version | unchanged
+
+
+def save(
+    session: Session,
+    *,
+    tenant_id: str,
+    content: str,
+    fmt: str,
+    parsed: ParsedRunbook,
+    source_path: str | None,
+    actor: str,
+    runbook_id: str | None = None,
+) -> SavedRunbook:
+    """Store a runbook: a new one, the next version of an existing one (by id, or by its source
+    path within the tenant), or nothing at all when the content is unchanged."""
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    existing: Runbook | None = None
+    if runbook_id is not None:
+        existing = get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    elif source_path is not None:
+        existing = session.exec(
+            select(Runbook)
+            .where(Runbook.tenant_id == tenant_id, Runbook.source_path == source_path)
+            .with_for_update()
+        ).first()
+
+    if existing is not None:
+        current = version(session, tenant_id=tenant_id, runbook_id=existing.id)
+        if current.content_sha256 == digest and current.format == fmt:
+            if existing.archived_at is not None:
+                existing.archived_at = None  # back at the source: bring it back
+                session.add(existing)
+            return SavedRunbook(existing, current, "unchanged")
+        runbook = existing
+        runbook.current_version += 1
+        outcome = "new_version"
+    else:
+        runbook = Runbook(
+            id=new_id("rb"),
+            tenant_id=tenant_id,
+            title=parsed.title,
+            source_path=source_path,
+            current_version=1,
+        )
+        outcome = "created"
+
+    now = datetime.now(UTC)
+    runbook.title = parsed.title
+    runbook.alert_names = sorted(set(parsed.triggers.alerts))
+    runbook.services = sorted(set(parsed.triggers.services))
+    runbook.updated_at = now
+    runbook.archived_at = None
+    session.add(runbook)
+    session.flush()
+    row = RunbookVersion(
+        id=new_id("rbv"),
+        tenant_id=tenant_id,
+        runbook_id=runbook.id,
+        version=runbook.current_version,
+        format=fmt,
+        content=content,
+        content_sha256=digest,
+        parsed=parsed.to_dict(),
+        created_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action=f"runbook.{outcome}",
+        subject=runbook.id,
+        data={"version": row.version, "content_sha256": digest, "source_path": source_path},
+    )
+    return SavedRunbook(runbook, row, outcome)
+
+
+def get(session: Session, *, tenant_id: str, runbook_id: str) -> Runbook:
+    runbook = session.exec(
+        select(Runbook).where(Runbook.id == runbook_id, Runbook.tenant_id == tenant_id)
+    ).first()
+    if runbook is None:
+        raise RunbookNotFound(f"runbook {runbook_id} not found")
+    return runbook
+
+
+def version(
+    session: Session, *, tenant_id: str, runbook_id: str, number: int | None = None
+) -> RunbookVersion:
+    query = select(RunbookVersion).where(
+        RunbookVersion.tenant_id == tenant_id, RunbookVersion.runbook_id == runbook_id
+    )
+    if number is not None:
+        query = query.where(RunbookVersion.version == number)
+    row = session.exec(query.order_by(col(RunbookVersion.version).desc())).first()
+    if row is None:
+        suffix = f" version {number}" if number is not None else ""
+        raise RunbookNotFound(f"runbook {runbook_id}{suffix} not found")
+    return row
+
+
+def list_runbooks(
+    session: Session, *, tenant_id: str, include_archived: bool = False
+) -> list[Runbook]:
+    query = select(Runbook).where(Runbook.tenant_id == tenant_id)
+    if not include_archived:
+        query = query.where(col(Runbook.archived_at).is_(None))
+    return list(session.exec(query.order_by(col(Runbook.title))))
+
+
+def by_alert_name(session: Session, *, tenant_id: str, alert_name: str) -> list[Runbook]:
+    return list(
+        session.exec(
+            select(Runbook).where(
+                Runbook.tenant_id == tenant_id,
+                col(Runbook.archived_at).is_(None),
+                col(Runbook.alert_names).contains([alert_name]),
+            )
+        )
+    )

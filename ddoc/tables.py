@@ -1,0 +1,172 @@
+"""SQLModel mappings of the tables that `ddoc/migrations/*.sql` creates.
+
+The SQL files own the schema; these classes only map it (a test checks the two agree).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, Column, DateTime, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _ts(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+def _now() -> Any:
+    return Field(
+        default_factory=lambda: datetime.now(UTC),
+        sa_column=Column(DateTime(timezone=True), nullable=False),
+    )
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSONB, nullable=False))
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+    id: str = Field(primary_key=True)
+    name: str
+    webhook_token_hash: str | None = None
+    created_at: datetime = _now()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    name: str
+    key_hash: str
+    key_prefix: str
+    roles: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    created_at: datetime = _now()
+    revoked_at: datetime | None = _ts()
+
+
+class Runbook(SQLModel, table=True):
+    __tablename__ = "runbooks"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    title: str
+    source_path: str | None = None
+    current_version: int
+    alert_names: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False)
+    )
+    services: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
+    trust_level: str = "copilot"
+    archived_at: datetime | None = _ts()
+    created_at: datetime = _now()
+    updated_at: datetime = _now()
+
+
+class RunbookVersion(SQLModel, table=True):
+    __tablename__ = "runbook_versions"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    version: int
+    format: str
+    content: str
+    content_sha256: str
+    parsed: dict[str, Any] = _json(dict)
+    created_by: str | None = None
+    created_at: datetime = _now()
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incidents"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    dedup_key: str
+    source: str
+    status: str
+    title: str
+    service: str | None = None
+    severity: str | None = None
+    environment: str | None = None
+    labels: dict[str, Any] = _json(dict)
+    annotations: dict[str, Any] = _json(dict)
+    alert_count: int = 1
+    match_status: str
+    match: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    runbook_id: str | None = None
+    runbook_version: int | None = None
+    execution_id: str | None = None
+    opened_at: datetime = _now()
+    last_seen_at: datetime = _now()
+    resolved_at: datetime | None = _ts()
+
+
+class Alert(SQLModel, table=True):
+    __tablename__ = "alerts"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    incident_id: str | None = None
+    source: str
+    dedup_key: str
+    status: str
+    title: str
+    description: str | None = None
+    service: str | None = None
+    severity: str | None = None
+    environment: str | None = None
+    labels: dict[str, Any] = _json(dict)
+    annotations: dict[str, Any] = _json(dict)
+    links: list[Any] = _json(list)
+    raw: dict[str, Any] = _json(dict)
+    starts_at: datetime | None = _ts()
+    received_at: datetime = _now()
+
+
+class Execution(SQLModel, table=True):
+    __tablename__ = "executions"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    incident_id: str | None = None
+    runbook_id: str
+    runbook_version: int
+    mode: str
+    status: str
+    environment: str
+    started_by: str | None = None
+    workflow_started: bool = False
+    created_at: datetime = _now()
+    finished_at: datetime | None = _ts()
+
+
+class ExecutionStep(SQLModel, table=True):
+    __tablename__ = "execution_steps"
+    execution_id: str = Field(primary_key=True)
+    step_id: str = Field(primary_key=True)
+    tenant_id: str
+    position: int
+    kind: str
+    text: str
+    command: str | None = None
+    risk: str | None = None
+    status: str
+    exit_code: int | None = None
+    output: str | None = None
+    output_truncated: bool = False
+    detail: str | None = None
+    started_at: datetime | None = _ts()
+    finished_at: datetime | None = _ts()
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+    tenant_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    at: datetime = _now()
+    actor: str
+    action: str
+    subject: str
+    data: dict[str, Any] = _json(dict)
+    prev_hash: str
+    hash: str

@@ -1,0 +1,140 @@
+"""Tenants, API keys and webhook tokens: creation, bootstrap and authentication."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from ddoc import audit
+from ddoc.ids import new_id, new_token, token_hash
+from ddoc.tables import ApiKey, Tenant
+
+API_KEY_PREFIX = "ddoc"
+WEBHOOK_TOKEN_PREFIX = "ddwh"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    RESPONDER = "responder"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: resolved once per request from the API key, passed on explicitly."""
+
+    tenant_id: str
+    key_id: str
+    name: str
+    roles: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"api_key:{self.key_id}"
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    tenant_id: str
+    api_key: str | None  # plaintext, only when created by this call
+    webhook_token: str | None
+
+
+def ensure_tenant(session: Session, *, tenant_id: str, name: str | None = None) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        tenant = Tenant(id=tenant_id, name=name or tenant_id)
+        session.add(tenant)
+        session.flush()
+    return tenant
+
+
+def create_api_key(
+    session: Session,
+    *,
+    tenant_id: str,
+    name: str,
+    roles: list[str],
+    key: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Returns the stored row and the plaintext key (shown once, never stored)."""
+    plaintext = key or new_token(API_KEY_PREFIX)
+    row = ApiKey(
+        id=new_id("key"),
+        tenant_id=tenant_id,
+        name=name,
+        key_hash=token_hash(plaintext),
+        key_prefix=plaintext[:9],
+        roles=sorted(set(roles)),
+    )
+    session.add(row)
+    session.flush()
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor="system",
+        action="api_key.created",
+        subject=row.id,
+        data={"name": name, "roles": row.roles},
+    )
+    return row, plaintext
+
+
+def set_webhook_token(session: Session, *, tenant_id: str, token: str | None = None) -> str:
+    plaintext = token or new_token(WEBHOOK_TOKEN_PREFIX)
+    tenant = ensure_tenant(session, tenant_id=tenant_id)
+    tenant.webhook_token_hash = token_hash(plaintext)
+    session.add(tenant)
+    session.flush()
+    return plaintext
+
+
+def bootstrap(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    api_key: str | None = None,
+    webhook_token: str | None = None,
+) -> BootstrapResult:
+    """First start: create the tenant, an admin key and a webhook token. Later starts: no-op
+    (given values are honoured on first start only, so a restart never rotates credentials)."""
+    with Session(engine) as session:
+        ensure_tenant(session, tenant_id=tenant_id)
+        has_key = session.exec(select(ApiKey.id).where(ApiKey.tenant_id == tenant_id)).first()
+        created_key = None
+        if has_key is None:
+            _, created_key = create_api_key(
+                session,
+                tenant_id=tenant_id,
+                name="bootstrap admin",
+                roles=[Role.ADMIN],
+                key=api_key,
+            )
+        tenant = session.get(Tenant, tenant_id)
+        assert tenant is not None
+        created_token = None
+        if tenant.webhook_token_hash is None:
+            created_token = set_webhook_token(session, tenant_id=tenant_id, token=webhook_token)
+        session.commit()
+    return BootstrapResult(tenant_id=tenant_id, api_key=created_key, webhook_token=created_token)
+
+
+def authenticate_api_key(session: Session, key: str) -> Principal | None:
+    row = session.exec(
+        select(ApiKey).where(ApiKey.key_hash == token_hash(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).first()
+    if row is None:
+        return None
+    return Principal(
+        tenant_id=row.tenant_id, key_id=row.id, name=row.name, roles=frozenset(row.roles)
+    )
+
+
+def tenant_for_webhook_token(session: Session, token: str) -> str | None:
+    return session.exec(
+        select(Tenant.id).where(Tenant.webhook_token_hash == token_hash(token))
+    ).first()

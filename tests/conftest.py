@@ -1,0 +1,198 @@
+"""Shared fixtures on the real components.
+
+Once per session: an embedded PostgreSQL (pgvector) with a migrated template database, the
+Temporal dev server and the time-skipping test server, all from their pip packages.
+Per test: its own database (cloned from the template), its own tenant, and its own task queues,
+so tests never see each other's rows or workflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from agent_worker.main import build_agent
+from ddoc import db, tenancy
+from ddoc import temporal as temporal_conn
+from ddoc.embedded import EmbeddedPostgres, bin_path
+from ddoc.settings import Settings, TemporalSettings
+from worker.main import build_worker
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+TEMPLATE_DB = "ddoc_template"
+T = TypeVar("T")
+
+# Durability is not under test: these make the embedded server much faster on CI disks.
+_FAST_PG = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), extra_settings=_FAST_PG)
+    server.start()
+    server.ensure_database(TEMPLATE_DB)
+    engine = db.make_engine(server.url(TEMPLATE_DB), pool_size=1)
+    db.migrate(engine)
+    engine.dispose()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    postgres.ensure_database(name, template=TEMPLATE_DB)
+    yield postgres.url(name)
+    with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = db.make_engine(database_url, pool_size=5)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=bin_path("temporal"),
+        search_attributes=temporal_conn.SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=bin_path("temporal-test-server")
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(database_url: str, temporal_env: WorkflowEnvironment, tenant_id: str) -> Settings:
+    config = temporal_env.client.service_client.config
+    return Settings(
+        database_url=database_url,
+        temporal=TemporalSettings(
+            address=config.target_host, namespace=temporal_env.client.namespace
+        ),
+        control_task_queue=f"ddoc.control.{uuid.uuid4().hex[:8]}",
+        tenant=tenant_id,
+        environment="test",
+        command_timeout_seconds=30,
+        agent_offline_timeout_seconds=20,
+    )
+
+
+@dataclass
+class Credentials:
+    api_key: str
+    webhook_token: str
+
+
+@pytest.fixture
+def credentials(engine: Engine, tenant_id: str) -> Credentials:
+    api_key, token = f"ddoc_test_{uuid.uuid4().hex}", f"ddwh_test_{uuid.uuid4().hex}"
+    result = tenancy.bootstrap(engine, tenant_id=tenant_id, api_key=api_key, webhook_token=token)
+    assert result.api_key == api_key and result.webhook_token == token
+    return Credentials(api_key=api_key, webhook_token=token)
+
+
+@dataclass
+class Stack:
+    """The API over real HTTP, the control-plane worker and an agent, all in this process."""
+
+    base_url: str
+    http: httpx.AsyncClient
+    client: Client
+    settings: Settings
+    credentials: Credentials
+
+    def api_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials.api_key}"}
+
+    def webhook_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials.webhook_token}"}
+
+
+@pytest.fixture
+async def stack(
+    settings: Settings,
+    engine: Engine,
+    credentials: Credentials,
+    temporal_env: WorkflowEnvironment,
+) -> AsyncIterator[Stack]:
+    from api.app import create_app
+
+    port = free_port()
+    app = create_app(settings.replace(api_port=port))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    server_task = asyncio.create_task(server.serve())
+    client = temporal_env.client
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        control = build_worker(
+            client, engine, task_queue=settings.control_task_queue, executor=executor
+        )
+        agent = build_agent(client, tenant_id=settings.tenant, environment=settings.environment)
+        async with control, agent:
+            while not server.started:
+                if server_task.done():
+                    server_task.result()
+                await asyncio.sleep(0.02)
+            base_url = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+                yield Stack(base_url, http, client, settings, credentials)
+            server.should_exit = True
+            await server_task
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], *, within: float = 20.0) -> T:
+    """Await `probe()` until it returns a truthy value; fail with its last value otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    last = None
+    while loop.time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {within}s; last value: {last!r}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

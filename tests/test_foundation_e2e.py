@@ -1,0 +1,167 @@
+"""The foundation path on the real stack: runbook → Alertmanager webhook → execution workflow →
+commands on the agent → results in Postgres and in Temporal's visibility."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from tests.alert_payloads import alertmanager_v4, am_alert
+from tests.conftest import Stack, eventually
+
+FIXTURES = Path(__file__).parent / "fixtures" / "foundation"
+
+
+async def add_runbook(stack: Stack, name: str = "crashloop.md") -> dict[str, Any]:
+    response = await stack.http.post(
+        "/runbooks",
+        json={"content": (FIXTURES / name).read_text(), "source_path": f"k8s/{name}"},
+        headers=stack.api_headers(),
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def execution_when_done(stack: Stack, execution_id: str) -> dict[str, Any]:
+    async def finished() -> dict[str, Any] | None:
+        response = await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body if body["status"] not in ("running", "awaiting_human") else None
+
+    result: dict[str, Any] = await eventually(finished, within=30)
+    return result
+
+
+async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> None:
+    runbook = await add_runbook(stack)
+    assert runbook["version"] == 1
+    assert runbook["title"] == "Checkout pod crash-looping"
+    assert runbook["source_path"] == "k8s/crashloop.md"
+
+    body = alertmanager_v4(
+        am_alert(
+            "KubePodCrashLooping",
+            fingerprint="a1b2c3d4e5f60718",
+            namespace="shop",
+            pod="checkout-7d9f-x2v",
+            severity="critical",
+            service="checkout",
+        )
+    )
+    first = await stack.http.post(
+        "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
+    )
+    assert first.status_code == 202, first.text
+    [outcome] = first.json()["alerts"]
+    assert outcome["status"] == "started"
+    assert outcome["dedup_key"] == "a1b2c3d4e5f60718"
+    execution_id = outcome["execution_id"]
+
+    # Alertmanager re-sends a firing group on every group_interval: still one execution.
+    again = await stack.http.post(
+        "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
+    )
+    assert again.status_code == 202
+    [repeat] = again.json()["alerts"]
+    assert repeat == {**outcome, "status": "duplicate"}
+
+    execution = await execution_when_done(stack, execution_id)
+    assert execution["status"] == "succeeded"
+    assert execution["runbook_id"] == runbook["id"]
+    assert execution["mode"] == "copilot"
+    steps = {step["id"]: step for step in execution["steps"]}
+    say, disk, restart = (steps[s] for s in ("s1", "s2", "s3"))
+    assert say["risk"] == "green" and say["status"] == "succeeded" and say["exit_code"] == 0
+    assert say["output"] == "pod=checkout-7d9f-x2v namespace=shop\n"
+    assert disk["status"] == "succeeded" and disk["exit_code"] == 0
+    assert disk["output"].startswith("Filesystem")
+    assert restart["risk"] == "yellow" and restart["status"] == "skipped"
+    assert restart["exit_code"] is None
+
+    with engine.connect() as conn:
+        counts = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM executions) AS executions,"
+                " (SELECT count(*) FROM incidents) AS incidents,"
+                " (SELECT alert_count FROM incidents) AS repeats,"
+                " (SELECT count(*) FROM alerts) AS alerts"
+            )
+        ).one()
+    assert tuple(counts) == (1, 1, 2, 2)
+
+    query = (
+        f'TenantId = "{stack.settings.tenant}" AND RunbookId = "{runbook["id"]}"'
+        ' AND ExecutionStatus = "succeeded" AND Service = "checkout" AND Severity = "critical"'
+    )
+
+    async def found() -> list[str]:
+        return [wf.id async for wf in stack.client.list_workflows(query)]
+
+    assert await eventually(found) == [execution_id]
+
+
+async def test_concurrent_deliveries_of_one_alert_start_one_execution(stack: Stack) -> None:
+    await add_runbook(stack)
+    body = alertmanager_v4(
+        am_alert("KubePodCrashLooping", fingerprint="feedfacecafebeef", namespace="shop", pod="p")
+    )
+    responses = await asyncio.gather(
+        *(
+            stack.http.post("/webhooks/alertmanager", json=body, headers=stack.webhook_headers())
+            for _ in range(12)
+        )
+    )
+    assert [r.status_code for r in responses] == [202] * 12
+    outcomes = [r.json()["alerts"][0] for r in responses]
+    assert sorted(o["status"] for o in outcomes) == ["duplicate"] * 11 + ["started"]
+    assert len({o["execution_id"] for o in outcomes}) == 1
+    assert len({o["incident_id"] for o in outcomes}) == 1
+
+    async def count() -> int:
+        result = await stack.client.count_workflows(f'TenantId = "{stack.settings.tenant}"')
+        return result.count
+
+    assert await eventually(count) == 1
+
+
+async def test_unmatched_and_resolved_alerts(stack: Stack) -> None:
+    await add_runbook(stack)
+    unknown = alertmanager_v4(am_alert("SomethingNobodyWroteAbout", fingerprint="0000000000000001"))
+    response = await stack.http.post(
+        "/webhooks/alertmanager", json=unknown, headers=stack.webhook_headers()
+    )
+    [outcome] = response.json()["alerts"]
+    assert outcome["status"] == "unmatched"
+    assert outcome["execution_id"] is None
+
+    resolved = alertmanager_v4(
+        am_alert("SomethingNobodyWroteAbout", fingerprint="0000000000000001", status="resolved"),
+        status="resolved",
+    )
+    response = await stack.http.post(
+        "/webhooks/alertmanager", json=resolved, headers=stack.webhook_headers()
+    )
+    [closed] = response.json()["alerts"]
+    assert closed == {**outcome, "status": "resolved"}
+
+
+async def test_hostile_label_value_stays_literal(stack: Stack, tmp_path: Path) -> None:
+    await add_runbook(stack)
+    sentinel = tmp_path / "pwned"
+    hostile = f'x"; touch {sentinel}; echo "$(touch {sentinel})'
+    body = alertmanager_v4(
+        am_alert(
+            "KubePodCrashLooping", fingerprint="badc0ffee0ddf00d", namespace="shop", pod=hostile
+        )
+    )
+    response = await stack.http.post(
+        "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
+    )
+    execution = await execution_when_done(stack, response.json()["alerts"][0]["execution_id"])
+    first = execution["steps"][0]
+    assert first["output"] == f"pod={hostile} namespace=shop\n"
+    assert not sentinel.exists()

@@ -1,0 +1,59 @@
+"""Build and run the control-plane worker (`ddoc worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.store import ExecutionStore
+from ddoc import db
+from ddoc import temporal as temporal_conn
+from ddoc.settings import Settings
+from workflows.execution import RunbookExecutionWorkflow
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS = [RunbookExecutionWorkflow]
+# Synchronous database activities run in this many threads; the engine's pool matches it.
+ACTIVITY_THREADS = 20
+
+
+def build_worker(
+    client: Client, engine: Engine, *, task_queue: str, executor: ThreadPoolExecutor
+) -> Worker:
+    store = ExecutionStore(engine)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[store.record_step, store.record_execution_status],
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    engine = db.make_engine(settings.require_database_url(), pool_size=ACTIVITY_THREADS)
+    db.migrate(engine)
+    client = await temporal_conn.connect_with_retry(
+        settings.temporal, identity=f"ddoc-worker@{socket.gethostname()}"
+    )
+    added = await temporal_conn.ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes: %s", ", ".join(added))
+    try:
+        with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+            worker = build_worker(
+                client, engine, task_queue=settings.control_task_queue, executor=executor
+            )
+            async with worker:
+                log.info("control-plane worker polling %s", settings.control_task_queue)
+                await stop.wait()
+    finally:
+        engine.dispose()

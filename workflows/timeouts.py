@@ -1,0 +1,29 @@
+"""Timeouts and retry policies of the workflows' activities, named in one place."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# Writes to our own database: retried without limit (a database blip must not fail an incident's
+# execution), with a ceiling on the backoff so the trail catches up soon after recovery.
+RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,
+)
+
+# Commands on agents. Read-only (green) steps may be retried when a worker is lost; nothing
+# else is ever retried automatically (at-most-once for state changes).
+COMMAND_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+COMMAND_START_TO_CLOSE_MARGIN = timedelta(seconds=30)
+GREEN_COMMAND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=["PolicyDenied"],
+)
+STATE_CHANGE_COMMAND_RETRY = RetryPolicy(maximum_attempts=1)
