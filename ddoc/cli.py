@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ddoc: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=settings.log_level,
+        # `ddoc up` talks to its user through progress lines; its children log to files.
+        level="WARNING" if args.command == "up" else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

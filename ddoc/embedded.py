@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
@@ -102,7 +103,10 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={PG_PORT}"
 
     def start(self, *, timeout: float = 30) -> None:
-        import pgserver  # server extra only
+        with warnings.catch_warnings():
+            # platformdirs warns that XDG_RUNTIME_DIR is unset; pgserver falls back correctly.
+            warnings.simplefilter("ignore")
+            import pgserver  # server extra only
 
         bin_dir = Path(pgserver.__file__).parent / "pginstall" / "bin"
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,8 @@ class Settings:
             ),
             api_host=reader.text("DDOC_API_HOST") or defaults.api_host,
             api_port=reader.port("DDOC_API_PORT", defaults.api_port),
-            control_task_queue=reader.text("DDOC_CONTROL_TASK_QUEUE") or defaults.control_task_queue,
+            control_task_queue=reader.text("DDOC_CONTROL_TASK_QUEUE")
+            or defaults.control_task_queue,
             tenant=reader.text("DDOC_TENANT") or defaults.tenant,
             environment=reader.text("DDOC_ENVIRONMENT") or defaults.environment,
             bootstrap_api_key=reader.text("DDOC_BOOTSTRAP_API_KEY"),

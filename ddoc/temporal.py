@@ -28,7 +28,9 @@ RUNBOOK_ID = SearchAttributeKey.for_keyword("RunbookId")
 SERVICE = SearchAttributeKey.for_keyword("Service")
 SEVERITY = SearchAttributeKey.for_keyword("Severity")
 MODE = SearchAttributeKey.for_keyword("Mode")
-EXECUTION_STATUS = SearchAttributeKey.for_keyword("ExecutionStatus")
+# Temporal reserves `ExecutionStatus` for its own (Running, Completed, …), which stays
+# queryable; ours carries dd0c/run's statuses (awaiting_human, stalled, rolled_back, …).
+EXECUTION_STATUS = SearchAttributeKey.for_keyword("DdocExecutionStatus")
 CURRENT_STEP = SearchAttributeKey.for_keyword("CurrentStep")
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (

@@ -14,6 +14,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -31,7 +32,7 @@ from ddoc import db, tenancy
 from ddoc import temporal as temporal_conn
 from ddoc.embedded import EmbeddedPostgres, bin_path
 from ddoc.settings import Settings, TemporalSettings
-from worker.main import build_worker
+from worker.main import ACTIVITY_THREADS, build_worker
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -148,6 +149,34 @@ class Stack:
         return {"Authorization": f"Bearer {self.credentials.webhook_token}"}
 
 
+@asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """The real API over HTTP on a free port (uvicorn in this event loop); yields its base URL."""
+    from api.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings.replace(api_port=port)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise AssertionError("the API stopped while starting")
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 @pytest.fixture
 async def stack(
     settings: Settings,
@@ -155,30 +184,19 @@ async def stack(
     credentials: Credentials,
     temporal_env: WorkflowEnvironment,
 ) -> AsyncIterator[Stack]:
-    from api.app import create_app
-
-    port = free_port()
-    app = create_app(settings.replace(api_port=port))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    server_task = asyncio.create_task(server.serve())
     client = temporal_env.client
-    with ThreadPoolExecutor(max_workers=8) as executor:
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         control = build_worker(
             client, engine, task_queue=settings.control_task_queue, executor=executor
         )
         agent = build_agent(client, tenant_id=settings.tenant, environment=settings.environment)
-        async with control, agent:
-            while not server.started:
-                if server_task.done():
-                    server_task.result()
-                await asyncio.sleep(0.02)
-            base_url = f"http://127.0.0.1:{port}"
-            async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-                yield Stack(base_url, http, client, settings, credentials)
-            server.should_exit = True
-            await server_task
+        async with (
+            control,
+            agent,
+            serve_api(settings) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        ):
+            yield Stack(base_url, http, client, settings, credentials)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], *, within: float = 20.0) -> T:

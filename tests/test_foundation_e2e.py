@@ -95,7 +95,8 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
 
     query = (
         f'TenantId = "{stack.settings.tenant}" AND RunbookId = "{runbook["id"]}"'
-        ' AND ExecutionStatus = "succeeded" AND Service = "checkout" AND Severity = "critical"'
+        ' AND DdocExecutionStatus = "succeeded" AND ExecutionStatus = "Completed"'
+        ' AND Service = "checkout" AND Severity = "critical"'
     )
 
     async def found() -> list[str]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from api.deps import PrincipalDep, SessionDep
 from ddoc import runbooks
@@ -41,6 +42,61 @@ class RunbookOut(BaseModel):
     parsed: dict[str, Any] | None = None
 
 
+# A runbook can also be posted as the raw document (`curl --data-binary @runbook.md`).
+_RAW_TYPES: dict[str, RunbookFormat] = {
+    "text/markdown": "markdown",
+    "text/x-markdown": "markdown",
+    "text/plain": "text",
+    "text/html": "html",
+}
+
+
+async def runbook_body(
+    request: Request,
+    source_path: Annotated[
+        str | None,
+        Query(max_length=1024, description="With a raw text body: the source path."),
+    ] = None,
+    fmt: Annotated[
+        RunbookFormat | None,
+        Query(alias="format", description="With a raw text body: overrides its type."),
+    ] = None,
+) -> RunbookIn:
+    content_type = request.headers.get("content-type", "application/json")
+    media_type = content_type.split(";")[0].strip().lower()
+    raw = await request.body()
+    if media_type in _RAW_TYPES:
+        try:
+            content = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(422, "the runbook is not valid UTF-8 text") from None
+        return RunbookIn(
+            content=content, format=fmt or _RAW_TYPES[media_type], source_path=source_path
+        )
+    if media_type != "application/json":
+        raise HTTPException(
+            415,
+            f"unsupported content type {media_type!r}: send application/json, "
+            "text/markdown, text/plain or text/html",
+        )
+    try:
+        return RunbookIn.model_validate_json(raw)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors(include_url=False)) from None
+
+
+_RAW_BODY_SCHEMA = {"type": "string"}
+_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": RunbookIn.model_json_schema()},
+            **{media: {"schema": _RAW_BODY_SCHEMA} for media in _RAW_TYPES},
+        },
+    }
+}
+
+
 def _out(
     runbook: Runbook, version: RunbookVersion | None, outcome: str | None = None
 ) -> RunbookOut:
@@ -64,9 +120,13 @@ def _out(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add a runbook (or the next version of the one at the same source path)",
+    openapi_extra=_BODY_DOC,
 )
 def create_runbook(
-    body: RunbookIn, principal: PrincipalDep, session: SessionDep, response: Response
+    body: Annotated[RunbookIn, Depends(runbook_body)],
+    principal: PrincipalDep,
+    session: SessionDep,
+    response: Response,
 ) -> RunbookOut:
     parsed = parse_runbook(body.content, body.format, source_path=body.source_path)
     saved = runbooks.save(

@@ -1,0 +1,29 @@
+"""The agent stays a light install: its import closure and its declared dependencies."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+
+from tests.conftest import REPO
+
+HEAVY = ["torch", "sentence_transformers", "sqlalchemy", "sqlmodel", "psycopg", "fastapi",
+         "uvicorn", "pgserver", "anthropic", "slack_sdk", "pydantic", "httpx"]  # fmt: skip
+
+
+def test_agent_imports_nothing_heavy() -> None:
+    blocker = "; ".join(f"sys.modules[{name!r}] = None" for name in HEAVY)
+    script = (
+        f"import sys; {blocker}; "
+        "import agent_worker.main, activities.commands, ddoc.cli; "
+        "ddoc.cli.build_parser().parse_args(['agent', '--tenant', 't', '--environment', 'e'])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_base_dependencies_are_only_what_the_agent_needs() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = sorted(dep.split("==")[0].split(">=")[0] for dep in project["dependencies"])
+    assert names == ["pyyaml", "temporalio"]
