@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_cmd_migrate)
+
+    from ddoc import cli_runbooks
+
+    cli_runbooks.add_parser(sub)
     return parser
 
 

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ddoc import audit
@@ -99,6 +101,63 @@ def save(
         data={"version": row.version, "content_sha256": digest, "source_path": source_path},
     )
     return SavedRunbook(runbook, row, outcome)
+
+
+def store(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    content: str,
+    fmt: str,
+    parsed: ParsedRunbook,
+    source_path: str | None,
+    actor: str,
+    runbook_id: str | None = None,
+) -> SavedRunbook:
+    """`save` in its own transaction. Two first imports of one source path can race to insert;
+    the loser retries once and then finds the winner's runbook."""
+    for attempt in (1, 2):
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                saved = save(
+                    session,
+                    tenant_id=tenant_id,
+                    content=content,
+                    fmt=fmt,
+                    parsed=parsed,
+                    source_path=source_path,
+                    actor=actor,
+                    runbook_id=runbook_id,
+                )
+                session.commit()
+                return saved
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                session.rollback()
+    raise AssertionError("unreachable")
+
+
+def archive(session: Session, *, tenant_id: str, runbook_id: str, actor: str) -> Runbook:
+    runbook = get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    if runbook.archived_at is None:
+        runbook.archived_at = datetime.now(UTC)
+        session.add(runbook)
+        audit.append(
+            session, tenant_id=tenant_id, actor=actor, action="runbook.archived", subject=runbook_id
+        )
+    return runbook
+
+
+def versions(session: Session, *, tenant_id: str, runbook_id: str) -> list[RunbookVersion]:
+    get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    return list(
+        session.exec(
+            select(RunbookVersion)
+            .where(RunbookVersion.tenant_id == tenant_id, RunbookVersion.runbook_id == runbook_id)
+            .order_by(col(RunbookVersion.version))
+        )
+    )
 
 
 def get(session: Session, *, tenant_id: str, runbook_id: str) -> Runbook:

@@ -7,10 +7,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import AppState, PrincipalDep, SessionDep, StateDep
 from ddoc import runbooks
+from ddoc.ingest import SourceDocument
+from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.parsing import parse_runbook
+from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
+from ddoc.tenancy import Principal
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
@@ -116,6 +120,36 @@ def _out(
     )
 
 
+def _parse(body: RunbookIn) -> ParsedRunbook:
+    return parse_runbook(body.content, body.format, source_path=body.source_path)
+
+
+def _store(
+    state: AppState, principal: Principal, body: RunbookIn, runbook_id: str | None = None
+) -> runbooks.SavedRunbook:
+    return runbooks.store(
+        state.engine,
+        tenant_id=principal.tenant_id,
+        content=body.content,
+        fmt=body.format,
+        parsed=_parse(body),
+        source_path=body.source_path,
+        actor=principal.actor,
+        runbook_id=runbook_id,
+    )
+
+
+@router.post(
+    "/parse",
+    summary="Parse a runbook and show the structure and quality report; stores nothing",
+    openapi_extra=_BODY_DOC,
+)
+def parse_preview(
+    body: Annotated[RunbookIn, Depends(runbook_body)], principal: PrincipalDep
+) -> dict[str, Any]:
+    return _parse(body).to_dict()
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -125,24 +159,85 @@ def _out(
 def create_runbook(
     body: Annotated[RunbookIn, Depends(runbook_body)],
     principal: PrincipalDep,
-    session: SessionDep,
+    state: StateDep,
     response: Response,
 ) -> RunbookOut:
-    parsed = parse_runbook(body.content, body.format, source_path=body.source_path)
-    saved = runbooks.save(
-        session,
-        tenant_id=principal.tenant_id,
-        content=body.content,
-        fmt=body.format,
-        parsed=parsed,
-        source_path=body.source_path,
-        actor=principal.actor,
-    )
-    session.commit()
+    saved = _store(state, principal, body)
     if saved.outcome == "unchanged":
         response.status_code = status.HTTP_200_OK
-    session.refresh(saved.runbook)
     return _out(saved.runbook, saved.version, saved.outcome)
+
+
+@router.put(
+    "/{runbook_id}",
+    summary="Store the next version of a runbook (unchanged content makes none)",
+    openapi_extra=_BODY_DOC,
+)
+def update_runbook(
+    runbook_id: str,
+    body: Annotated[RunbookIn, Depends(runbook_body)],
+    principal: PrincipalDep,
+    state: StateDep,
+) -> RunbookOut:
+    saved = _store(state, principal, body, runbook_id=runbook_id)
+    return _out(saved.runbook, saved.version, saved.outcome)
+
+
+class ImportIn(BaseModel):
+    documents: list[RunbookIn] = Field(max_length=500)
+
+
+class ImportResultOut(BaseModel):
+    source_path: str | None
+    outcome: str
+    runbook_id: str | None
+    version: int | None
+    steps: int | None
+    error: str | None
+
+
+@router.post(
+    "/import",
+    summary="Store a batch of documents, each in its own transaction; failures are reported",
+)
+def import_runbooks(
+    body: ImportIn, principal: PrincipalDep, state: StateDep
+) -> list[ImportResultOut]:
+    missing = [i for i, d in enumerate(body.documents) if not d.source_path]
+    if missing:
+        raise HTTPException(422, f"documents {missing} have no source_path; import needs one each")
+    report = import_documents(
+        state.engine,
+        tenant_id=principal.tenant_id,
+        documents=[
+            SourceDocument(source_path=d.source_path or "", content=d.content, format=d.format)
+            for d in body.documents
+        ],
+        actor=principal.actor,
+    )
+    return [ImportResultOut(**r.__dict__) for r in report.results]
+
+
+class ArchiveMissingIn(BaseModel):
+    prefix: str = Field(description="Only runbooks whose source path starts with this.")
+    present: list[str] = Field(description="Source paths the source still has.")
+
+
+@router.post(
+    "/archive-missing",
+    summary="Archive the runbooks under a source prefix that the source no longer has",
+)
+def archive_missing_runbooks(
+    body: ArchiveMissingIn, principal: PrincipalDep, state: StateDep
+) -> dict[str, list[str]]:
+    archived = archive_missing(
+        state.engine,
+        tenant_id=principal.tenant_id,
+        prefix=body.prefix,
+        present=body.present,
+        actor=principal.actor,
+    )
+    return {"archived": archived}
 
 
 @router.get("", summary="List runbooks")
@@ -162,10 +257,46 @@ def get_runbook(
     runbook_id: str,
     principal: PrincipalDep,
     session: SessionDep,
-    version: int | None = Query(default=None, ge=1),
+    version: Annotated[int | None, Query(ge=1)] = None,
 ) -> RunbookOut:
     runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     row = runbooks.version(
         session, tenant_id=principal.tenant_id, runbook_id=runbook_id, number=version
     )
     return _out(runbook, row)
+
+
+class VersionOut(BaseModel):
+    version: int
+    format: str
+    content_sha256: str
+    created_by: str | None
+    created_at: datetime
+    steps: int
+
+
+@router.get("/{runbook_id}/versions", summary="Every stored version of a runbook, oldest first")
+def list_versions(
+    runbook_id: str, principal: PrincipalDep, session: SessionDep
+) -> list[VersionOut]:
+    return [
+        VersionOut(
+            version=v.version,
+            format=v.format,
+            content_sha256=v.content_sha256,
+            created_by=v.created_by,
+            created_at=v.created_at,
+            steps=len(v.parsed.get("steps", [])),
+        )
+        for v in runbooks.versions(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    ]
+
+
+@router.post("/{runbook_id}/archive", summary="Archive a runbook: it stops matching alerts")
+def archive_runbook(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> RunbookOut:
+    runbook = runbooks.archive(
+        session, tenant_id=principal.tenant_id, runbook_id=runbook_id, actor=principal.actor
+    )
+    session.commit()
+    session.refresh(runbook)
+    return _out(runbook, None)

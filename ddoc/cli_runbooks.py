@@ -1,0 +1,218 @@
+"""`ddoc runbook …`: add, preview, import, show and list runbooks through the API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ddoc.ingest import SourceDocument, SourceError
+
+if TYPE_CHECKING:
+    from ddoc.client import ApiClient
+
+_FORMATS = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+}
+# Keep each import request well under the API's 4 MiB body limit.
+_BATCH_BYTES = 2 * 1024 * 1024
+_BATCH_DOCUMENTS = 50
+
+
+def add_parser(sub: Any) -> None:
+    runbook = sub.add_parser("runbook", help="add, import, show and list runbooks")
+    runbook.set_defaults(func=lambda args, settings: run(args))
+    commands = runbook.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
+
+    add = commands.add_parser("add", help="add one runbook file (or its next version)")
+    add.add_argument("file", type=Path)
+    add.add_argument("--format", choices=["markdown", "text", "html"])
+    add.add_argument("--source-path", help="identity at the source (default: the file name)")
+    add.set_defaults(action=cmd_add)
+
+    parse = commands.add_parser("parse", help="show how a file parses; stores nothing")
+    parse.add_argument("file", type=Path)
+    parse.add_argument("--format", choices=["markdown", "text", "html"])
+    parse.add_argument("--json", action="store_true", help="print the structured runbook")
+    parse.set_defaults(action=cmd_parse)
+
+    imp = commands.add_parser("import", help="import files/folders, a git repo, Confluence, Notion")
+    imp.add_argument("paths", nargs="*", type=Path, help="files or folders (.md .txt .html)")
+    imp.add_argument(
+        "--archive-missing",
+        action="store_true",
+        help="archive runbooks of this source that it no longer has",
+    )
+    imp.set_defaults(action=cmd_import)
+
+    show = commands.add_parser("show", help="show a runbook's steps")
+    show.add_argument("runbook_id")
+    show.add_argument("--version", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(action=cmd_show)
+
+    lst = commands.add_parser("list", help="list runbooks")
+    lst.add_argument("--all", action="store_true", help="include archived runbooks")
+    lst.set_defaults(action=cmd_list)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ddoc.client import ApiClient, ApiError  # httpx: not on the agent's light install
+
+    try:
+        client = ApiClient.from_env()
+    except ApiError as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 2
+    try:
+        result: int = args.action(args, client)
+        return result
+    except (ApiError, SourceError) as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+
+
+def _read(path: Path, fmt: str | None) -> tuple[str, str]:
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SourceError(f"{path}: not UTF-8 text") from None
+    return content, fmt or _FORMATS.get(path.suffix.lower(), "markdown")
+
+
+def cmd_add(args: argparse.Namespace, client: ApiClient) -> int:
+    content, fmt = _read(args.file, args.format)
+    body = {"content": content, "format": fmt, "source_path": args.source_path or args.file.name}
+    runbook = client.request("POST", "/runbooks", json=body)
+    parsed = runbook.get("parsed") or {}
+    print(
+        f"{runbook['id']}  version {runbook['version']} ({runbook['outcome']})  "
+        f"{runbook['title']}  steps: {len(parsed.get('steps', []))}  "
+        f"quality: {parsed.get('quality', {}).get('score', '?')}/100"
+    )
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace, client: ApiClient) -> int:
+    content, fmt = _read(args.file, args.format)
+    parsed = client.request("POST", "/runbooks/parse", json={"content": content, "format": fmt})
+    if args.json:
+        print(json.dumps(parsed, indent=2))
+    else:
+        _print_structure(parsed)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, client: ApiClient) -> int:
+    params = {"version": args.version} if args.version else None
+    runbook = client.request("GET", f"/runbooks/{args.runbook_id}", params=params)
+    if args.json:
+        print(json.dumps(runbook, indent=2))
+        return 0
+    print(f"{runbook['id']}  version {runbook['version']}  trust: {runbook['trust_level']}")
+    _print_structure(runbook["parsed"])
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, client: ApiClient) -> int:
+    runbooks = client.request("GET", "/runbooks", params={"include_archived": args.all})
+    for rb in runbooks:
+        archived = "  (archived)" if rb["archived"] else ""
+        print(
+            f"{rb['id']}  v{rb['version']:<3} {rb['title']}  [{rb['source_path'] or '-'}]{archived}"
+        )
+    print(f"{len(runbooks)} runbook(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, client: ApiClient) -> int:
+    if not args.paths:
+        print("ddoc: nothing to import: name files or folders", file=sys.stderr)
+        return 2
+    from ddoc.ingest.files import iter_files
+
+    errors: list[SourceError] = []
+    documents = list(iter_files(args.paths, errors=errors))
+    for error in errors:
+        print(f"skipped: {error}", file=sys.stderr)
+    failed = import_batches(client, documents)
+    if args.archive_missing:
+        # Local files carry bare relative paths; connector sources have their own prefixes.
+        present = [d.source_path for d in documents]
+        archived = client.request(
+            "POST", "/runbooks/archive-missing", json={"prefix": "", "present": present}
+        )["archived"]
+        print(f"archived {len(archived)} runbook(s) no longer present", file=sys.stderr)
+    return 1 if failed or errors else 0
+
+
+def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> int:
+    """Post documents in bounded batches with a progress line each; returns how many failed."""
+    total, done, failed = len(documents), 0, 0
+    counts: dict[str, int] = {}
+    for batch in _batches(documents):
+        body = {
+            "documents": [
+                {"content": d.content, "format": d.format, "source_path": d.source_path}
+                for d in batch
+            ]
+        }
+        for result in client.request("POST", "/runbooks/import", json=body):
+            done += 1
+            counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
+            if result["outcome"] == "failed":
+                failed += 1
+                line = f"failed: {result['error']}"
+            else:
+                line = f"{result['outcome']} v{result['version']}, {result['steps']} steps"
+            print(f"[{done}/{total}] {result['source_path']}: {line}", file=sys.stderr)
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    print(f"imported {total} document(s): {summary or 'none'}", file=sys.stderr)
+    return failed
+
+
+def _batches(documents: Sequence[SourceDocument]) -> Iterator[list[SourceDocument]]:
+    batch: list[SourceDocument] = []
+    size = 0
+    for document in documents:
+        length = len(document.content.encode())
+        if batch and (size + length > _BATCH_BYTES or len(batch) >= _BATCH_DOCUMENTS):
+            yield batch
+            batch, size = [], 0
+        batch.append(document)
+        size += length
+    if batch:
+        yield batch
+
+
+def _print_structure(parsed: dict[str, Any]) -> None:
+    print(f"# {parsed['title']}")
+    for prerequisite in parsed.get("prerequisites", []):
+        print(f"  requires ({prerequisite['kind']}): {prerequisite['text']}")
+    for variable in parsed.get("variables", []):
+        print(f"  variable {variable['syntax']} ← {variable['source']} {variable.get('key') or ''}")
+    for step in parsed.get("steps", []):
+        risk = step.get("risk") or "-"
+        print(f"{step['id']:>4} [{risk:^6}] {step['kind']:<8} {step['text'][:90]}")
+        if step.get("command"):
+            for line in step["command"].splitlines():
+                print(f"{'':>15}$ {line}")
+        for branch in step.get("branches", []):
+            print(f"{'':>15}if {branch['condition']} → {branch.get('goto') or branch['text']}")
+    quality = parsed.get("quality", {})
+    print(f"quality {quality.get('score', '?')}/100")
+    for flag in quality.get("flags", []):
+        print(f"  ! {flag['code']}: {flag['message']}")
+    for warning in parsed.get("warnings", []):
+        print(f"  warning: {warning}")

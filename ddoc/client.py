@@ -1,0 +1,71 @@
+"""A small client of the dd0c/run API for the CLI: API URL and key from the environment,
+or from a local `ddoc up`'s credentials file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_API_URL = "http://127.0.0.1:8080"
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error; the message is its `detail`, fit for a terminal."""
+
+
+def _credentials_file_key(env: Mapping[str, str]) -> str | None:
+    path = Path(env.get("DDOC_DATA_DIR") or ".ddoc") / "credentials.env"
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        if line.startswith("DDOC_API_KEY="):
+            return line.partition("=")[2].strip()
+    return None
+
+
+class ApiClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiClient:
+        env = os.environ if env is None else env
+        key = env.get("DDOC_API_KEY") or _credentials_file_key(env)
+        if not key:
+            raise ApiError(
+                "no API key: set DDOC_API_KEY (a local `ddoc up` keeps one in "
+                ".ddoc/credentials.env)"
+            )
+        return cls(env.get("DDOC_API_URL") or DEFAULT_API_URL, key)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise ApiError(f"cannot reach the API at {self._http.base_url}: {err}") from None
+        if response.status_code >= 400:
+            raise ApiError(f"{response.status_code}: {_detail(response)}")
+        return response.json()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text[:500]
+    if isinstance(detail, list):  # FastAPI validation errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', []))}: {e.get('msg')}" for e in detail
+        )
+    return str(detail)

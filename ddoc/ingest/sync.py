@@ -1,0 +1,119 @@
+"""Store fetched documents as runbook versions, one transaction per document.
+
+A document that does not parse is reported and skipped; it never blocks the others and never
+leaves a half-written runbook behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from ddoc import audit, runbooks
+from ddoc.ingest import SourceDocument
+from ddoc.parsing import ParseError, parse_runbook
+from ddoc.tables import Runbook
+
+CONNECTOR_PREFIXES = ("git:", "confluence:", "notion:")
+Progress = Callable[[int, int, str, str], None]  # (done, total, source_path, outcome)
+
+
+@dataclass
+class ImportResult:
+    source_path: str
+    outcome: str  # created | new_version | unchanged | failed
+    runbook_id: str | None = None
+    version: int | None = None
+    steps: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class ImportReport:
+    results: list[ImportResult] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for r in self.results if r.outcome == outcome)
+
+
+def import_documents(
+    engine: Engine,
+    *,
+    tenant_id: str,
+    documents: Sequence[SourceDocument],
+    actor: str,
+    progress: Progress | None = None,
+) -> ImportReport:
+    report = ImportReport()
+    for done, document in enumerate(documents, start=1):
+        result = _import_one(engine, tenant_id=tenant_id, document=document, actor=actor)
+        report.results.append(result)
+        if progress is not None:
+            progress(done, len(documents), document.source_path, result.outcome)
+    return report
+
+
+def archive_missing(
+    engine: Engine, *, tenant_id: str, prefix: str, present: Iterable[str], actor: str
+) -> list[str]:
+    """Archive runbooks under `prefix` that the source no longer has; returns their ids."""
+    keep = set(present)
+    archived: list[str] = []
+    # The empty prefix means local files, whose paths are bare: never touch connector sources.
+    with Session(engine) as session:
+        candidates = session.exec(
+            select(Runbook).where(
+                Runbook.tenant_id == tenant_id,
+                col(Runbook.archived_at).is_(None),
+                col(Runbook.source_path).startswith(prefix, autoescape=True),
+            )
+        ).all()
+        now = datetime.now(UTC)
+        for runbook in candidates:
+            if runbook.source_path in keep:
+                continue
+            if not prefix and (runbook.source_path or "").startswith(CONNECTOR_PREFIXES):
+                continue
+            runbook.archived_at = now
+            session.add(runbook)
+            audit.append(
+                session,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="runbook.archived",
+                subject=runbook.id,
+                data={"source_path": runbook.source_path, "reason": "gone from its source"},
+            )
+            archived.append(runbook.id)
+        session.commit()
+    return archived
+
+
+def _import_one(
+    engine: Engine, *, tenant_id: str, document: SourceDocument, actor: str
+) -> ImportResult:
+    try:
+        parsed = parse_runbook(document.content, document.format, source_path=document.source_path)
+    except ParseError as err:
+        return ImportResult(document.source_path, "failed", error=str(err))
+    saved = runbooks.store(
+        engine,
+        tenant_id=tenant_id,
+        content=document.content,
+        fmt=document.format,
+        parsed=parsed,
+        source_path=document.source_path,
+        actor=actor,
+    )
+    return ImportResult(
+        document.source_path,
+        saved.outcome,
+        runbook_id=saved.runbook.id,
+        version=saved.version.version,
+        steps=len(parsed.steps),
+    )
