@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +52,30 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="archive runbooks of this source that it no longer has",
     )
+    imp.add_argument("--git", metavar="URL", help="a git repository (https, ssh, file or path)")
+    imp.add_argument("--branch", help="with --git: the branch (default: the remote's default)")
+    imp.add_argument("--subdir", help="with --git: only this folder of the repository")
+    imp.add_argument(
+        "--watch",
+        type=int,
+        metavar="SECONDS",
+        help="with --git: keep running, re-import whenever the branch has a new commit",
+    )
+    imp.add_argument(
+        "--confluence",
+        metavar="URL",
+        help="Confluence Cloud site (credentials: DDOC_CONFLUENCE_EMAIL, DDOC_CONFLUENCE_TOKEN)",
+    )
+    imp.add_argument("--space", help="with --confluence: the space key")
+    imp.add_argument("--label", help="with --confluence: only pages with this label")
+    imp.add_argument(
+        "--notion-database",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a Notion database whose pages are runbooks (token: DDOC_NOTION_TOKEN)",
+    )
+    imp.add_argument("--notion-page", action="append", default=[], metavar="ID")
     imp.set_defaults(action=cmd_import)
 
     show = commands.add_parser("show", help="show a runbook's steps")
@@ -137,8 +163,15 @@ def cmd_list(args: argparse.Namespace, client: ApiClient) -> int:
 
 
 def cmd_import(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.git:
+        return _import_git(args, client)
+    if args.confluence or args.notion_database or args.notion_page:
+        return _import_service(args, client)
     if not args.paths:
-        print("ddoc: nothing to import: name files or folders", file=sys.stderr)
+        print(
+            "ddoc: nothing to import: name files or folders, or --git/--confluence/--notion-*",
+            file=sys.stderr,
+        )
         return 2
     from ddoc.ingest.files import iter_files
 
@@ -149,12 +182,82 @@ def cmd_import(args: argparse.Namespace, client: ApiClient) -> int:
     failed = import_batches(client, documents)
     if args.archive_missing:
         # Local files carry bare relative paths; connector sources have their own prefixes.
-        present = [d.source_path for d in documents]
-        archived = client.request(
-            "POST", "/runbooks/archive-missing", json={"prefix": "", "present": present}
-        )["archived"]
-        print(f"archived {len(archived)} runbook(s) no longer present", file=sys.stderr)
+        _archive_missing(client, "", documents)
     return 1 if failed or errors else 0
+
+
+def _import_git(args: argparse.Namespace, client: ApiClient) -> int:
+    from ddoc.ingest.git import GitSource
+
+    cache = Path(os.environ.get("DDOC_DATA_DIR") or ".ddoc") / "sources" / "git"
+    source = GitSource(args.git, args.branch, args.subdir, cache)
+    imported: str | None = None
+    while True:
+        if imported is None or source.changed_since(imported):
+            print(f"syncing {source.display_url}…", file=sys.stderr)
+            snapshot = source.sync()
+            for error in snapshot.errors:
+                print(f"skipped: {error}", file=sys.stderr)
+            failed = import_batches(client, snapshot.documents)
+            if args.archive_missing:
+                _archive_missing(client, source.prefix, snapshot.documents)
+            imported = snapshot.commit
+            print(f"at commit {snapshot.commit[:12]}", file=sys.stderr)
+            if not args.watch:
+                return 1 if failed or snapshot.errors else 0
+        time.sleep(args.watch)
+
+
+def _import_service(args: argparse.Namespace, client: ApiClient) -> int:
+    documents: list[SourceDocument] = []
+    prefixes: list[str] = []
+    if args.confluence:
+        from ddoc.ingest.confluence import ConfluenceSource
+
+        confluence = ConfluenceSource(
+            args.confluence,
+            _required_env("DDOC_CONFLUENCE_EMAIL"),
+            _required_env("DDOC_CONFLUENCE_TOKEN"),
+            args.space,
+            args.label,
+        )
+        documents += confluence.fetch()
+        prefixes.append(confluence.prefix)
+    if args.notion_database or args.notion_page:
+        from ddoc.ingest.notion import NotionSource
+
+        notion = NotionSource(
+            _required_env("DDOC_NOTION_TOKEN"),
+            page_ids=args.notion_page,
+            database_ids=args.notion_database,
+        )
+        documents += notion.fetch()
+        prefixes.append(notion.prefix)
+    failed = import_batches(client, documents)
+    if args.archive_missing:
+        for prefix in prefixes:
+            _archive_missing(
+                client, prefix, [d for d in documents if d.source_path.startswith(prefix)]
+            )
+    return 1 if failed else 0
+
+
+def _archive_missing(client: ApiClient, prefix: str, documents: Sequence[SourceDocument]) -> None:
+    archived = client.request(
+        "POST",
+        "/runbooks/archive-missing",
+        json={"prefix": prefix, "present": [d.source_path for d in documents]},
+    )["archived"]
+    print(
+        f"archived {len(archived)} runbook(s) no longer in {prefix or 'the files'}", file=sys.stderr
+    )
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise SourceError(f"{name} is not set")
+    return value
 
 
 def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> int:
