@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
 from api.routes import executions, health, runbooks, webhooks
-from ddoc import db
+from ddoc import db, search
 from ddoc import temporal as temporal_conn
+from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
 from ddoc.intake import Intake, StartFailed
+from ddoc.matching import Matcher
 from ddoc.parsing import ParseError
 from ddoc.runbooks import RunbookNotFound
 from ddoc.settings import Settings
@@ -31,11 +34,17 @@ def create_app(settings: Settings) -> FastAPI:
         engine = db.make_engine(settings.require_database_url())
         db.migrate(engine)
         client = await temporal_conn.connect(settings.temporal, identity="ddoc-api", lazy=True)
+        embedder = default_embedder()
+        # Load the model before serving: the first alert must not wait for it.
+        await asyncio.to_thread(embedder.warm_up)
+        await asyncio.to_thread(search.reembed_stale, engine, embedder)
+        matcher = Matcher(embedder)
         app.state.ddoc = AppState(
             settings=settings,
             engine=engine,
             temporal=client,
-            intake=Intake(engine=engine, client=client, settings=settings),
+            intake=Intake(engine=engine, client=client, settings=settings, matcher=matcher),
+            matcher=matcher,
         )
         try:
             yield

@@ -14,6 +14,7 @@ from temporalio.client import Client
 
 from ddoc import tenancy
 from ddoc.intake import Intake
+from ddoc.matching import Matcher
 from ddoc.settings import Settings
 from ddoc.tenancy import Principal
 
@@ -24,6 +25,7 @@ class AppState:
     engine: Engine
     temporal: Client
     intake: Intake
+    matcher: Matcher
 
 
 def get_state(request: Request) -> AppState:

@@ -98,6 +98,202 @@ def normalize_alertmanager(body: AlertmanagerWebhook) -> list[NormalizedAlert]:
     return alerts
 
 
+class GrafanaAlert(AlertmanagerAlert):
+    dashboardURL: str | None = None
+    panelURL: str | None = None
+    silenceURL: str | None = None
+    values: dict[str, Any] | None = None
+    valueString: str | None = None
+
+
+class GrafanaWebhook(AlertmanagerWebhook):
+    """Grafana alerting webhook contact point (Alertmanager-like, version "1")."""
+
+    version: str = "1"
+    orgId: int | None = None
+    title: str | None = None
+    state: str | None = None
+    message: str | None = None
+    alerts: list[GrafanaAlert]  # type: ignore[assignment]
+
+
+def normalize_grafana(body: GrafanaWebhook) -> list[NormalizedAlert]:
+    alerts = normalize_alertmanager(body)
+    for alert, raw in zip(alerts, body.alerts, strict=True):
+        alert.source = "grafana"
+        alert.links += [u for u in (raw.dashboardURL, raw.panelURL) if u]
+    return alerts
+
+
+class PagerDutyService(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    summary: str | None = None
+
+
+class PagerDutyPriority(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    summary: str | None = None
+
+
+class PagerDutyIncident(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    type: str | None = None
+    title: str | None = None
+    status: str | None = None
+    incident_key: str | None = None
+    urgency: str | None = None
+    html_url: str | None = None
+    service: PagerDutyService | None = None
+    priority: PagerDutyPriority | None = None
+    created_at: datetime | None = None
+
+
+class PagerDutyEvent(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    event_type: str
+    resource_type: str | None = None
+    occurred_at: datetime | None = None
+    data: PagerDutyIncident
+
+
+class PagerDutyWebhook(BaseModel):
+    """PagerDuty v3 webhook subscription delivery."""
+
+    model_config = ConfigDict(extra="allow")
+    event: PagerDutyEvent
+
+
+# Events that are news about an incident rather than the incident itself (acknowledged,
+# annotated, reassigned, …) carry nothing to match or run: they are accepted and ignored.
+_PAGERDUTY_FIRING = {"incident.triggered", "incident.reopened"}
+_PAGERDUTY_RESOLVED = {"incident.resolved"}
+
+
+def normalize_pagerduty(body: PagerDutyWebhook) -> list[NormalizedAlert]:
+    event = body.event
+    if event.event_type not in _PAGERDUTY_FIRING | _PAGERDUTY_RESOLVED:
+        return []
+    incident = event.data
+    service = incident.service.summary if incident.service else None
+    severity = (incident.priority.summary if incident.priority else None) or (
+        "critical" if incident.urgency == "high" else incident.urgency
+    )
+    return [
+        NormalizedAlert(
+            source="pagerduty",
+            dedup_key=incident.incident_key or incident.id,
+            status="resolved" if event.event_type in _PAGERDUTY_RESOLVED else "firing",
+            title=incident.title or f"PagerDuty incident {incident.id}",
+            description=None,
+            service=service,
+            severity=severity,
+            environment=None,
+            labels={
+                k: v for k, v in {"service": service, "urgency": incident.urgency}.items() if v
+            },
+            annotations={},
+            links=[incident.html_url] if incident.html_url else [],
+            raw=body.model_dump(mode="json"),
+            starts_at=incident.created_at or event.occurred_at,
+        )
+    ]
+
+
+class OpsgenieAlert(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    alertId: str
+    message: str
+    alias: str | None = None
+    tinyId: str | None = None
+    entity: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+    priority: str | None = None
+    source: str | None = None
+
+
+class OpsgenieWebhook(BaseModel):
+    """OpsGenie webhook integration delivery."""
+
+    model_config = ConfigDict(extra="allow")
+    action: str
+    alert: OpsgenieAlert
+    integrationName: str | None = None
+
+
+_OPSGENIE_FIRING = {"Create", "Reopen"}
+_OPSGENIE_RESOLVED = {"Close"}
+
+
+def normalize_opsgenie(body: OpsgenieWebhook) -> list[NormalizedAlert]:
+    if body.action not in _OPSGENIE_FIRING | _OPSGENIE_RESOLVED:
+        return []
+    alert = body.alert
+    labels = dict(alert.details)
+    for tag in alert.tags:
+        key, sep, value = tag.partition(":")
+        labels.setdefault(key.strip() if sep else tag, value.strip() if sep else "true")
+    return [
+        NormalizedAlert(
+            source="opsgenie",
+            dedup_key=alert.alias or alert.alertId,
+            status="resolved" if body.action in _OPSGENIE_RESOLVED else "firing",
+            title=alert.message,
+            description=alert.description,
+            service=_first(labels, _SERVICE_LABELS) or alert.entity,
+            severity=alert.priority,
+            environment=_first(labels, _ENVIRONMENT_LABELS),
+            labels=labels,
+            annotations={"description": alert.description} if alert.description else {},
+            links=[],
+            raw=body.model_dump(mode="json"),
+            alert_name=labels.get("alertname"),
+        )
+    ]
+
+
+class GenericAlert(BaseModel):
+    """dd0c/run's own format, for any tool that can POST JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=1000)
+    description: str | None = Field(default=None, max_length=20000)
+    service: str | None = Field(default=None, max_length=200)
+    severity: str | None = Field(default=None, max_length=50)
+    environment: str | None = Field(default=None, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict)
+    dedup_key: str | None = Field(default=None, min_length=1, max_length=500)
+    status: Literal["firing", "resolved"] = "firing"
+
+
+def normalize_generic(body: GenericAlert) -> list[NormalizedAlert]:
+    labels = dict(body.labels)
+    dedup_key = body.dedup_key or short_hash(
+        body.title, body.service or "", json.dumps(labels, sort_keys=True), length=16
+    )
+    return [
+        NormalizedAlert(
+            source="generic",
+            dedup_key=dedup_key,
+            status=body.status,
+            title=body.title,
+            description=body.description,
+            service=body.service or _first(labels, _SERVICE_LABELS),
+            severity=body.severity or labels.get("severity"),
+            environment=body.environment or _first(labels, _ENVIRONMENT_LABELS),
+            labels=labels,
+            annotations={"description": body.description} if body.description else {},
+            links=[],
+            raw=body.model_dump(mode="json"),
+            alert_name=labels.get("alertname"),
+        )
+    ]
+
+
 def _first(labels: dict[str, str], keys: tuple[str, ...]) -> str | None:
     for key in keys:
         if labels.get(key):

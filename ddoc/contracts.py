@@ -70,6 +70,14 @@ class AlertContext:
 
 
 @dataclass
+class AlertResolved:
+    """Signal: every alert of the execution's incident has resolved."""
+
+    dedup_key: str
+    source: str
+
+
+@dataclass
 class ExecutionInput:
     execution_id: str
     tenant_id: str

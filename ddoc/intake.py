@@ -25,12 +25,14 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
-from ddoc import executions, matching, runbooks
+from ddoc import executions, runbooks
 from ddoc import temporal as attrs
 from ddoc.alerts import NormalizedAlert
-from ddoc.contracts import AlertContext, ExecutionInput, ExecutionMode
+from ddoc.contracts import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
 from ddoc.ids import new_id, short_hash
+from ddoc.matching import Matcher
 from ddoc.settings import Settings
 from ddoc.tables import Alert, Execution
 from workflows.execution import RunbookExecutionWorkflow
@@ -54,6 +56,7 @@ class AlertOutcome:
 class _Decision:
     outcome: AlertOutcome
     start: ExecutionInput | None = None
+    resolved_execution: str | None = None  # tell this execution its incident resolved
 
 
 def execution_id_for(tenant_id: str, dedup_key: str, incident_id: str) -> str:
@@ -61,10 +64,13 @@ def execution_id_for(tenant_id: str, dedup_key: str, incident_id: str) -> str:
 
 
 class Intake:
-    def __init__(self, *, engine: Engine, client: Client, settings: Settings) -> None:
+    def __init__(
+        self, *, engine: Engine, client: Client, settings: Settings, matcher: Matcher
+    ) -> None:
         self._engine = engine
         self._client = client
         self._settings = settings
+        self._matcher = matcher
 
     async def handle(self, tenant_id: str, alerts: list[NormalizedAlert]) -> list[AlertOutcome]:
         outcomes: list[AlertOutcome] = []
@@ -81,6 +87,8 @@ class Intake:
                     failures.append(decision.outcome.dedup_key)
                 else:
                     await asyncio.to_thread(self._mark_started, decision.start.execution_id)
+            if decision.resolved_execution is not None:
+                await self._signal_resolved(decision.resolved_execution, alert)
             outcomes.append(decision.outcome)
         if failures:
             raise StartFailed(
@@ -119,34 +127,83 @@ class Intake:
             return decision
 
     def _fire(self, session: Session, tenant_id: str, alert: NormalizedAlert) -> _Decision:
+        repeat = self._count_repeat(session, tenant_id, alert)
+        if repeat is not None:
+            return repeat
+        # Serialise decisions about this key, then about its service (always in that order, so
+        # two keys of one service cannot deadlock), and look again: a racing delivery of the
+        # same alert may have opened the incident meanwhile.
+        _lock(session, tenant_id, "key", alert.dedup_key)
+        if alert.service:
+            _lock(session, tenant_id, "service", alert.service)
+        repeat = self._count_repeat(session, tenant_id, alert)
+        if repeat is not None:
+            return repeat
+
+        joined = self._join_open_incident(session, tenant_id, alert)
+        if joined is not None:
+            return joined
+        return self._open_incident(session, tenant_id, alert)
+
+    def _count_repeat(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert
+    ) -> _Decision | None:
         row = session.execute(
             text(
-                "INSERT INTO incidents (id, tenant_id, dedup_key, source, status, title, service,"
-                " severity, environment, labels, annotations, match_status)"
-                " VALUES (:id, :tenant, :key, :source, 'open', :title, :service, :severity,"
-                " :environment, CAST(:labels AS jsonb), CAST(:annotations AS jsonb), 'pending')"
-                " ON CONFLICT (tenant_id, dedup_key) WHERE status = 'open'"
-                " DO UPDATE SET alert_count = incidents.alert_count + 1, last_seen_at = now()"
-                " RETURNING id, execution_id, (xmax = 0) AS inserted"
+                "UPDATE incident_keys SET alert_count = alert_count + 1, last_seen = now()"
+                " WHERE tenant_id = :tenant AND dedup_key = :key AND open"
+                " RETURNING incident_id"
             ),
-            {
-                "id": new_id("inc"),
-                "tenant": tenant_id,
-                "key": alert.dedup_key,
-                "source": alert.source,
-                "title": alert.title,
-                "service": alert.service,
-                "severity": alert.severity,
-                "environment": alert.environment,
-                "labels": json.dumps(alert.labels),
-                "annotations": json.dumps(alert.annotations),
-            },
+            {"tenant": tenant_id, "key": alert.dedup_key},
+        ).first()
+        if row is None:
+            return None
+        incident = session.execute(
+            text(
+                "UPDATE incidents SET alert_count = alert_count + 1, last_seen_at = now()"
+                " WHERE id = :id RETURNING execution_id"
+            ),
+            {"id": row.incident_id},
         ).one()
-        incident_id: str = row.id
-        if not row.inserted:
-            return self._repeat(session, tenant_id, alert, incident_id, row.execution_id)
+        return self._repeat(session, tenant_id, alert, row.incident_id, incident.execution_id)
 
-        result = matching.match_alert(session, tenant_id=tenant_id, alert=alert)
+    def _join_open_incident(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert
+    ) -> _Decision | None:
+        """Another alert of the same service within the window joins its open incident."""
+        window = self._settings.correlation_window_seconds
+        if not alert.service or window <= 0:
+            return None
+        row = session.execute(
+            text(
+                "SELECT id, execution_id FROM incidents"
+                " WHERE tenant_id = :tenant AND service = :service AND status = 'open'"
+                " AND opened_at >= now() - make_interval(secs => :window)"
+                " ORDER BY opened_at DESC LIMIT 1"
+            ),
+            {"tenant": tenant_id, "service": alert.service, "window": window},
+        ).first()
+        if row is None:
+            return None
+        session.execute(
+            text(
+                "INSERT INTO incident_keys (tenant_id, dedup_key, incident_id)"
+                " VALUES (:tenant, :key, :incident)"
+            ),
+            {"tenant": tenant_id, "key": alert.dedup_key, "incident": row.id},
+        )
+        session.execute(
+            text(
+                "UPDATE incidents SET alert_count = alert_count + 1, last_seen_at = now()"
+                " WHERE id = :id"
+            ),
+            {"id": row.id},
+        )
+        return _Decision(AlertOutcome(alert.dedup_key, row.id, row.execution_id, "joined"))
+
+    def _open_incident(self, session: Session, tenant_id: str, alert: NormalizedAlert) -> _Decision:
+        incident_id = new_id("inc")
+        result = self._matcher.match(session, tenant_id=tenant_id, alert=alert)
         execution_input = None
         if result.attached is not None:
             runbook = runbooks.get(
@@ -165,24 +222,42 @@ class Intake:
                 command_timeout_seconds=self._settings.command_timeout_seconds,
                 agent_offline_timeout_seconds=self._settings.agent_offline_timeout_seconds,
             )
-            executions.create(session, inp=execution_input, started_by=f"alert:{alert.source}")
         session.execute(
             text(
-                "UPDATE incidents SET match_status = :status, match = CAST(:match AS jsonb),"
-                " runbook_id = :runbook, runbook_version = :version, execution_id = :execution"
-                " WHERE id = :id"
+                "INSERT INTO incidents (id, tenant_id, dedup_key, source, status, title, service,"
+                " severity, environment, labels, annotations, match_status, match, runbook_id,"
+                " runbook_version, execution_id)"
+                " VALUES (:id, :tenant, :key, :source, 'open', :title, :service, :severity,"
+                " :environment, CAST(:labels AS jsonb), CAST(:annotations AS jsonb), :status,"
+                " CAST(:match AS jsonb), :runbook, :version, :execution)"
             ),
             {
+                "id": incident_id,
+                "tenant": tenant_id,
+                "key": alert.dedup_key,
+                "source": alert.source,
+                "title": alert.title,
+                "service": alert.service,
+                "severity": alert.severity,
+                "environment": alert.environment,
+                "labels": json.dumps(alert.labels),
+                "annotations": json.dumps(alert.annotations),
                 "status": result.status,
-                "match": json.dumps(
-                    {"candidates": [c.__dict__ for c in result.candidates]}, default=str
-                ),
+                "match": json.dumps(result.to_dict()),
                 "runbook": execution_input.runbook_id if execution_input else None,
                 "version": execution_input.runbook_version if execution_input else None,
                 "execution": execution_input.execution_id if execution_input else None,
-                "id": incident_id,
             },
         )
+        session.execute(
+            text(
+                "INSERT INTO incident_keys (tenant_id, dedup_key, incident_id)"
+                " VALUES (:tenant, :key, :incident)"
+            ),
+            {"tenant": tenant_id, "key": alert.dedup_key, "incident": incident_id},
+        )
+        if execution_input is not None:
+            executions.create(session, inp=execution_input, started_by=f"alert:{alert.source}")
         status = "started" if execution_input else result.status
         return _Decision(
             AlertOutcome(
@@ -233,23 +308,45 @@ class Intake:
         return _Decision(outcome, start=start)
 
     def _resolve(self, session: Session, tenant_id: str, alert: NormalizedAlert) -> _Decision:
-        row = session.execute(
+        key = session.execute(
             text(
-                "UPDATE incidents SET status = 'resolved', resolved_at = now(),"
-                " last_seen_at = now()"
-                " WHERE tenant_id = :tenant AND dedup_key = :key AND status = 'open'"
-                " RETURNING id, execution_id"
+                "UPDATE incident_keys SET open = false, last_seen = now()"
+                " WHERE tenant_id = :tenant AND dedup_key = :key AND open RETURNING incident_id"
             ),
             {"tenant": tenant_id, "key": alert.dedup_key},
         ).first()
+        if key is None:
+            return _Decision(AlertOutcome(alert.dedup_key, None, None, "resolved"))
+        # The incident resolves when the last of its alerts does.
+        row = session.execute(
+            text(
+                "UPDATE incidents SET status = 'resolved', resolved_at = now(),"
+                " last_seen_at = now() WHERE id = :id AND NOT EXISTS ("
+                "   SELECT 1 FROM incident_keys WHERE incident_id = :id AND open)"
+                " RETURNING execution_id"
+            ),
+            {"id": key.incident_id},
+        ).first()
+        execution_id = row.execution_id if row else None
+        if row is None:
+            execution_id = session.execute(
+                text("SELECT execution_id FROM incidents WHERE id = :id"), {"id": key.incident_id}
+            ).scalar_one()
         return _Decision(
-            AlertOutcome(
-                dedup_key=alert.dedup_key,
-                incident_id=row.id if row else None,
-                execution_id=row.execution_id if row else None,
-                status="resolved",
-            )
+            AlertOutcome(alert.dedup_key, key.incident_id, execution_id, "resolved"),
+            resolved_execution=execution_id if row is not None else None,
         )
+
+    async def _signal_resolved(self, execution_id: str, alert: NormalizedAlert) -> None:
+        handle = self._client.get_workflow_handle(execution_id)
+        try:
+            await handle.signal(
+                RunbookExecutionWorkflow.alert_resolved,
+                AlertResolved(dedup_key=alert.dedup_key, source=alert.source),
+            )
+        except RPCError as err:
+            # A finished execution has nothing left to stop; the incident is resolved anyway.
+            log.info("resolved signal to %s not delivered: %s", execution_id, err)
 
     def _mark_started(self, execution_id: str) -> None:
         with Session(self._engine) as session:
@@ -286,6 +383,13 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
             search_attributes=TypedSearchAttributes(pairs),
             static_summary=summary[:200],
         )
+
+
+def _lock(session: Session, tenant_id: str, kind: str, value: str) -> None:
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:tenant), hashtext(:what))"),
+        {"tenant": tenant_id, "what": f"{kind}:{value}"},
+    )
 
 
 def _alert_context(alert: NormalizedAlert) -> AlertContext:

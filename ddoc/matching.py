@@ -1,18 +1,46 @@
-"""Alert → runbook matching.
+"""Alert → runbook matching: explicit triggers first, then hybrid retrieval.
 
-Explicit triggers declared by runbooks come first: a runbook naming the alert in its triggers is
-a certain match. When several runbooks claim the same alert, none is attached: they are offered
-as suggestions, because attaching one of them silently could be the wrong one.
+1. Explicit: runbooks that name the alert (`alerts:`) or whose label selector (`labels:`) the
+   alert's labels satisfy. One such runbook is a certain match. Several are offered as
+   suggestions unless the alert's service singles one out: attaching one of them silently
+   could be the wrong one.
+2. Statistical: PostgreSQL full-text search and pgvector cosine similarity over sentence
+   embeddings, fused by reciprocal rank, with a boost when the alert's service is one the
+   runbook declares. The confidence of a candidate is its cosine similarity plus bounded
+   bonuses for full-text agreement and service; the top candidate is attached only when it
+   clears `attach` and leads the next one by `margin`. Otherwise candidates above `suggest` are
+   offered, and below that the alert is recorded as having no runbook (a coverage gap).
+
+Thresholds were measured on the public corpus (`bench/match_quality.py`, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import text
 from sqlmodel import Session
 
-from ddoc import runbooks
+from ddoc import search
 from ddoc.alerts import NormalizedAlert
+
+if TYPE_CHECKING:
+    from ddoc.embedding import Embedder
+
+_RRF_K = 60
+_RETRIEVE = 20
+FTS_TOP_BONUS = 0.08  # the full-text search ranks the candidate first
+FTS_HIT_BONUS = 0.04  # the full-text search finds it at all
+SERVICE_BONUS = 0.05  # the alert's service is one the runbook declares
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    attach: float = 0.62
+    suggest: float = 0.40
+    margin: float = 0.04
 
 
 @dataclass
@@ -22,6 +50,7 @@ class Candidate:
     source_path: str | None
     score: float
     reasons: list[str] = field(default_factory=list)
+    method: str = "hybrid"  # explicit | hybrid
 
 
 @dataclass
@@ -35,27 +64,177 @@ class MatchResult:
             return "attached"
         return "suggested" if self.candidates else "unmatched"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "candidates": [asdict(c) for c in self.candidates],
+            "attached": asdict(self.attached) if self.attached else None,
+        }
 
-def match_alert(session: Session, *, tenant_id: str, alert: NormalizedAlert) -> MatchResult:
-    candidates: list[Candidate] = []
-    if alert.alert_name:
-        for runbook in runbooks.by_alert_name(
-            session, tenant_id=tenant_id, alert_name=alert.alert_name
-        ):
+
+@dataclass
+class _Hit:
+    runbook_id: str
+    title: str
+    source_path: str | None
+    services: list[str]
+    fts_rank: int | None = None
+    fts_score: float = 0.0
+    vector_rank: int | None = None
+    similarity: float | None = None
+
+    def rrf(self) -> float:
+        return sum(1 / (_RRF_K + r) for r in (self.fts_rank, self.vector_rank) if r is not None)
+
+
+class Matcher:
+    def __init__(self, embedder: Embedder | None, thresholds: Thresholds | None = None) -> None:
+        self.embedder = embedder
+        self.thresholds = thresholds or Thresholds()
+
+    def match(
+        self, session: Session, *, tenant_id: str, alert: NormalizedAlert, methods: str = "all"
+    ) -> MatchResult:
+        """`methods`: all (explicit, then hybrid), or one of explicit | fulltext | vector."""
+        if methods in ("all", "explicit"):
+            explicit = self._explicit(session, tenant_id, alert)
+            if explicit is not None or methods == "explicit":
+                return explicit or MatchResult([], None)
+        hits: dict[str, _Hit] = {}
+        if methods in ("all", "fulltext"):
+            self._fulltext(session, tenant_id, alert, hits)
+        if methods in ("all", "vector") and self.embedder is not None:
+            self._vector(session, tenant_id, alert, hits)
+        return self._decide(alert, list(hits.values()))
+
+    def _explicit(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert
+    ) -> MatchResult | None:
+        rows = session.execute(
+            text(
+                "SELECT id, title, source_path, services, alert_names, trigger_labels"
+                " FROM runbooks WHERE tenant_id = :tenant AND archived_at IS NULL AND ("
+                "   (CAST(:name AS text) IS NOT NULL AND alert_names @> ARRAY[CAST(:name AS text)])"
+                "   OR (trigger_labels <> '{}' AND CAST(:labels AS jsonb) @> trigger_labels))"
+            ),
+            {
+                "tenant": tenant_id,
+                "name": alert.alert_name,
+                "labels": json.dumps(alert.labels),
+            },
+        ).all()
+        if not rows:
+            return None
+        candidates = []
+        for row in rows:
+            reasons = []
+            if alert.alert_name and alert.alert_name in row.alert_names:
+                reasons.append(f"declares alert {alert.alert_name!r} in its triggers")
+            if row.trigger_labels and all(
+                alert.labels.get(k) == v for k, v in row.trigger_labels.items()
+            ):
+                selector = ", ".join(f"{k}={v}" for k, v in sorted(row.trigger_labels.items()))
+                reasons.append(f"its label selector {selector} matches the alert")
             candidates.append(
-                Candidate(
-                    runbook_id=runbook.id,
-                    title=runbook.title,
-                    source_path=runbook.source_path,
-                    score=1.0,
-                    reasons=[f"declares alert {alert.alert_name!r} in its triggers"],
-                )
+                Candidate(row.id, row.title, row.source_path, 1.0, reasons, method="explicit")
             )
-    candidates.sort(key=lambda c: (-c.score, c.title, c.runbook_id))
-    attached = candidates[0] if len(candidates) == 1 else None
-    if len(candidates) > 1:
+        candidates.sort(key=lambda c: (c.title, c.runbook_id))
+        if len(candidates) == 1:
+            return MatchResult(candidates, candidates[0])
+        by_service = [
+            c for c, row in zip(candidates, rows, strict=False) if alert.service in row.services
+        ]
+        if alert.service and len(by_service) == 1:
+            by_service[0].reasons.append(f"the only one of them for service {alert.service!r}")
+            return MatchResult(candidates[:3], by_service[0])
         for candidate in candidates:
             candidate.reasons.append(
                 f"{len(candidates)} runbooks declare this alert: a human picks one"
             )
-    return MatchResult(candidates=candidates[:3], attached=attached)
+        return MatchResult(candidates[:3], None)
+
+    def _fulltext(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
+    ) -> None:
+        query = search.tsquery_text(alert)
+        if not query:
+            return
+        rows = session.execute(
+            text(
+                "SELECT id, title, source_path, services, ts_rank(search_tsv, q) AS rank"
+                " FROM runbooks, (SELECT to_tsquery('english', :words)"
+                "   || to_tsquery('simple', :words) AS q) AS query"
+                " WHERE tenant_id = :tenant AND archived_at IS NULL AND search_tsv @@ q"
+                " ORDER BY rank DESC, id LIMIT :limit"
+            ),
+            {"words": query, "tenant": tenant_id, "limit": _RETRIEVE},
+        ).all()
+        for position, row in enumerate(rows, start=1):
+            hit = hits.setdefault(row.id, _Hit(row.id, row.title, row.source_path, row.services))
+            hit.fts_rank = position
+            hit.fts_score = float(row.rank)
+
+    def _vector(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
+    ) -> None:
+        assert self.embedder is not None
+        [vector] = self.embedder.embed([search.alert_text(alert)])
+        rows = session.execute(
+            text(
+                "SELECT r.id, r.title, r.source_path, r.services,"
+                " 1 - (e.embedding <=> CAST(:vec AS vector)) AS similarity"
+                " FROM runbook_embeddings e JOIN runbooks r ON r.id = e.runbook_id"
+                " WHERE e.tenant_id = :tenant AND r.archived_at IS NULL AND e.model = :model"
+                " ORDER BY e.embedding <=> CAST(:vec AS vector) LIMIT :limit"
+            ),
+            {
+                "vec": search.vector_literal(vector),
+                "tenant": tenant_id,
+                "model": self.embedder.model_name,
+                "limit": _RETRIEVE,
+            },
+        ).all()
+        for position, row in enumerate(rows, start=1):
+            hit = hits.setdefault(row.id, _Hit(row.id, row.title, row.source_path, row.services))
+            hit.vector_rank = position
+            hit.similarity = float(row.similarity)
+
+    def _decide(self, alert: NormalizedAlert, hits: list[_Hit]) -> MatchResult:
+        scored: list[tuple[float, float, Candidate]] = []
+        for hit in hits:
+            confidence, reasons = self._confidence(alert, hit)
+            candidate = Candidate(
+                hit.runbook_id, hit.title, hit.source_path, round(confidence, 4), reasons
+            )
+            scored.append((confidence, hit.rrf(), candidate))
+        scored.sort(key=lambda s: (-s[0], -s[1], s[2].runbook_id))
+        thresholds = self.thresholds
+        offered = [c for conf, _, c in scored if conf >= thresholds.suggest][:3]
+        if not offered:
+            return MatchResult([], None)
+        top = scored[0][0]
+        runner_up = scored[1][0] if len(scored) > 1 else 0.0
+        if top >= thresholds.attach and top - runner_up >= thresholds.margin:
+            return MatchResult(offered, offered[0])
+        if top >= thresholds.attach:
+            offered[0].reasons.append(
+                f"not attached: the next candidate is within {thresholds.margin:.2f}"
+            )
+        return MatchResult(offered, None)
+
+    def _confidence(self, alert: NormalizedAlert, hit: _Hit) -> tuple[float, list[str]]:
+        reasons = []
+        confidence = 0.0
+        if hit.similarity is not None:
+            confidence = hit.similarity
+            reasons.append(f"semantic similarity {hit.similarity:.2f} (rank {hit.vector_rank})")
+        elif self.embedder is None:
+            # Full text alone: its rank is all there is (no embedder configured).
+            confidence = min(0.9, 0.3 + hit.fts_score)
+        if hit.fts_rank is not None:
+            confidence += FTS_TOP_BONUS if hit.fts_rank == 1 else FTS_HIT_BONUS
+            reasons.append(f"full-text match (rank {hit.fts_rank})")
+        if alert.service and alert.service in hit.services:
+            confidence += SERVICE_BONUS
+            reasons.append(f"declares service {alert.service!r}")
+        return min(confidence, 0.99), reasons

@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from ddoc import audit
+from ddoc import audit, search
 from ddoc.ids import new_id
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
 
+if TYPE_CHECKING:
+    from ddoc.embedding import Embedder
+
 
 class RunbookNotFound(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class Embedding:
+    vector: list[float]
+    model: str
+
+
+def embed(embedder: Embedder | None, parsed: Sequence[ParsedRunbook]) -> list[Embedding | None]:
+    if embedder is None:
+        return [None] * len(parsed)
+    vectors = embedder.embed([search.document_text(p) for p in parsed])
+    return [Embedding(v, embedder.model_name) for v in vectors]
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ def save(
     source_path: str | None,
     actor: str,
     runbook_id: str | None = None,
+    embedding: Embedding | None = None,
 ) -> SavedRunbook:
     """Store a runbook: a new one, the next version of an existing one (by id, or by its source
     path within the tenant), or nothing at all when the content is unchanged."""
@@ -75,6 +94,7 @@ def save(
     runbook.title = parsed.title
     runbook.alert_names = sorted(set(parsed.triggers.alerts))
     runbook.services = sorted(set(parsed.triggers.services))
+    runbook.trigger_labels = dict(parsed.triggers.labels)
     runbook.updated_at = now
     runbook.archived_at = None
     session.add(runbook)
@@ -92,6 +112,15 @@ def save(
     )
     session.add(row)
     session.flush()
+    search.index_runbook(
+        session,
+        runbook_id=runbook.id,
+        tenant_id=tenant_id,
+        version=row.version,
+        parsed=parsed,
+        embedding=embedding.vector if embedding else None,
+        model=embedding.model if embedding else None,
+    )
     audit.append(
         session,
         tenant_id=tenant_id,
@@ -113,9 +142,14 @@ def store(
     source_path: str | None,
     actor: str,
     runbook_id: str | None = None,
+    embedder: Embedder | None = None,
+    embedding: Embedding | None = None,
 ) -> SavedRunbook:
     """`save` in its own transaction. Two first imports of one source path can race to insert;
     the loser retries once and then finds the winner's runbook."""
+    if embedding is None:
+        # Before the transaction: the model's few milliseconds hold no locks.
+        embedding = embed(embedder, [parsed])[0]
     for attempt in (1, 2):
         with Session(engine, expire_on_commit=False) as session:
             try:
@@ -128,6 +162,7 @@ def store(
                     source_path=source_path,
                     actor=actor,
                     runbook_id=runbook_id,
+                    embedding=embedding,
                 )
                 session.commit()
                 return saved

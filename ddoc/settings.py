@@ -50,6 +50,7 @@ class Settings:
     bootstrap_webhook_token: str | None = None
     command_timeout_seconds: int = 300
     agent_offline_timeout_seconds: int = 120
+    correlation_window_seconds: int = 300
     log_level: str = "INFO"
 
     @classmethod
@@ -83,6 +84,9 @@ class Settings:
             ),
             agent_offline_timeout_seconds=reader.integer(
                 "DDOC_AGENT_OFFLINE_TIMEOUT", defaults.agent_offline_timeout_seconds, minimum=1
+            ),
+            correlation_window_seconds=reader.integer(
+                "DDOC_CORRELATION_WINDOW", defaults.correlation_window_seconds, minimum=0
             ),
             log_level=(reader.text("DDOC_LOG_LEVEL") or defaults.log_level).upper(),
         )

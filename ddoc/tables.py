@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import Column, DateTime, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
@@ -33,6 +34,7 @@ class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True)
     name: str
     webhook_token_hash: str | None = None
+    settings: dict[str, Any] = _json(dict)
     created_at: datetime = _now()
 
 
@@ -59,6 +61,9 @@ class Runbook(SQLModel, table=True):
         default_factory=list, sa_column=Column(ARRAY(Text), nullable=False)
     )
     services: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
+    trigger_labels: dict[str, Any] = _json(dict)
+    search_text: str = ""
+    # search_tsv (tsvector) is written only by SQL in ddoc/search.py and stays unmapped.
     trust_level: str = "copilot"
     archived_at: datetime | None = _ts()
     created_at: datetime = _now()
@@ -170,3 +175,34 @@ class AuditEvent(SQLModel, table=True):
     data: dict[str, Any] = _json(dict)
     prev_hash: str
     hash: str
+
+
+class WebhookDelivery(SQLModel, table=True):
+    __tablename__ = "webhook_deliveries"
+    tenant_id: str = Field(primary_key=True)
+    source: str = Field(primary_key=True)
+    delivery_id: str = Field(primary_key=True)
+    received_at: datetime = _now()
+
+
+class RunbookEmbedding(SQLModel, table=True):
+    __tablename__ = "runbook_embeddings"
+    runbook_id: str = Field(primary_key=True)
+    tenant_id: str
+    version: int
+    model: str
+    dimension: int
+    embedding: Any = Field(sa_column=Column(Vector(384), nullable=False))
+    created_at: datetime = _now()
+
+
+class IncidentKey(SQLModel, table=True):
+    __tablename__ = "incident_keys"
+    # No single-column key in SQL (open keys are unique by a partial index); mapped for reads.
+    tenant_id: str = Field(primary_key=True)
+    dedup_key: str = Field(primary_key=True)
+    incident_id: str = Field(primary_key=True)
+    open: bool = True
+    alert_count: int = 1
+    first_seen: datetime = _now()
+    last_seen: datetime = _now()

@@ -33,12 +33,18 @@ def test_migrations_run_once_even_when_started_together(postgres: EmbeddedPostgr
         engine.dispose()
 
 
+# Columns that only SQL writes (see the comments in ddoc/tables.py).
+UNMAPPED = {"runbooks": {"search_tsv"}}
+
+
 def test_sqlmodel_mappings_match_the_migrated_schema(engine: Engine) -> None:
     inspector = inspect(engine)
+    tables = set(inspector.get_table_names()) - {"schema_migrations"}
+    assert {t.name for t in SQLModel.metadata.sorted_tables} == tables
     for table in SQLModel.metadata.sorted_tables:
         columns = {c["name"]: c for c in inspector.get_columns(table.name)}
         mapped = {c.name for c in table.columns}
-        assert mapped == set(columns), table.name
+        assert mapped == set(columns) - UNMAPPED.get(table.name, set()), table.name
         for column in table.columns:
             if not column.primary_key and not column.nullable:
                 assert not columns[column.name]["nullable"] or column.server_default, (

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.store import ExecutionStore
     from ddoc import temporal as attrs
     from ddoc.contracts import (
+        AlertResolved,
         CommandRequest,
         CommandResult,
         ExecutionInput,
@@ -40,6 +41,11 @@ class RunbookExecutionWorkflow:
         self._status = ExecutionStatus.RUNNING
         self._steps: dict[str, StepOutcome] = {}
         self._current: str | None = None
+        self._alert_resolved: AlertResolved | None = None
+
+    @workflow.signal
+    def alert_resolved(self, signal: AlertResolved) -> None:
+        self._alert_resolved = signal
 
     @workflow.query
     def state(self) -> ExecutionResult:

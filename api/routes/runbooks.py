@@ -136,6 +136,7 @@ def _store(
         source_path=body.source_path,
         actor=principal.actor,
         runbook_id=runbook_id,
+        embedder=state.matcher.embedder,
     )
 
 
@@ -214,6 +215,7 @@ def import_runbooks(
             for d in body.documents
         ],
         actor=principal.actor,
+        embedder=state.matcher.embedder,
     )
     return [ImportResultOut(**r.__dict__) for r in report.results]
 

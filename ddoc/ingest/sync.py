@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -16,7 +17,11 @@ from sqlmodel import Session, col, select
 from ddoc import audit, runbooks
 from ddoc.ingest import SourceDocument
 from ddoc.parsing import ParseError, parse_runbook
+from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook
+
+if TYPE_CHECKING:
+    from ddoc.embedding import Embedder
 
 CONNECTOR_PREFIXES = ("git:", "confluence:", "notion:")
 Progress = Callable[[int, int, str, str], None]  # (done, total, source_path, outcome)
@@ -47,14 +52,28 @@ def import_documents(
     tenant_id: str,
     documents: Sequence[SourceDocument],
     actor: str,
+    embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     report = ImportReport()
-    for done, document in enumerate(documents, start=1):
-        result = _import_one(engine, tenant_id=tenant_id, document=document, actor=actor)
-        report.results.append(result)
+    parsed: list[ParsedRunbook | ParseError] = []
+    for document in documents:
+        try:
+            parsed.append(
+                parse_runbook(document.content, document.format, source_path=document.source_path)
+            )
+        except ParseError as err:
+            parsed.append(err)
+    good = [p for p in parsed if isinstance(p, ParsedRunbook)]
+    embeddings = iter(runbooks.embed(embedder, good))  # one batch through the model
+    for done, (document, result) in enumerate(zip(documents, parsed, strict=True), start=1):
+        if isinstance(result, ParseError):
+            outcome = ImportResult(document.source_path, "failed", error=str(result))
+        else:
+            outcome = _store(engine, tenant_id, document, result, actor, next(embeddings))
+        report.results.append(outcome)
         if progress is not None:
-            progress(done, len(documents), document.source_path, result.outcome)
+            progress(done, len(documents), document.source_path, outcome.outcome)
     return report
 
 
@@ -94,13 +113,14 @@ def archive_missing(
     return archived
 
 
-def _import_one(
-    engine: Engine, *, tenant_id: str, document: SourceDocument, actor: str
+def _store(
+    engine: Engine,
+    tenant_id: str,
+    document: SourceDocument,
+    parsed: ParsedRunbook,
+    actor: str,
+    embedding: runbooks.Embedding | None,
 ) -> ImportResult:
-    try:
-        parsed = parse_runbook(document.content, document.format, source_path=document.source_path)
-    except ParseError as err:
-        return ImportResult(document.source_path, "failed", error=str(err))
     saved = runbooks.store(
         engine,
         tenant_id=tenant_id,
@@ -109,6 +129,7 @@ def _import_one(
         parsed=parsed,
         source_path=document.source_path,
         actor=actor,
+        embedding=embedding,
     )
     return ImportResult(
         document.source_path,
