@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,8 @@ from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
 from ddoc.intake import Intake, StartFailed
 from ddoc.matching import Matcher
-from ddoc.parsing import ParseError
+from ddoc.parsing import ParseError, runbook_parser
+from ddoc.parsing.ai import ai_config_from_env
 from ddoc.runbooks import RunbookNotFound
 from ddoc.settings import Settings
 
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
             temporal=client,
             intake=Intake(engine=engine, client=client, settings=settings, matcher=matcher),
             matcher=matcher,
+            parse=runbook_parser(ai_config_from_env(os.environ)),
         )
         try:
             yield

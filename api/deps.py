@@ -15,6 +15,7 @@ from temporalio.client import Client
 from ddoc import tenancy
 from ddoc.intake import Intake
 from ddoc.matching import Matcher
+from ddoc.parsing import RunbookParser
 from ddoc.settings import Settings
 from ddoc.tenancy import Principal
 
@@ -26,6 +27,7 @@ class AppState:
     temporal: Client
     intake: Intake
     matcher: Matcher
+    parse: RunbookParser
 
 
 def get_state(request: Request) -> AppState:

@@ -9,6 +9,7 @@ writes a per-file table (steps, commands, risk classes, quality, warnings) to --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -69,10 +70,8 @@ def main() -> int:
     for _ in range(args.runs):
         started = time.perf_counter()
         for path, text, fmt in texts:
-            try:
+            with contextlib.suppress(ParseError):
                 parse_runbook(text, fmt, source_path=path.name)
-            except ParseError:
-                pass
         timings.append(time.perf_counter() - started)
     median = statistics.median(timings)
     rate = len(texts) / median

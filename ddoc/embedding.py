@@ -70,10 +70,9 @@ class SentenceTransformerEmbedder:
 
                 path = self._model_path or _packaged_model_path()
                 model = SentenceTransformer(path, device="cpu")
-                size = getattr(model, "get_embedding_dimension", None) or getattr(
-                    model, "get_sentence_embedding_dimension"
-                )
-                size = size()
+                # Renamed in sentence-transformers 6; older releases have only the long name.
+                size = getattr(model, "get_embedding_dimension", None)
+                size = size() if size else model.get_sentence_embedding_dimension()
                 if size != DIMENSION:
                     raise RuntimeError(
                         f"embedding model at {path} makes {size}-d vectors; the schema stores "

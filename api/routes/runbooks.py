@@ -11,7 +11,6 @@ from api.deps import AppState, PrincipalDep, SessionDep, StateDep
 from ddoc import runbooks
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
-from ddoc.parsing import parse_runbook
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
 from ddoc.tenancy import Principal
@@ -120,8 +119,8 @@ def _out(
     )
 
 
-def _parse(body: RunbookIn) -> ParsedRunbook:
-    return parse_runbook(body.content, body.format, source_path=body.source_path)
+def _parse(state: AppState, body: RunbookIn) -> ParsedRunbook:
+    return state.parse(body.content, body.format, body.source_path)
 
 
 def _store(
@@ -132,7 +131,7 @@ def _store(
         tenant_id=principal.tenant_id,
         content=body.content,
         fmt=body.format,
-        parsed=_parse(body),
+        parsed=_parse(state, body),
         source_path=body.source_path,
         actor=principal.actor,
         runbook_id=runbook_id,
@@ -146,9 +145,9 @@ def _store(
     openapi_extra=_BODY_DOC,
 )
 def parse_preview(
-    body: Annotated[RunbookIn, Depends(runbook_body)], principal: PrincipalDep
+    body: Annotated[RunbookIn, Depends(runbook_body)], principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    return _parse(body).to_dict()
+    return _parse(state, body).to_dict()
 
 
 @router.post(
@@ -216,6 +215,7 @@ def import_runbooks(
         ],
         actor=principal.actor,
         embedder=state.matcher.embedder,
+        parse=state.parse,
     )
     return [ImportResultOut(**r.__dict__) for r in report.results]
 

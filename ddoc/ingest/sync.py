@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from ddoc import audit, runbooks
 from ddoc.ingest import SourceDocument
-from ddoc.parsing import ParseError, parse_runbook
+from ddoc.parsing import ParseError, RunbookParser, runbook_parser
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook
 
@@ -53,15 +53,15 @@ def import_documents(
     documents: Sequence[SourceDocument],
     actor: str,
     embedder: Embedder | None = None,
+    parse: RunbookParser | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     report = ImportReport()
+    parse = parse or runbook_parser()
     parsed: list[ParsedRunbook | ParseError] = []
     for document in documents:
         try:
-            parsed.append(
-                parse_runbook(document.content, document.format, source_path=document.source_path)
-            )
+            parsed.append(parse(document.content, document.format, document.source_path))
         except ParseError as err:
             parsed.append(err)
     good = [p for p in parsed if isinstance(p, ParsedRunbook)]
