@@ -88,7 +88,7 @@ def render_pagerduty(rule: AlertRule) -> NormalizedAlert:
 
 
 def render_description(rule: AlertRule) -> NormalizedAlert:
-    return normalize_generic(GenericAlert(title=rule.description or rule.summary))[0]
+    return normalize_generic(GenericAlert(title=rule.description or rule.summary or "alert"))[0]
 
 
 RENDERINGS: dict[str, Callable[[AlertRule], NormalizedAlert]] = {
