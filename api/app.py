@@ -13,11 +13,13 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
-from api.routes import executions, health, runbooks, webhooks
+from api.routes import executions, health, incidents, runbooks, webhooks
+from api.routes import settings as settings_routes
 from ddoc import db, search
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
+from ddoc.incidents import IncidentNotFound
 from ddoc.intake import Intake, StartFailed
 from ddoc.matching import Matcher
 from ddoc.parsing import ParseError, runbook_parser
@@ -61,7 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
-    for router in (health.router, runbooks.router, webhooks.router, executions.router):
+    for router in (
+        health.router,
+        runbooks.router,
+        webhooks.router,
+        incidents.router,
+        executions.router,
+        settings_routes.router,
+    ):
         app.include_router(router)
     _add_error_handlers(app)
     return app
@@ -80,6 +89,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RunbookNotFound, not_found)
     app.add_exception_handler(ExecutionNotFound, not_found)
+    app.add_exception_handler(IncidentNotFound, not_found)
     app.add_exception_handler(ParseError, unprocessable)
     app.add_exception_handler(StartFailed, unavailable)
 

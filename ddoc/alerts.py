@@ -156,7 +156,9 @@ class PagerDutyEvent(BaseModel):
     event_type: str
     resource_type: str | None = None
     occurred_at: datetime | None = None
-    data: PagerDutyIncident
+    # Other event types (pagey.ping, service.updated, …) carry other shapes; incident events
+    # are validated as PagerDutyIncident when normalised.
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class PagerDutyWebhook(BaseModel):
@@ -176,7 +178,7 @@ def normalize_pagerduty(body: PagerDutyWebhook) -> list[NormalizedAlert]:
     event = body.event
     if event.event_type not in _PAGERDUTY_FIRING | _PAGERDUTY_RESOLVED:
         return []
-    incident = event.data
+    incident = PagerDutyIncident.model_validate(event.data)
     service = incident.service.summary if incident.service else None
     severity = (incident.priority.summary if incident.priority else None) or (
         "critical" if incident.urgency == "high" else incident.urgency

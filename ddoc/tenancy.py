@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -121,6 +122,32 @@ def bootstrap(
             created_token = set_webhook_token(session, tenant_id=tenant_id, token=webhook_token)
         session.commit()
     return BootstrapResult(tenant_id=tenant_id, api_key=created_key, webhook_token=created_token)
+
+
+def settings(session: Session, tenant_id: str) -> dict[str, Any]:
+    tenant = session.get(Tenant, tenant_id)
+    return dict(tenant.settings) if tenant else {}
+
+
+def update_settings(
+    session: Session, *, tenant_id: str, changes: dict[str, Any], actor: str
+) -> None:
+    """Merge `changes` into the tenant's settings (a None value removes a key)."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise LookupError(f"tenant {tenant_id} not found")
+    merged = {**tenant.settings, **changes}
+    tenant.settings = {k: v for k, v in merged.items() if v is not None}
+    session.add(tenant)
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="tenant.settings_changed",
+        subject=tenant_id,
+        # Secret values never reach the audit log: only which settings changed.
+        data={"changed": sorted(changes)},
+    )
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal | None:

@@ -1,12 +1,85 @@
+"""Alert webhooks, one route per source, and `POST /match/{source}` (the same bodies, no side
+effects: for debugging routing).
+
+Every delivery is authenticated with the tenant's webhook token (`Authorization: Bearer …`, or
+`?token=` for tools that cannot set headers). Sources that sign (PagerDuty, Grafana) are
+verified in addition when the tenant configured a signing secret.
+"""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, status
-from pydantic import BaseModel
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from api.deps import StateDep, WebhookTenantDep
-from ddoc.alerts import AlertmanagerWebhook, normalize_alertmanager
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from sqlmodel import Session
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+from api.deps import AppState, PrincipalDep, StateDep, get_session
+from ddoc import alerts as sources
+from ddoc import tenancy
+from ddoc.alerts import NormalizedAlert
+from ddoc.webhook_auth import SignatureError, verify_grafana, verify_pagerduty
+
+router = APIRouter(tags=["webhooks"])
+
+# Alertmanager can cap a group with `max_alerts` in its webhook_config; larger deliveries are
+# refused whole (413) rather than half-processed.
+MAX_ALERTS_PER_DELIVERY = 1000
+
+
+class Source:
+    def __init__(
+        self,
+        name: str,
+        model: type[BaseModel],
+        normalize: Callable[[Any], list[NormalizedAlert]],
+        summary: str,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.normalize = normalize
+        self.summary = summary
+
+
+SOURCES = {
+    s.name: s
+    for s in (
+        Source(
+            "alertmanager",
+            sources.AlertmanagerWebhook,
+            sources.normalize_alertmanager,
+            "Prometheus Alertmanager webhook (version 4)",
+        ),
+        Source(
+            "pagerduty",
+            sources.PagerDutyWebhook,
+            sources.normalize_pagerduty,
+            "PagerDuty v3 webhook (X-PagerDuty-Signature verified when configured)",
+        ),
+        Source(
+            "opsgenie",
+            sources.OpsgenieWebhook,
+            sources.normalize_opsgenie,
+            "OpsGenie webhook integration",
+        ),
+        Source(
+            "grafana",
+            sources.GrafanaWebhook,
+            sources.normalize_grafana,
+            "Grafana alerting webhook contact point (HMAC verified when configured)",
+        ),
+        Source(
+            "generic",
+            sources.GenericAlert,
+            sources.normalize_generic,
+            "dd0c/run's generic alert format",
+        ),
+    )
+}
 
 
 class AlertOutcomeOut(BaseModel):
@@ -20,13 +93,177 @@ class WebhookResponse(BaseModel):
     alerts: list[AlertOutcomeOut]
 
 
-@router.post(
-    "/alertmanager",
-    status_code=status.HTTP_202_ACCEPTED,
-    summary="Prometheus Alertmanager webhook (v4)",
-)
-async def alertmanager(
-    body: AlertmanagerWebhook, tenant_id: WebhookTenantDep, state: StateDep
-) -> WebhookResponse:
-    outcomes = await state.intake.handle(tenant_id, normalize_alertmanager(body))
-    return WebhookResponse(alerts=[AlertOutcomeOut(**o.__dict__) for o in outcomes])
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return request.query_params.get("token") or None
+
+
+def webhook_tenant(request: Request, session: Annotated[Session, Depends(get_session)]) -> str:
+    token = _token(request)
+    if token is None:
+        raise HTTPException(
+            401,
+            "missing webhook token: send `Authorization: Bearer <webhook token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    tenant_id = tenancy.tenant_for_webhook_token(session, token)
+    if tenant_id is None:
+        raise HTTPException(401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"})
+    return tenant_id
+
+
+def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
+    try:
+        body = source.model.model_validate_json(raw)
+        alerts = source.normalize(body)
+    except ValidationError as err:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+        ) from None
+    if len(alerts) > MAX_ALERTS_PER_DELIVERY:
+        raise HTTPException(
+            413,
+            f"{len(alerts)} alerts in one delivery; the limit is {MAX_ALERTS_PER_DELIVERY} "
+            "(Alertmanager: set max_alerts in the webhook_config)",
+        )
+    return alerts
+
+
+def _verify(source: str, raw: bytes, request: Request, settings: dict[str, Any]) -> None:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        if source == "pagerduty" and settings.get("pagerduty_signing_secrets"):
+            verify_pagerduty(raw, headers, settings["pagerduty_signing_secrets"])
+        if source == "grafana" and settings.get("grafana_signing_secret"):
+            verify_grafana(raw, headers, settings["grafana_signing_secret"])
+    except SignatureError as err:
+        raise HTTPException(401, str(err)) from None
+
+
+def _seen_delivery(state: AppState, tenant_id: str, source: str, delivery_id: str) -> bool:
+    with Session(state.engine) as session:
+        return (
+            session.execute(
+                text(
+                    "SELECT 1 FROM webhook_deliveries"
+                    " WHERE tenant_id = :t AND source = :s AND delivery_id = :d"
+                ),
+                {"t": tenant_id, "s": source, "d": delivery_id},
+            ).first()
+            is not None
+        )
+
+
+def _remember_delivery(state: AppState, tenant_id: str, source: str, delivery_id: str) -> None:
+    with Session(state.engine) as session:
+        session.execute(
+            text(
+                "INSERT INTO webhook_deliveries (tenant_id, source, delivery_id)"
+                " VALUES (:t, :s, :d) ON CONFLICT DO NOTHING"
+            ),
+            {"t": tenant_id, "s": source, "d": delivery_id},
+        )
+        session.commit()
+
+
+def _body_doc(source: Source) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": source.model.model_json_schema()}},
+        }
+    }
+
+
+def _webhook_route(source: Source) -> None:
+    async def receive(
+        request: Request, tenant_id: Annotated[str, Depends(webhook_tenant)], state: StateDep
+    ) -> WebhookResponse:
+        raw = await request.body()
+        settings = await asyncio.to_thread(_tenant_settings, state, tenant_id)
+        _verify(source.name, raw, request, settings)
+        delivery_id = request.headers.get("x-webhook-id")
+        if delivery_id:
+            seen = await asyncio.to_thread(
+                _seen_delivery, state, tenant_id, source.name, delivery_id
+            )
+            if seen:
+                raise HTTPException(409, f"delivery {delivery_id} was already received")
+        alerts = parse_body(source, raw)
+        outcomes = await state.intake.handle(tenant_id, alerts)
+        if delivery_id:
+            await asyncio.to_thread(_remember_delivery, state, tenant_id, source.name, delivery_id)
+        return WebhookResponse(alerts=[AlertOutcomeOut(**o.__dict__) for o in outcomes])
+
+    router.add_api_route(
+        f"/webhooks/{source.name}",
+        receive,
+        methods=["POST"],
+        status_code=status.HTTP_202_ACCEPTED,
+        summary=source.summary,
+        openapi_extra=_body_doc(source),
+        name=f"webhook_{source.name}",
+    )
+
+
+def _match_route(source: Source) -> None:
+    def match(
+        raw: Annotated[bytes, Depends(_raw_body)], principal: PrincipalDep, state: StateDep
+    ) -> dict[str, Any]:
+        alerts = parse_body(source, raw)
+        results = []
+        with Session(state.engine) as session:
+            for alert in alerts:
+                result = state.matcher.match(session, tenant_id=principal.tenant_id, alert=alert)
+                results.append(
+                    {
+                        "dedup_key": alert.dedup_key,
+                        "status": result.status,
+                        "candidates": [
+                            {
+                                "runbook_id": c.runbook_id,
+                                "title": c.title,
+                                "source_path": c.source_path,
+                                "score": c.score,
+                                "reasons": c.reasons,
+                                "method": c.method,
+                            }
+                            for c in result.candidates
+                        ],
+                        "attached": {
+                            "runbook_id": result.attached.runbook_id,
+                            "source_path": result.attached.source_path,
+                            "score": result.attached.score,
+                        }
+                        if result.attached
+                        else None,
+                    }
+                )
+        return {"alerts": results}
+
+    router.add_api_route(
+        f"/match/{source.name}",
+        match,
+        methods=["POST"],
+        summary=f"Rank runbooks for a {source.name} body; starts nothing",
+        openapi_extra=_body_doc(source),
+        name=f"match_{source.name}",
+        tags=["matching"],
+    )
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _tenant_settings(state: AppState, tenant_id: str) -> dict[str, Any]:
+    with Session(state.engine) as session:
+        return tenancy.settings(session, tenant_id)
+
+
+for _source in SOURCES.values():
+    _webhook_route(_source)
+    _match_route(_source)
