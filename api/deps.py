@@ -55,25 +55,16 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-def get_principal(credentials: BearerDep, session: SessionDep) -> Principal:
+def get_principal(credentials: BearerDep, state: StateDep) -> Principal:
     if credentials is None:
         raise _unauthorized("missing API key: send `Authorization: Bearer <api key>`")
-    principal = tenancy.authenticate_api_key(session, credentials.credentials)
+    # Its own short session: the request's session (if any) must not hold a connection
+    # checked out while the handler awaits Temporal.
+    with Session(state.engine) as session:
+        principal = tenancy.authenticate_api_key(session, credentials.credentials)
     if principal is None:
         raise _unauthorized("invalid or revoked API key")
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
-
-
-def get_webhook_tenant(credentials: BearerDep, session: SessionDep) -> str:
-    if credentials is None:
-        raise _unauthorized("missing webhook token: send `Authorization: Bearer <webhook token>`")
-    tenant_id = tenancy.tenant_for_webhook_token(session, credentials.credentials)
-    if tenant_id is None:
-        raise _unauthorized("invalid webhook token")
-    return tenant_id
-
-
-WebhookTenantDep = Annotated[str, Depends(get_webhook_tenant)]

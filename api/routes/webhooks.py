@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlmodel import Session
 
-from api.deps import AppState, PrincipalDep, StateDep, get_session
+from api.deps import AppState, PrincipalDep, StateDep
 from ddoc import alerts as sources
 from ddoc import tenancy
 from ddoc.alerts import NormalizedAlert
@@ -101,7 +101,7 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token") or None
 
 
-def webhook_tenant(request: Request, session: Annotated[Session, Depends(get_session)]) -> str:
+def webhook_tenant(request: Request, state: StateDep) -> str:
     token = _token(request)
     if token is None:
         raise HTTPException(
@@ -109,7 +109,8 @@ def webhook_tenant(request: Request, session: Annotated[Session, Depends(get_ses
             "missing webhook token: send `Authorization: Bearer <webhook token>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    tenant_id = tenancy.tenant_for_webhook_token(session, token)
+    with Session(state.engine) as session:
+        tenant_id = tenancy.tenant_for_webhook_token(session, token)
     if tenant_id is None:
         raise HTTPException(401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"})
     return tenant_id
