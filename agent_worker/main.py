@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -16,6 +17,7 @@ from ddoc.settings import Settings, agent_task_queue
 log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_COMMANDS = 10
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def build_agent(
@@ -27,6 +29,9 @@ def build_agent(
         task_queue=agent_task_queue(tenant_id, environment),
         activities=[commands.run_command],
         max_concurrent_activities=MAX_CONCURRENT_COMMANDS,
+        # A command in flight gets this long to finish before it is cancelled (its process
+        # group killed) when the agent stops.
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -30,12 +31,18 @@ from ddoc.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+DB_THREADS = 24
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = db.make_engine(settings.require_database_url())
+        # Intake hands its database work to threads; the default pool (CPUs + 4) would queue
+        # a burst of webhooks behind a handful of threads. Match the connection pool instead.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="ddoc-db")
+        )
+        engine = db.make_engine(settings.require_database_url(), pool_size=DB_THREADS)
         db.migrate(engine)
         client = await temporal_conn.connect(settings.temporal, identity="ddoc-api", lazy=True)
         embedder = default_embedder()

@@ -83,7 +83,11 @@ def build_input(
     )
 
 
-def create(session: Session, *, inp: ExecutionInput, started_by: str) -> Execution:
+def create(
+    session: Session, *, inp: ExecutionInput, started_by: str, record_audit: bool = True
+) -> Execution:
+    """Insert the execution and its pending steps. With `record_audit=False` the caller
+    appends `creation_audit(...)` itself, last in its transaction (see intake)."""
     execution = Execution(
         id=inp.execution_id,
         tenant_id=inp.tenant_id,
@@ -112,6 +116,12 @@ def create(session: Session, *, inp: ExecutionInput, started_by: str) -> Executi
             )
         )
     session.flush()
+    if record_audit:
+        append_creation_audit(session, inp=inp, started_by=started_by)
+    return execution
+
+
+def append_creation_audit(session: Session, *, inp: ExecutionInput, started_by: str) -> None:
     audit.append(
         session,
         tenant_id=inp.tenant_id,
@@ -125,7 +135,6 @@ def create(session: Session, *, inp: ExecutionInput, started_by: str) -> Executi
             "incident_id": inp.incident_id,
         },
     )
-    return execution
 
 
 def record_status(

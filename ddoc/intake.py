@@ -123,6 +123,13 @@ class Intake:
                     starts_at=alert.starts_at,
                 )
             )
+            if decision.start is not None and decision.outcome.status == "started":
+                # Last, just before commit: the audit chain's per-tenant lock is then held for
+                # the commit alone, not for the whole intake transaction.
+                session.flush()
+                executions.append_creation_audit(
+                    session, inp=decision.start, started_by=f"alert:{alert.source}"
+                )
             session.commit()
             return decision
 
@@ -257,7 +264,12 @@ class Intake:
             {"tenant": tenant_id, "key": alert.dedup_key, "incident": incident_id},
         )
         if execution_input is not None:
-            executions.create(session, inp=execution_input, started_by=f"alert:{alert.source}")
+            executions.create(
+                session,
+                inp=execution_input,
+                started_by=f"alert:{alert.source}",
+                record_audit=False,
+            )
         status = "started" if execution_input else result.status
         return _Decision(
             AlertOutcome(

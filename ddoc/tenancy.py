@@ -162,6 +162,13 @@ def authenticate_api_key(session: Session, key: str) -> Principal | None:
 
 
 def tenant_for_webhook_token(session: Session, token: str) -> str | None:
-    return session.exec(
-        select(Tenant.id).where(Tenant.webhook_token_hash == token_hash(token))
+    found = webhook_tenant_and_settings(session, token)
+    return found[0] if found else None
+
+
+def webhook_tenant_and_settings(session: Session, token: str) -> tuple[str, dict[str, Any]] | None:
+    """The tenant a webhook token belongs to, with its settings, in one query."""
+    row = session.exec(
+        select(Tenant.id, Tenant.settings).where(Tenant.webhook_token_hash == token_hash(token))
     ).first()
+    return (row[0], dict(row[1])) if row else None

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 WORKFLOWS = [RunbookExecutionWorkflow]
 # Synchronous database activities run in this many threads; the engine's pool matches it.
 ACTIVITY_THREADS = 20
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def build_worker(
@@ -35,6 +37,9 @@ def build_worker(
         activities=[store.record_step, store.record_execution_status],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        # Database writes finish in milliseconds: let in-flight ones complete on shutdown
+        # rather than interrupting a transaction.
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 

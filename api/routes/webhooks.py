@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -101,7 +102,13 @@ def _token(request: Request) -> str | None:
     return request.query_params.get("token") or None
 
 
-def webhook_tenant(request: Request, state: StateDep) -> str:
+@dataclass(frozen=True)
+class WebhookCaller:
+    tenant_id: str
+    settings: dict[str, Any]
+
+
+def webhook_tenant(request: Request, state: StateDep) -> WebhookCaller:
     token = _token(request)
     if token is None:
         raise HTTPException(
@@ -110,10 +117,10 @@ def webhook_tenant(request: Request, state: StateDep) -> str:
             headers={"WWW-Authenticate": "Bearer"},
         )
     with Session(state.engine) as session:
-        tenant_id = tenancy.tenant_for_webhook_token(session, token)
-    if tenant_id is None:
+        found = tenancy.webhook_tenant_and_settings(session, token)
+    if found is None:
         raise HTTPException(401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"})
-    return tenant_id
+    return WebhookCaller(*found)
 
 
 def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
@@ -181,11 +188,11 @@ def _body_doc(source: Source) -> dict[str, Any]:
 
 def _webhook_route(source: Source) -> None:
     async def receive(
-        request: Request, tenant_id: Annotated[str, Depends(webhook_tenant)], state: StateDep
+        request: Request, caller: Annotated[WebhookCaller, Depends(webhook_tenant)], state: StateDep
     ) -> WebhookResponse:
         raw = await request.body()
-        settings = await asyncio.to_thread(_tenant_settings, state, tenant_id)
-        _verify(source.name, raw, request, settings)
+        tenant_id = caller.tenant_id
+        _verify(source.name, raw, request, caller.settings)
         delivery_id = request.headers.get("x-webhook-id")
         if delivery_id:
             seen = await asyncio.to_thread(
@@ -258,11 +265,6 @@ def _match_route(source: Source) -> None:
 
 async def _raw_body(request: Request) -> bytes:
     return await request.body()
-
-
-def _tenant_settings(state: AppState, tenant_id: str) -> dict[str, Any]:
-    with Session(state.engine) as session:
-        return tenancy.settings(session, tenant_id)
 
 
 for _source in SOURCES.values():
