@@ -182,7 +182,10 @@ def test_git_clone_then_fetch_follows_new_commits(repo: Path, tmp_path: Path) ->
     second = source.sync()
     assert second.commit == second_commit != first.commit
     assert [(d.source_path, d.content) for d in second.documents] == [
-        ("git:ops-runbooks:runbooks/db/failover.md", "# DB failover\n\n1. Promote replica\n2. Fix DNS\n"),
+        (
+            "git:ops-runbooks:runbooks/db/failover.md",
+            "# DB failover\n\n1. Promote replica\n2. Fix DNS\n",
+        ),
         ("git:ops-runbooks:runbooks/web/restart.txt", "Restart the web tier\n"),
     ]
     assert second.errors == []
