@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -11,6 +12,7 @@ from sqlmodel import Session, select
 
 from ddoc import audit
 from ddoc.ids import new_id, new_token, token_hash
+from ddoc.risk import RuleSet, load_tenant_rules
 from ddoc.tables import ApiKey, Tenant
 
 API_KEY_PREFIX = "ddoc"
@@ -148,6 +150,20 @@ def update_settings(
         # Secret values never reach the audit log: only which settings changed.
         data={"changed": sorted(changes)},
     )
+
+
+RISK_RULES_KEY = "risk_rules_yaml"
+
+
+def risk_rules(session: Session, tenant_id: str) -> RuleSet | None:
+    """The tenant's own risk rules (YAML in its settings), compiled once per distinct text."""
+    yaml_text = settings(session, tenant_id).get(RISK_RULES_KEY)
+    return _compiled_rules(yaml_text) if yaml_text else None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_rules(yaml_text: str) -> RuleSet:
+    return load_tenant_rules(yaml_text)
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal | None:

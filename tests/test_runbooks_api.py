@@ -154,3 +154,48 @@ async def test_concurrent_first_imports_of_one_path_make_one_runbook(
     assert sorted(r.status_code for r in responses) == [200] * 5 + [201]
     assert len({r.json()["id"] for r in responses}) == 1
     assert count(engine, "runbooks") == 1 and count(engine, "runbook_versions") == 1
+
+
+async def test_tenant_risk_rules_change_how_new_versions_classify(
+    stack: Stack, engine: Engine
+) -> None:
+    content = "# Cache\n\n1. Restart the cache: `systemctl restart acme-cache`\n"
+    before = (await post(stack, "/runbooks/parse", {"content": content})).json()
+    assert before["steps"][0]["risk"] == "yellow"
+    rules = (
+        "rules:\n"
+        "  - id: acme.cache-restart\n"
+        '    match: "^systemctl restart acme-cache$"\n'
+        "    risk: green\n"
+        '    reason: "acme-cache is stateless; a restart is routine"\n'
+    )
+    yaml_headers = {**stack.api_headers(), "Content-Type": "application/yaml"}
+    stored = await stack.http.put("/settings/risk-rules", content=rules, headers=yaml_headers)
+    assert stored.status_code == 200, stored.text
+    assert stored.json() == {"rules": ["acme.cache-restart"]}
+    after = (await post(stack, "/runbooks/parse", {"content": content})).json()
+    assert after["steps"][0]["risk"] == "green"
+    assert "stateless" in after["steps"][0]["risk_reason"]
+    shown = await stack.http.get("/settings/risk-rules", headers=stack.api_headers())
+    assert shown.text == rules
+
+    bad = rules.replace('    reason: "acme-cache is stateless; a restart is routine"\n', "")
+    refused = await stack.http.put("/settings/risk-rules", content=bad, headers=yaml_headers)
+    assert refused.status_code == 422
+    assert refused.json()["detail"].startswith("invalid risk rules: ")
+
+    from sqlmodel import Session
+
+    from ddoc import tenancy
+
+    with Session(engine) as session:
+        _, viewer_key = tenancy.create_api_key(
+            session, tenant_id=stack.settings.tenant, name="viewer", roles=["viewer"]
+        )
+        session.commit()
+    forbidden = await stack.http.put(
+        "/settings/risk-rules",
+        content=rules,
+        headers={"Authorization": f"Bearer {viewer_key}", "Content-Type": "application/yaml"},
+    )
+    assert forbidden.status_code == 403

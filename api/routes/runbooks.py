@@ -6,9 +6,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
-from ddoc import runbooks
+from ddoc import runbooks, tenancy
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
@@ -119,8 +120,10 @@ def _out(
     )
 
 
-def _parse(state: AppState, body: RunbookIn) -> ParsedRunbook:
-    return state.parse(body.content, body.format, body.source_path)
+def _parse(state: AppState, principal: Principal, body: RunbookIn) -> ParsedRunbook:
+    with Session(state.engine) as session:
+        rules = tenancy.risk_rules(session, principal.tenant_id)
+    return state.parse(body.content, body.format, body.source_path, rules)
 
 
 def _store(
@@ -131,7 +134,7 @@ def _store(
         tenant_id=principal.tenant_id,
         content=body.content,
         fmt=body.format,
-        parsed=_parse(state, body),
+        parsed=_parse(state, principal, body),
         source_path=body.source_path,
         actor=principal.actor,
         runbook_id=runbook_id,
@@ -147,7 +150,7 @@ def _store(
 def parse_preview(
     body: Annotated[RunbookIn, Depends(runbook_body)], principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    return _parse(state, body).to_dict()
+    return _parse(state, principal, body).to_dict()
 
 
 @router.post(
@@ -206,6 +209,8 @@ def import_runbooks(
     missing = [i for i, d in enumerate(body.documents) if not d.source_path]
     if missing:
         raise HTTPException(422, f"documents {missing} have no source_path; import needs one each")
+    with Session(state.engine) as session:
+        rules = tenancy.risk_rules(session, principal.tenant_id)
     report = import_documents(
         state.engine,
         tenant_id=principal.tenant_id,
@@ -216,6 +221,7 @@ def import_runbooks(
         actor=principal.actor,
         embedder=state.matcher.embedder,
         parse=state.parse,
+        rules=rules,
     )
     return [ImportResultOut(**r.__dict__) for r in report.results]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep
 from ddoc import tenancy
-from ddoc.tenancy import Role
+from ddoc.risk import RiskRulesError, load_tenant_rules
+from ddoc.tenancy import Principal, Role
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -27,7 +28,55 @@ class SettingsIn(BaseModel):
 
 def _shown(settings: dict[str, Any]) -> dict[str, Any]:
     # Secrets are write-only: say whether they are set, never what they are.
-    return {k: (bool(v) if k in _SECRET_KEYS else v) for k, v in settings.items()}
+    return {
+        k: (bool(v) if k in _SECRET_KEYS else v)
+        for k, v in settings.items()
+        if k != tenancy.RISK_RULES_KEY
+    }
+
+
+def _require_admin(principal: Principal) -> None:
+    if Role.ADMIN not in principal.roles:
+        raise HTTPException(403, "changing settings needs the admin role")
+
+
+@router.get("/risk-rules", summary="The tenant's own risk rules (YAML)")
+def get_risk_rules(principal: PrincipalDep, session: SessionDep) -> Response:
+    text = tenancy.settings(session, principal.tenant_id).get(tenancy.RISK_RULES_KEY, "")
+    return Response(text, media_type="application/yaml")
+
+
+@router.put(
+    "/risk-rules",
+    summary="Replace the tenant's risk rules (YAML body; see docs/RISK_RULES.md)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def put_risk_rules(
+    request: Request, principal: PrincipalDep, session: SessionDep
+) -> dict[str, Any]:
+    _require_admin(principal)
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+        rules = load_tenant_rules(text) if text.strip() else None
+    except UnicodeDecodeError:
+        raise HTTPException(422, "risk rules must be UTF-8 YAML") from None
+    except RiskRulesError as err:
+        raise HTTPException(422, f"invalid risk rules: {err}") from None
+    tenancy.update_settings(
+        session,
+        tenant_id=principal.tenant_id,
+        changes={tenancy.RISK_RULES_KEY: text if rules else None},
+        actor=principal.actor,
+    )
+    session.commit()
+    # Runbooks parsed from now on use them; stored versions keep the classes they were given.
+    return {"rules": [r.id for r in rules.tenant] if rules else []}
 
 
 @router.get("", summary="The tenant's settings (secrets shown as set/unset)")
@@ -39,8 +88,7 @@ def get_settings(principal: PrincipalDep, session: SessionDep) -> dict[str, Any]
 def patch_settings(
     body: SettingsIn, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
-    if Role.ADMIN not in principal.roles:
-        raise HTTPException(403, "changing settings needs the admin role")
+    _require_admin(principal)
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
     tenancy.update_settings(
         session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor

@@ -22,6 +22,7 @@ from ddoc.tables import Runbook
 
 if TYPE_CHECKING:
     from ddoc.embedding import Embedder
+    from ddoc.risk import RuleSet
 
 CONNECTOR_PREFIXES = ("git:", "confluence:", "notion:")
 Progress = Callable[[int, int, str, str], None]  # (done, total, source_path, outcome)
@@ -54,6 +55,7 @@ def import_documents(
     actor: str,
     embedder: Embedder | None = None,
     parse: RunbookParser | None = None,
+    rules: RuleSet | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     report = ImportReport()
@@ -61,7 +63,7 @@ def import_documents(
     parsed: list[ParsedRunbook | ParseError] = []
     for document in documents:
         try:
-            parsed.append(parse(document.content, document.format, document.source_path))
+            parsed.append(parse(document.content, document.format, document.source_path, rules))
         except ParseError as err:
             parsed.append(err)
     good = [p for p in parsed if isinstance(p, ParsedRunbook)]

@@ -6,8 +6,7 @@ result is documented in ``docs/RUNBOOK_SCHEMA.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ddoc.parsing.errors import ParseError
 from ddoc.parsing.parser import FORMATS, default_classifier, parse_runbook
@@ -15,23 +14,33 @@ from ddoc.runbook import ParsedRunbook
 
 if TYPE_CHECKING:
     from ddoc.parsing.ai import AIParserConfig
+    from ddoc.risk import RuleSet
 
-# (content, format, source_path) -> structured runbook; raises ParseError for unusable input.
-RunbookParser = Callable[[str, str, str | None], ParsedRunbook]
+
+class RunbookParser(Protocol):
+    """(content, format, source_path, tenant risk rules) -> structured runbook; raises
+    ParseError for input that is not a usable runbook."""
+
+    def __call__(
+        self, content: str, fmt: str, source_path: str | None, rules: RuleSet | None = None
+    ) -> ParsedRunbook: ...
 
 
 def runbook_parser(ai: AIParserConfig | None = None) -> RunbookParser:
     """The AI parser when a key is configured (it falls back by itself), else the
     deterministic one."""
-    if ai is None:
-        return lambda content, fmt, source_path: parse_runbook(
-            content, fmt, source_path=source_path
-        )
-    from ddoc.parsing.ai import parse_with_ai
 
-    return lambda content, fmt, source_path: parse_with_ai(
-        content, fmt, config=ai, source_path=source_path
-    )
+    def parse(
+        content: str, fmt: str, source_path: str | None, rules: RuleSet | None = None
+    ) -> ParsedRunbook:
+        classify = default_classifier(rules)
+        if ai is None:
+            return parse_runbook(content, fmt, source_path=source_path, classify=classify)
+        from ddoc.parsing.ai import parse_with_ai
+
+        return parse_with_ai(content, fmt, config=ai, source_path=source_path, classify=classify)
+
+    return parse
 
 
 __all__ = [

@@ -7,10 +7,9 @@ suggestions → variables → quality report.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddoc.parsing.commands import suggest_inverse
 from ddoc.parsing.errors import ParseError
@@ -22,6 +21,10 @@ from ddoc.parsing.source import decode, split_front_matter
 from ddoc.parsing.steps import Classifier, Outline, StepBuilder
 from ddoc.parsing.text import read_text
 from ddoc.parsing.variables import collect
+
+if TYPE_CHECKING:
+    from ddoc.risk import RuleSet
+
 from ddoc.runbook import (
     ParsedRunbook,
     RiskClass,
@@ -116,17 +119,15 @@ def parse_runbook(
     )
 
 
-def default_classifier() -> Classifier:
-    """``ddoc.risk`` adapted to the ``(command, language)`` signature; imported lazily."""
-    # Imported on first use: ddoc.risk is its own module (and rule set), loaded only when needed.
-    risk: Any = importlib.import_module("ddoc.risk")
-    classify_command = getattr(risk, "classify_command", None)
-    classify_sql = getattr(risk, "classify_sql", None)
-    if classify_command is None or classify_sql is None:
-        raise ImportError("ddoc.risk provides no classify_command/classify_sql")
+def default_classifier(rules: RuleSet | None = None) -> Classifier:
+    """``ddoc.risk`` adapted to the ``(command, language)`` signature, with a tenant's rules
+    applied to shell commands (SQL goes through the SQL classifier)."""
+    from ddoc.risk import classify_command, classify_sql
 
     def classify(command: str, language: str | None) -> tuple[RiskClass, str]:
-        assessment = classify_sql(command) if language == "sql" else classify_command(command)
+        assessment = (
+            classify_sql(command) if language == "sql" else classify_command(command, rules)
+        )
         return RiskClass(assessment.level), str(assessment.reason)
 
     return classify
