@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from ddoc.settings import ConfigError, Settings
 
+_SERVICES = {"api", "worker", "agent", "migrate"}
 ServeFn = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
 
@@ -56,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_cmd_migrate)
 
-    from ddoc import cli_runbooks
+    from ddoc import cli_alerts, cli_runbooks
 
     cli_runbooks.add_parser(sub)
+    cli_alerts.add_parsers(sub)
     return parser
 
 
@@ -70,8 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ddoc: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        # `ddoc up` talks to its user through progress lines; its children log to files.
-        level="WARNING" if args.command == "up" else settings.log_level,
+        # Services log; commands a person runs (`ddoc up`, runbook, match, …) print results and
+        # keep library chatter out of the way.
+        level=settings.log_level if args.command in _SERVICES else "WARNING",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

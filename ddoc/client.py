@@ -17,12 +17,15 @@ class ApiError(RuntimeError):
     """The API answered with an error; the message is its `detail`, fit for a terminal."""
 
 
-def _credentials_file_key(env: Mapping[str, str]) -> str | None:
+def credential(env: Mapping[str, str], name: str) -> str | None:
+    """`name` from the environment, else from a local `ddoc up`'s credentials file."""
+    if env.get(name):
+        return env[name]
     path = Path(env.get("DDOC_DATA_DIR") or ".ddoc") / "credentials.env"
     if not path.exists():
         return None
     for line in path.read_text().splitlines():
-        if line.startswith("DDOC_API_KEY="):
+        if line.startswith(f"{name}="):
             return line.partition("=")[2].strip()
     return None
 
@@ -38,7 +41,7 @@ class ApiClient:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiClient:
         env = os.environ if env is None else env
-        key = env.get("DDOC_API_KEY") or _credentials_file_key(env)
+        key = credential(env, "DDOC_API_KEY")
         if not key:
             raise ApiError(
                 "no API key: set DDOC_API_KEY (a local `ddoc up` keeps one in "

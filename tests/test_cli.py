@@ -1,0 +1,101 @@
+"""The `ddoc` command line against the real API: runbooks in, alerts matched and fired, clear
+messages (never a traceback) when something is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from tests.alert_payloads import alertmanager_v4, am_alert
+from tests.conftest import Stack
+
+FIXTURES = Path(__file__).parent / "fixtures" / "foundation"
+
+
+async def ddoc(stack: Stack, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ddoc.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={
+            **os.environ,
+            "DDOC_API_URL": stack.base_url,
+            "DDOC_API_KEY": stack.credentials.api_key,
+            "DDOC_WEBHOOK_TOKEN": stack.credentials.webhook_token,
+            "DDOC_DATA_DIR": "/nonexistent",
+            **(env or {}),
+        },
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_runbook_add_import_list_show(stack: Stack, tmp_path: Path) -> None:
+    code, out, err = await ddoc(stack, "runbook", "add", str(FIXTURES / "crashloop.md"))
+    assert code == 0, err
+    assert "version 1 (created)" in out and "steps: 3" in out
+
+    folder = tmp_path / "runbooks"
+    (folder / "db").mkdir(parents=True)
+    (folder / "db" / "disk.md").write_text("# Disk\n\n1. Check: `df -h`\n")
+    (folder / "notes.txt").write_text("1. Run `uptime`\n")
+    (folder / "empty.md").write_text("")
+    (folder / "latin1.md").write_bytes("# Caf\xe9\n".encode("latin-1"))
+    code, out, err = await ddoc(stack, "runbook", "import", str(folder))
+    assert code == 1  # one document failed, one file was not UTF-8: both said, exit non-zero
+    assert "[1/3] db/disk.md: created v1, 1 steps" in err
+    assert "empty.md: failed: runbook is empty" in err
+    assert "latin1.md" in err and "not UTF-8" in err
+    assert "Traceback" not in err
+
+    code, out, err = await ddoc(stack, "runbook", "list")
+    assert code == 0
+    assert sorted(line.split()[-1] for line in out.splitlines()) == [
+        "[crashloop.md]",
+        "[db/disk.md]",
+        "[notes.txt]",
+    ]
+    assert err.strip() == "3 runbook(s)"
+    runbook_id = out.split()[0]
+    code, out, err = await ddoc(stack, "runbook", "show", runbook_id)
+    assert code == 0 and "quality" in out
+
+
+async def test_match_and_fire(stack: Stack, tmp_path: Path) -> None:
+    await ddoc(stack, "runbook", "add", str(FIXTURES / "crashloop.md"))
+    body = tmp_path / "alert.json"
+    body.write_text(json.dumps(alertmanager_v4(am_alert("KubePodCrashLooping", fingerprint="m1"))))
+    code, out, err = await ddoc(stack, "match", str(body))
+    assert code == 0, err
+    assert out.splitlines()[0] == "m1: attach crashloop.md (1.00)"
+    assert "declares alert 'KubePodCrashLooping' in its triggers" in out
+
+    code, out, err = await ddoc(
+        stack, "alert", "fire", "--title", "Pod crash looping", "--alertname",
+        "KubePodCrashLooping", "--label", "pod=p1", "--label", "namespace=n1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.startswith("started: incident inc_")
+
+
+async def test_cli_errors_are_messages(stack: Stack, tmp_path: Path) -> None:
+    code, _, err = await ddoc(stack, "runbook", "add", str(tmp_path / "missing.md"))
+    assert (code, err.strip()) == (1, f"ddoc: {tmp_path / 'missing.md'}: no such file")
+    code, _, err = await ddoc(stack, "runbook", "list", env={"DDOC_API_KEY": "wrong"})
+    assert (code, err.strip()) == (1, "ddoc: 401: invalid or revoked API key")
+    code, _, err = await ddoc(
+        stack, "runbook", "list", env={"DDOC_API_URL": "http://127.0.0.1:9", "DDOC_API_KEY": "k"}
+    )
+    assert code == 1 and err.startswith("ddoc: cannot reach the API at http://127.0.0.1:9")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    code, _, err = await ddoc(stack, "match", str(bad))
+    assert code == 1 and "not JSON" in err
+    assert "Traceback" not in err
