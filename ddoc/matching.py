@@ -181,9 +181,8 @@ class Matcher:
         candidates.sort(key=lambda c: (c.title, c.runbook_id))
         if len(candidates) == 1:
             return MatchResult(candidates, candidates[0])
-        by_service = [
-            c for c, row in zip(candidates, rows, strict=False) if alert.service in row.services
-        ]
+        services = {row.id: row.services for row in rows}
+        by_service = [c for c in candidates if alert.service in services[c.runbook_id]]
         if alert.service and len(by_service) == 1:
             by_service[0].reasons.append(f"the only one of them for service {alert.service!r}")
             return MatchResult(candidates[:3], by_service[0])
