@@ -34,6 +34,11 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 DB_THREADS = 24
 
 
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (several worker processes)."""
+    return create_app(Settings.from_env())
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -106,7 +106,9 @@ def main() -> int:
     embedder = default_embedder()
     embedder.warm_up()
     matcher = Matcher(embedder)
-    base = [parse_runbook(d.content, d.format, source_path=d.source_path) for d in corpus_documents()]
+    base = [
+        parse_runbook(d.content, d.format, source_path=d.source_path) for d in corpus_documents()
+    ]
     rules = [r for r in alert_rules() if r.summary]
     queries = [render_pagerduty(rng.choice(rules)) for _ in range(args.queries)]
     print("| runbooks | match p50 | match p99 | queries |")
@@ -132,7 +134,9 @@ def main() -> int:
                     latencies.append((time.perf_counter() - started) * 1000)
             latencies.sort()
             p99 = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-            print(f"| {size} | {statistics.median(latencies):.1f} ms | {p99:.1f} ms | {len(latencies)} |")
+            print(
+                f"| {size} | {statistics.median(latencies):.1f} ms | {p99:.1f} ms | {len(latencies)} |"
+            )
     return 0
 
 

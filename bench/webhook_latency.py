@@ -94,7 +94,13 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "ddoc.cli", role],
+            [
+                sys.executable,
+                "-m",
+                "ddoc.cli",
+                role,
+                *([f"--workers={args.api_workers}"] if role == "api" else []),
+            ],
             env=env,
             preexec_fn=die_with_parent(),
             stdout=subprocess.DEVNULL,
@@ -124,7 +130,7 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
 
             hook = {"Authorization": f"Bearer {args.webhook_token}"}
 
-            async def fire(i: int) -> None:
+            async def fire(i: int, expect: str = "started") -> None:
                 body = {
                     "alerts": [
                         {
@@ -137,7 +143,7 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
                 }
                 response = await http.post("/webhooks/alertmanager", json=body, headers=hook)
                 assert response.status_code == 202, response.text
-                assert response.json()["alerts"][0]["status"] == "started"
+                assert response.json()["alerts"][0]["status"] == expect
 
             # Warm both paths, then measure them alternately so noise hits both.
             await run_load(20, 4, lambda i: start(10_000_000 + i))
@@ -171,6 +177,18 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
             print(
                 f"alert received -> runbook attached (execution started): p95 {med['webhook']['p95']:.1f} ms"
             )
+            # A storm: repeats of alerts already open (no new execution, no Temporal call).
+            storm = []
+            for r in range(args.rounds):
+                lat, el = await run_load(
+                    per_round, args.concurrency, lambda i: fire(i % 50, expect="duplicate")
+                )
+                storm.append(report(f"repeat deliveries round {r + 1}", lat, el))
+            print(
+                f"median of rounds, repeats   p50 {statistics.median(s['p50'] for s in storm):.1f} ms"
+                f"  p99 {statistics.median(s['p99'] for s in storm):.1f} ms"
+                f"  {statistics.median(s['rate'] for s in storm):.0f}/s"
+            )
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -183,6 +201,7 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--api-workers", type=int, default=1)
     args = parser.parse_args()
     args.api_key = "ddoc_bench_" + uuid.uuid4().hex
     args.webhook_token = "ddwh_bench_" + uuid.uuid4().hex

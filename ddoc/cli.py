@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="run the API server (needs DDOC_DATABASE_URL)")
     api.add_argument("--host", help="bind address (default: $DDOC_API_HOST or 127.0.0.1)")
     api.add_argument("--port", type=_port, help="port (default: $DDOC_API_PORT or 8080)")
+    api.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: $DDOC_API_WORKERS or 1); each loads the embedding model",
+    )
     api.set_defaults(func=_cmd_api)
 
     worker = sub.add_parser("worker", help="run the control-plane worker (needs DDOC_DATABASE_URL)")
@@ -113,10 +118,24 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     from api.app import create_app
 
     settings.require_database_url()
+    workers = args.workers or settings.api_workers
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    if workers > 1:
+        # Several processes: uvicorn imports the app factory in each (settings from the env).
+        uvicorn.run(
+            "api.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+        )
+        _exit_now(0)
     config = uvicorn.Config(
         create_app(settings),
-        host=args.host or settings.api_host,
-        port=args.port or settings.api_port,
+        host=host,
+        port=port,
         log_level=settings.log_level.lower(),
         access_log=False,
     )

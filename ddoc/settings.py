@@ -43,6 +43,7 @@ class Settings:
     temporal: TemporalSettings = dataclasses.field(default_factory=TemporalSettings)
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    api_workers: int = 1
     control_task_queue: str = CONTROL_TASK_QUEUE
     tenant: str = "default"
     environment: str = "local"
@@ -73,6 +74,7 @@ class Settings:
             ),
             api_host=reader.text("DDOC_API_HOST") or defaults.api_host,
             api_port=reader.port("DDOC_API_PORT", defaults.api_port),
+            api_workers=reader.integer("DDOC_API_WORKERS", defaults.api_workers, minimum=1),
             control_task_queue=reader.text("DDOC_CONTROL_TASK_QUEUE")
             or defaults.control_task_queue,
             tenant=reader.text("DDOC_TENANT") or defaults.tenant,
