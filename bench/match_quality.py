@@ -47,7 +47,7 @@ from ddoc.ingest.sync import import_documents
 from ddoc.matching import Matcher
 
 TENANT = "bench"
-METHODS = ("explicit", "fulltext", "vector", "all")
+METHODS = ("explicit", "fulltext", "vector", "all")  # all: explicit if any, else fused
 
 
 def render_alertmanager(rule: AlertRule) -> NormalizedAlert:
@@ -158,11 +158,11 @@ def main() -> int:
                     for rule in positives:
                         truth = ids[rule.runbook_path or ""]
                         alert = render(rule)
-                        if method == "explicit":
-                            result = matcher.match(
-                                session, tenant_id=TENANT, alert=alert, methods="explicit"
-                            )
-                            ranked = [c.runbook_id for c in result.candidates]
+                        explicit = matcher.match(
+                            session, tenant_id=TENANT, alert=alert, methods="explicit"
+                        )
+                        if method == "explicit" or (method == "all" and explicit.candidates):
+                            ranked = [c.runbook_id for c in explicit.candidates]
                         else:
                             ranked = [
                                 c.runbook_id

@@ -17,6 +17,7 @@ Thresholds were measured on the public corpus (`bench/match_quality.py`, docs/BE
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from ddoc.alerts import NormalizedAlert
 if TYPE_CHECKING:
     from ddoc.embedding import Embedder
 
+_SEARCH_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ddoc-match")
 _RRF_K = 60
 _RETRIEVE = 20
 FTS_TOP_BONUS = 0.08  # the full-text search ranks the candidate first
@@ -116,9 +118,22 @@ class Matcher:
     ) -> list[tuple[float, Candidate]]:
         """Every retrieved candidate with its confidence, best first; no thresholds applied."""
         hits: dict[str, _Hit] = {}
-        if methods in ("all", "fulltext"):
+        use_vector = methods in ("all", "vector") and self.embedder is not None
+        if methods == "all" and use_vector:
+            # Embedding the alert (CPU) and the full-text query (PostgreSQL) overlap: the vector
+            # search runs on its own connection while the full-text search runs on this one.
+            vector_hits: dict[str, _Hit] = {}
+            future = _SEARCH_POOL.submit(
+                self._vector_own_session, session, tenant_id, alert, vector_hits
+            )
             self._fulltext(session, tenant_id, alert, hits)
-        if methods in ("all", "vector") and self.embedder is not None:
+            future.result()
+            for runbook_id, hit in vector_hits.items():
+                mine = hits.setdefault(runbook_id, hit)
+                mine.vector_rank, mine.similarity = hit.vector_rank, hit.similarity
+        elif methods == "fulltext":
+            self._fulltext(session, tenant_id, alert, hits)
+        elif use_vector:
             self._vector(session, tenant_id, alert, hits)
         scored: list[tuple[float, float, Candidate]] = []
         for hit in hits.values():
@@ -215,6 +230,12 @@ class Matcher:
             )
             hit.fts_rank = position
             hit.fts_score = float(row.rank)
+
+    def _vector_own_session(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
+    ) -> None:
+        with Session(session.get_bind()) as own:
+            self._vector(own, tenant_id, alert, hits)
 
     def _vector(
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
