@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -494,3 +495,13 @@ def test_config_from_env() -> None:
         api_key="k2", model="claude-haiku-4-5", base_url="http://proxy.internal:8080"
     )
     assert AIParserConfig(api_key="k").model == "claude-sonnet-4-6"
+
+
+def test_prompt_file_replaces_the_system_prompt(tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.md"
+    prompt.write_text("Parse runbooks for the ACME platform team.")
+    config = ai_config_from_env(
+        {"DDOC_ANTHROPIC_API_KEY": "k", "DDOC_ANTHROPIC_PROMPT_FILE": str(prompt)}
+    )
+    assert config is not None
+    assert config.system_prompt == "Parse runbooks for the ACME platform team."

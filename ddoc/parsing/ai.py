@@ -13,6 +13,7 @@ import html
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -70,7 +71,11 @@ def ai_config_from_env(env: Mapping[str, str]) -> AIParserConfig | None:
         return None
     model = (env.get("DDOC_ANTHROPIC_MODEL") or "").strip() or DEFAULT_MODEL
     base_url = (env.get("DDOC_ANTHROPIC_BASE_URL") or "").strip() or None
-    return AIParserConfig(api_key=key, model=model, base_url=base_url)
+    prompt_file = (env.get("DDOC_ANTHROPIC_PROMPT_FILE") or "").strip()
+    # A team's own instructions replace the default system prompt; grounding and the risk
+    # floor are enforced in code whatever the prompt says.
+    system_prompt = Path(prompt_file).read_text() if prompt_file else None
+    return AIParserConfig(api_key=key, model=model, base_url=base_url, system_prompt=system_prompt)
 
 
 class _Unavailable(Exception):
