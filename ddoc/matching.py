@@ -17,6 +17,7 @@ Thresholds were measured on the public corpus (`bench/match_quality.py`, docs/BE
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 _SEARCH_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ddoc-match")
 _RRF_K = 60
+_COMMON_SHARE = 0.2
+_COMMON_MIN_RUNBOOKS = 200
+_COMMON_TTL_SECONDS = 300.0
 _RETRIEVE = 20
 FTS_TOP_BONUS = 0.08  # the full-text search ranks the candidate first
 FTS_HIT_BONUS = 0.04  # the full-text search finds it at all
@@ -101,6 +105,7 @@ class Matcher:
     def __init__(self, embedder: Embedder | None, thresholds: Thresholds | None = None) -> None:
         self.embedder = embedder
         self.thresholds = thresholds or Thresholds()
+        self._common: dict[str, tuple[float, list[str]]] = {}
 
     def match(
         self, session: Session, *, tenant_id: str, alert: NormalizedAlert, methods: str = "all"
@@ -210,19 +215,29 @@ class Matcher:
     def _fulltext(
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
     ) -> None:
-        query = search.tsquery_text(alert)
-        if not query:
+        words = search.query_words(alert)
+        if not words:
             return
+        # The alert's words as lexemes (English stems and exact words), minus the tenant's
+        # most common ones, OR-ed: a word in most runbooks tells them apart no better than a
+        # stop word, and ranking every runbook it matches is what makes the query slow.
         rows = session.execute(
             text(
-                "SELECT id, title, source_path, services, alert_names,"
-                " ts_rank(search_tsv, q) AS rank"
-                " FROM runbooks, (SELECT to_tsquery('english', :words)"
-                "   || to_tsquery('simple', :words) AS q) AS query"
-                " WHERE tenant_id = :tenant AND archived_at IS NULL AND search_tsv @@ q"
-                " ORDER BY rank DESC, id LIMIT :limit"
+                "WITH v AS (SELECT ts_delete(to_tsvector('english', :words)"
+                "   || to_tsvector('simple', :words), CAST(:common AS text[])) AS v),"
+                " q AS (SELECT to_tsquery('simple', string_agg(quote_literal(x), ' | ')) AS q"
+                "   FROM v, unnest(tsvector_to_array(v.v)) AS x)"
+                " SELECT id, title, source_path, services, alert_names,"
+                " ts_rank(search_tsv, q.q) AS rank FROM runbooks, q"
+                " WHERE q.q IS NOT NULL AND tenant_id = :tenant AND archived_at IS NULL"
+                " AND search_tsv @@ q.q ORDER BY rank DESC, id LIMIT :limit"
             ),
-            {"words": query, "tenant": tenant_id, "limit": _RETRIEVE},
+            {
+                "words": words,
+                "common": self._common_lexemes(session, tenant_id),
+                "tenant": tenant_id,
+                "limit": _RETRIEVE,
+            },
         ).all()
         for position, row in enumerate(rows, start=1):
             hit = hits.setdefault(
@@ -230,6 +245,32 @@ class Matcher:
             )
             hit.fts_rank = position
             hit.fts_score = float(row.rank)
+
+    def _common_lexemes(self, session: Session, tenant_id: str) -> list[str]:
+        """Lexemes in more than a fifth of the tenant's runbooks (from 200 runbooks up),
+        recomputed every few minutes per process."""
+        now = time.monotonic()
+        cached = self._common.get(tenant_id)
+        if cached is not None and now - cached[0] < _COMMON_TTL_SECONDS:
+            return cached[1]
+        total = session.execute(
+            text("SELECT count(*) FROM runbooks WHERE tenant_id = :t AND archived_at IS NULL"),
+            {"t": tenant_id},
+        ).scalar_one()
+        common: list[str] = []
+        if total >= _COMMON_MIN_RUNBOOKS:
+            common = list(
+                session.execute(
+                    text(
+                        "SELECT word FROM ts_stat(format('SELECT search_tsv FROM runbooks"
+                        " WHERE tenant_id = %L AND archived_at IS NULL', CAST(:t AS text)))"
+                        " WHERE ndoc > :cut"
+                    ),
+                    {"t": tenant_id, "cut": total * _COMMON_SHARE},
+                ).scalars()
+            )
+        self._common[tenant_id] = (now, common)
+        return common
 
     def _vector_own_session(
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]

@@ -65,15 +65,16 @@ def alert_text(alert: NormalizedAlert) -> str:
     return ". ".join(" ".join(p.split()) for p in cleaned if p.strip())
 
 
-def tsquery_text(alert: NormalizedAlert) -> str:
-    """An OR query over the alert's words (an AND query would need every word in one runbook)."""
+def query_words(alert: NormalizedAlert) -> str:
+    """The alert's distinct words for full-text search (matched with OR: an AND query would
+    need every word in one runbook)."""
     words: list[str] = []
     if alert.alert_name:
         words.append(alert.alert_name.lower())
     for word in _WORD.findall(alert_text(alert).lower()):
         if len(word) > 1 and word not in words:
             words.append(word)
-    return " | ".join(words[:_QUERY_WORDS])
+    return " ".join(words[:_QUERY_WORDS])
 
 
 def index_runbook(
