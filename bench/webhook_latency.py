@@ -177,6 +177,9 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
             print(
                 f"alert received -> runbook attached (execution started): p95 {med['webhook']['p95']:.1f} ms"
             )
+            # Incidents arriving a few at a time (the usual case): received -> attached + started.
+            lat, el = await run_load(200, 4, lambda i: fire(20_000_000 + i))
+            report("webhook, 4 concurrent", lat, el)
             # A storm: repeats of alerts already open (no new execution, no Temporal call).
             storm = []
             for r in range(args.rounds):

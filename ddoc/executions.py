@@ -141,7 +141,9 @@ def record_status(
     session: Session, *, tenant_id: str, execution_id: str, status: ExecutionStatus
 ) -> None:
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
+    execution.workflow_started = True  # only the running workflow records its status
     if execution.status == status.value:
+        session.add(execution)
         return  # activities may be retried: recording twice changes nothing
     execution.status = status.value
     if status in TERMINAL_STATUSES:

@@ -85,8 +85,6 @@ class Intake:
                 except Exception as err:  # Temporal unreachable: keep going, report at the end
                     log.warning("could not start %s: %s", decision.start.execution_id, err)
                     failures.append(decision.outcome.dedup_key)
-                else:
-                    await asyncio.to_thread(self._mark_started, decision.start.execution_id)
             if decision.resolved_execution is not None:
                 await self._signal_resolved(decision.resolved_execution, alert)
             outcomes.append(decision.outcome)
@@ -297,7 +295,9 @@ class Intake:
         ).one()
         if execution.workflow_started:
             return _Decision(outcome)
-        # The first delivery stored the execution but its start never got through: finish it.
+        # The workflow has not recorded that it runs: either its start is a moment old, or the
+        # first delivery stored the execution and its start never got through. Starting again
+        # is safe either way (same workflow id, USE_EXISTING).
         version = runbooks.version(
             session,
             tenant_id=tenant_id,
@@ -359,14 +359,6 @@ class Intake:
         except RPCError as err:
             # A finished execution has nothing left to stop; the incident is resolved anyway.
             log.info("resolved signal to %s not delivered: %s", execution_id, err)
-
-    def _mark_started(self, execution_id: str) -> None:
-        with Session(self._engine) as session:
-            session.execute(
-                text("UPDATE executions SET workflow_started = true WHERE id = :id"),
-                {"id": execution_id},
-            )
-            session.commit()
 
 
 async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: str) -> None:

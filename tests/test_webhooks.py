@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, text
 
+from ddoc.settings import Settings, TemporalSettings
 from tests.alert_payloads import alertmanager_v4, am_alert
-from tests.conftest import Stack, eventually
+from tests.conftest import Stack, eventually, free_port, serve_api
 
 FIXTURES = Path(__file__).parent / "fixtures" / "foundation"
 
@@ -334,3 +336,35 @@ async def test_resolved_alert_signals_the_running_execution(stack: Stack) -> Non
 
     assert await eventually(signalled)
     await handle.result()
+
+
+async def test_a_start_lost_to_a_temporal_outage_is_finished_by_the_retry(
+    stack: Stack, settings: Settings
+) -> None:
+    await add(stack, (FIXTURES / "crashloop.md").read_text(), "k8s/crashloop.md")
+    body = alertmanager_v4(
+        am_alert("KubePodCrashLooping", fingerprint="lost1", pod="p", namespace="n")
+    )
+    down = settings.replace(temporal=TemporalSettings(address=f"127.0.0.1:{free_port()}"))
+    async with serve_api(down) as url, httpx.AsyncClient(base_url=url, timeout=120) as http:
+        first = await http.post(
+            "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
+        )
+    # 503 makes Alertmanager retry; the incident and its execution are already stored.
+    assert first.status_code == 503
+    assert first.headers["retry-after"] == "5"
+    assert "a retried delivery finishes it" in first.json()["detail"]
+
+    retry = await send(stack, "alertmanager", body)
+    [outcome] = retry.json()["alerts"]
+    assert outcome["status"] == "duplicate"
+
+    async def succeeded() -> bool:
+        response = await stack.http.get(
+            f"/executions/{outcome['execution_id']}", headers=stack.api_headers()
+        )
+        return bool(response.json()["status"] == "succeeded")
+
+    assert await eventually(succeeded, within=30)
+    executions = await stack.client.count_workflows(f'TenantId = "{stack.settings.tenant}"')
+    assert executions.count == 1

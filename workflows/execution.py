@@ -60,6 +60,9 @@ class RunbookExecutionWorkflow:
         for step in inp.steps:
             self._steps[step.id] = StepOutcome(step_id=step.id, status=StepStatus.PENDING)
         values = resolve_values(inp.variables, inp.alert, inp.values)
+        # First thing: the trail records that this execution really runs (intake relies on it
+        # to know a start went through).
+        await self._publish_status(inp)
 
         for step in inp.steps:
             if self._status != ExecutionStatus.RUNNING:
