@@ -22,7 +22,7 @@ from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
 from ddoc.incidents import IncidentNotFound
 from ddoc.intake import Intake, StartFailed
-from ddoc.matching import Matcher
+from ddoc.matching import Matcher, thresholds_from
 from ddoc.parsing import ParseError, runbook_parser
 from ddoc.parsing.ai import ai_config_from_env
 from ddoc.runbooks import RunbookNotFound
@@ -54,7 +54,10 @@ def create_app(settings: Settings) -> FastAPI:
         # Load the model before serving: the first alert must not wait for it.
         await asyncio.to_thread(embedder.warm_up)
         await asyncio.to_thread(search.reembed_stale, engine, embedder)
-        matcher = Matcher(embedder)
+        matcher = Matcher(
+            embedder,
+            thresholds_from(settings.match_attach, settings.match_suggest, settings.match_margin),
+        )
         app.state.ddoc = AppState(
             settings=settings,
             engine=engine,

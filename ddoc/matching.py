@@ -55,6 +55,18 @@ class Thresholds:
     require_fulltext_agreement: bool = True
 
 
+def thresholds_from(
+    attach: float | None = None, suggest: float | None = None, margin: float | None = None
+) -> Thresholds:
+    """The defaults, with any configured value (DDOC_MATCH_ATTACH/SUGGEST/MARGIN) instead."""
+    defaults = Thresholds()
+    return Thresholds(
+        attach=defaults.attach if attach is None else attach,
+        suggest=defaults.suggest if suggest is None else suggest,
+        margin=defaults.margin if margin is None else margin,
+    )
+
+
 @dataclass
 class Candidate:
     runbook_id: str

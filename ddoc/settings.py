@@ -52,6 +52,10 @@ class Settings:
     command_timeout_seconds: int = 300
     agent_offline_timeout_seconds: int = 120
     correlation_window_seconds: int = 300
+    # Matching thresholds (ddoc/matching.py); None keeps the measured defaults.
+    match_attach: float | None = None
+    match_suggest: float | None = None
+    match_margin: float | None = None
     log_level: str = "INFO"
 
     @classmethod
@@ -90,6 +94,9 @@ class Settings:
             correlation_window_seconds=reader.integer(
                 "DDOC_CORRELATION_WINDOW", defaults.correlation_window_seconds, minimum=0
             ),
+            match_attach=reader.fraction("DDOC_MATCH_ATTACH"),
+            match_suggest=reader.fraction("DDOC_MATCH_SUGGEST"),
+            match_margin=reader.fraction("DDOC_MATCH_MARGIN"),
             log_level=(reader.text("DDOC_LOG_LEVEL") or defaults.log_level).upper(),
         )
 
@@ -129,6 +136,18 @@ class _EnvReader:
         value = self.integer(name, default, minimum=1)
         if value > 65535:
             raise ConfigError(f"{name} must be a TCP port (1-65535), got {value}")
+        return value
+
+    def fraction(self, name: str) -> float | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+        if not 0 <= value <= 1:
+            raise ConfigError(f"{name} must be between 0 and 1, got {value}")
         return value
 
     def flag(self, name: str, default: bool) -> bool:
