@@ -37,6 +37,7 @@ class SentenceTransformerEmbedder:
         self._model_name = model_name
         self._model: Any = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     @property
     def model_name(self) -> str:
@@ -53,13 +54,16 @@ class SentenceTransformerEmbedder:
         if not texts:
             return []
         model = self._load()
-        vectors = model.encode(
-            list(texts),
-            batch_size=32,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
+        # One encode at a time: the fast tokenizer is not safe to share between threads
+        # ("Already borrowed"), and torch already spreads one batch over the cores.
+        with self._encode_lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=32,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
         return [[float(x) for x in row] for row in vectors]
 
     def _load(self) -> Any:

@@ -173,3 +173,14 @@ def test_embeddings_of_another_model_are_redone(loaded: Engine) -> None:
         models = conn.execute(text("SELECT DISTINCT model FROM runbook_embeddings")).scalars().all()
     assert models == [embedder.model_name]
     assert search.reembed_stale(loaded, embedder) == 0
+
+
+def test_embedder_is_safe_to_share_between_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    embedder = default_embedder()
+    texts = [f"disk nearly full on host {i}" for i in range(32)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        vectors = list(pool.map(lambda t: embedder.embed([t])[0], texts))
+    assert [len(v) for v in vectors] == [384] * 32
+    assert vectors[3] == embedder.embed([texts[3]])[0]
