@@ -322,15 +322,9 @@ def test_large_inputs_classify_quickly() -> None:
     }
     for name, text in inputs.items():
         assert len(text) >= 80_000, name
-        assert _best_of(2, text) < 0.1, name
-
-
-def test_typical_command_is_fast() -> None:
-    commands = [f"kubectl get pods -n ns{i} -o wide | grep -v Running" for i in range(500)]
-    start = time.perf_counter()
-    for command in commands:
-        classify_command(command)
-    assert (time.perf_counter() - start) / len(commands) < 0.0002
+        # A guard against pathological (exponential) inputs, not a speed measurement: the
+        # speed is in bench/risk_speed.py. Typical 100 KB inputs take 20-100 ms.
+        assert _best_of(2, text) < 2.0, name
 
 
 @settings(max_examples=300, deadline=None)
