@@ -3,6 +3,7 @@ correlation, resolution, and `/match` without side effects."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -368,3 +369,20 @@ async def test_a_start_lost_to_a_temporal_outage_is_finished_by_the_retry(
     assert await eventually(succeeded, within=30)
     executions = await stack.client.count_workflows(f'TenantId = "{stack.settings.tenant}"')
     assert executions.count == 1
+
+
+# The key's lock is taken before the service's: deliveries of one key naming different
+# services still queue on the key, so the first opens the incident and the rest repeat it.
+async def test_one_key_raced_with_different_services_opens_one_incident(
+    stack: Stack, engine: Engine
+) -> None:
+    bodies = [
+        {"title": "Queue depth high", "dedup_key": "race-1", "service": f"svc-{i}"}
+        for i in range(8)
+    ]
+    responses = await asyncio.gather(*(send(stack, "generic", b) for b in bodies))
+    assert [r.status_code for r in responses] == [202] * 8
+    statuses = sorted(r.json()["alerts"][0]["status"] for r in responses)
+    assert statuses.count("duplicate") == 7
+    assert count(engine, "SELECT count(*) FROM incidents") == 1
+    assert count(engine, "SELECT alert_count FROM incidents") == 8
