@@ -267,13 +267,14 @@ class GenericAlert(BaseModel):
     service: str | None = Field(default=None, max_length=200)
     severity: str | None = Field(default=None, max_length=50)
     environment: str | None = Field(default=None, max_length=200)
-    labels: dict[str, str] = Field(default_factory=dict)
+    # Numbers and booleans are taken as label values too (as their text): tools emit them.
+    labels: dict[str, str | int | float | bool] = Field(default_factory=dict)
     dedup_key: str | None = Field(default=None, min_length=1, max_length=500)
     status: Literal["firing", "resolved"] = "firing"
 
 
 def normalize_generic(body: GenericAlert) -> list[NormalizedAlert]:
-    labels = dict(body.labels)
+    labels = {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.labels.items()}
     dedup_key = body.dedup_key or short_hash(
         body.title, body.service or "", json.dumps(labels, sort_keys=True), length=16
     )
