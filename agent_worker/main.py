@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.commands import CommandActivities
+from agent_worker.policy import AgentPolicy, PolicyError, load_policy
 from ddoc import temporal as temporal_conn
 from ddoc.settings import Settings, agent_task_queue
 
@@ -18,6 +22,7 @@ log = logging.getLogger(__name__)
 
 MAX_CONCURRENT_COMMANDS = 10
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+POLICY_ENV_VAR = "DDOC_AGENT_POLICY"
 
 
 def build_agent(
@@ -35,12 +40,45 @@ def build_agent(
     )
 
 
+def load_agent_policy(environ: Mapping[str, str] | None = None) -> AgentPolicy | None:
+    """The local policy named by DDOC_AGENT_POLICY; None (with a warning) when it is unset."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(POLICY_ENV_VAR)
+    if not path:
+        log.warning(
+            "%s is not set: commands are unrestricted (no allow/deny rules, no local secrets)",
+            POLICY_ENV_VAR,
+        )
+        return None
+    policy = load_policy(Path(path), environ)
+    log.info(
+        "agent policy %s: %d allow and %d deny patterns, max timeout %ss, %d secrets",
+        path,
+        len(policy.allow),
+        len(policy.deny),
+        policy.max_timeout_seconds,
+        len(policy.secrets),
+    )
+    return policy
+
+
 async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
+    try:
+        policy = load_agent_policy()
+    except PolicyError as err:
+        # Before connecting: a clear message and exit code 2, not a traceback.
+        log.error("the agent will not start: %s", err)
+        raise SystemExit(2) from None
     client = await temporal_conn.connect_with_retry(
         settings.temporal,
         identity=f"ddoc-agent:{settings.tenant}.{settings.environment}@{socket.gethostname()}",
     )
-    worker = build_agent(client, tenant_id=settings.tenant, environment=settings.environment)
+    worker = build_agent(
+        client,
+        tenant_id=settings.tenant,
+        environment=settings.environment,
+        commands=CommandActivities(policy=policy),
+    )
     async with worker:
         log.info("agent polling %s", agent_task_queue(settings.tenant, settings.environment))
         await stop.wait()
