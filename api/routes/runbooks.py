@@ -86,7 +86,9 @@ async def runbook_body(
     try:
         return RunbookIn.model_validate_json(raw)
     except ValidationError as err:
-        raise RequestValidationError(err.errors(include_url=False)) from None
+        raise RequestValidationError(
+            err.errors(include_url=False, include_input=False, include_context=False)
+        ) from None
 
 
 _RAW_BODY_SCHEMA = {"type": "string"}

@@ -129,7 +129,10 @@ def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
         alerts = source.normalize(body)
     except ValidationError as err:
         raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in err.errors(include_url=False)]
+            [
+                {**e, "loc": ("body", *e["loc"])}
+                for e in err.errors(include_url=False, include_input=False, include_context=False)
+            ]
         ) from None
     if len(alerts) > MAX_ALERTS_PER_DELIVERY:
         raise HTTPException(
