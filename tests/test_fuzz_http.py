@@ -1,4 +1,5 @@
-"""Hostile and malformed webhook bodies never crash the API: every answer is 2xx or 4xx."""
+"""Hostile and malformed bodies never crash the API: webhooks, /match and runbook intake
+answer 2xx or 4xx, never 5xx."""
 
 from __future__ import annotations
 
@@ -86,4 +87,36 @@ def test_no_body_crashes_a_webhook(
     body = raw_junk if use_junk else json.dumps(mutate(VALID[source], path, value)).encode()
     for route in (f"/webhooks/{source}", f"/match/{source}"):
         response = client.post(route, content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code < 500, (route, body[:200], response.text[:300])
+
+
+RUNBOOK_TYPES = ["application/json", "text/markdown", "text/plain", "text/html", "application/xml"]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    content=st.text(max_size=400) | st.binary(max_size=200),
+    content_type=st.sampled_from(RUNBOOK_TYPES),
+    fmt=st.sampled_from(["markdown", "text", "html", "pdf", ""]),
+    as_json=st.booleans(),
+)
+def test_no_runbook_body_crashes_parsing(
+    client: TestClient,
+    credentials: Credentials,
+    content: str | bytes,
+    content_type: str,
+    fmt: str,
+    as_json: bool,
+) -> None:
+    if as_json and isinstance(content, str):
+        body = json.dumps({"content": content, "format": fmt}).encode()
+    else:
+        body = content.encode() if isinstance(content, str) else content
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {credentials.api_key}"}
+    for route in ("/runbooks/parse", "/runbooks"):
+        response = client.post(route, content=body, headers=headers)
         assert response.status_code < 500, (route, body[:200], response.text[:300])
