@@ -40,6 +40,9 @@ from workflows.execution import RunbookExecutionWorkflow
 log = logging.getLogger(__name__)
 
 
+_TEMPORAL_CALLS_PER_DELIVERY = 16
+
+
 class StartFailed(RuntimeError):
     """Temporal did not accept the start; the incident is stored and a retry will finish it."""
 
@@ -73,21 +76,32 @@ class Intake:
         self._matcher = matcher
 
     async def handle(self, tenant_id: str, alerts: list[NormalizedAlert]) -> list[AlertOutcome]:
-        outcomes: list[AlertOutcome] = []
-        failures: list[str] = []
-        for alert in alerts:
-            decision = await asyncio.to_thread(self._record, tenant_id, alert)
-            if decision.start is not None:
+        # Decisions in delivery order (one transaction each), then the Temporal calls of the
+        # whole delivery concurrently: a large Alertmanager group must not start its
+        # executions one after another.
+        decisions = [await asyncio.to_thread(self._record, tenant_id, a) for a in alerts]
+        gate = asyncio.Semaphore(_TEMPORAL_CALLS_PER_DELIVERY)
+
+        async def follow_up(alert: NormalizedAlert, decision: _Decision) -> str | None:
+            async with gate:
+                if decision.resolved_execution is not None:
+                    await self._signal_resolved(decision.resolved_execution, alert)
+                if decision.start is None:
+                    return None
                 try:
                     await start_execution(
                         self._client, decision.start, task_queue=self._settings.control_task_queue
                     )
                 except Exception as err:  # Temporal unreachable: keep going, report at the end
                     log.warning("could not start %s: %s", decision.start.execution_id, err)
-                    failures.append(decision.outcome.dedup_key)
-            if decision.resolved_execution is not None:
-                await self._signal_resolved(decision.resolved_execution, alert)
-            outcomes.append(decision.outcome)
+                    return decision.outcome.dedup_key
+                return None
+
+        results = await asyncio.gather(
+            *(follow_up(a, d) for a, d in zip(alerts, decisions, strict=True))
+        )
+        failures = [key for key in results if key is not None]
+        outcomes = [d.outcome for d in decisions]
         if failures:
             raise StartFailed(
                 f"stored {len(alerts)} alert(s), but Temporal did not accept the execution start "

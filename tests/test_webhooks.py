@@ -386,3 +386,25 @@ async def test_one_key_raced_with_different_services_opens_one_incident(
     assert statuses.count("duplicate") == 7
     assert count(engine, "SELECT count(*) FROM incidents") == 1
     assert count(engine, "SELECT alert_count FROM incidents") == 8
+
+
+async def test_a_large_group_starts_every_execution(stack: Stack, engine: Engine) -> None:
+    await add(stack, (FIXTURES / "crashloop.md").read_text(), "k8s/crashloop.md")
+    group = alertmanager_v4(
+        *(
+            am_alert("KubePodCrashLooping", fingerprint=f"grp{i:04d}", pod=f"p{i}")
+            for i in range(60)
+        )
+    )
+    response = await send(stack, "alertmanager", group)
+    assert response.status_code == 202
+    outcomes = response.json()["alerts"]
+    assert [o["dedup_key"] for o in outcomes] == [f"grp{i:04d}" for i in range(60)]
+    assert {o["status"] for o in outcomes} == {"started"}
+
+    async def all_started() -> bool:
+        found = await stack.client.count_workflows(f'TenantId = "{stack.settings.tenant}"')
+        return found.count == 60
+
+    assert await eventually(all_started, within=60)
+    assert count(engine, "SELECT count(*) FROM executions") == 60
