@@ -99,3 +99,43 @@ async def test_cli_errors_are_messages(stack: Stack, tmp_path: Path) -> None:
     code, _, err = await ddoc(stack, "match", str(bad))
     assert code == 1 and "not JSON" in err
     assert "Traceback" not in err
+
+
+async def git(repo: Path, *args: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "git", "-C", str(repo), *args,
+        env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+async def test_import_from_git_follows_commits_and_archives(stack: Stack, tmp_path: Path) -> None:
+    repo = tmp_path / "ops-runbooks"
+    (repo / "db").mkdir(parents=True)
+    await git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    (repo / "db" / "disk.md").write_text("# Disk\n\n1. Check: `df -h`\n")
+    (repo / "load.md").write_text("# Load\n\n1. Check: `uptime`\n")
+    await git(repo, "add", "-A")
+    await git(repo, "commit", "-q", "-m", "first")
+    env = {"DDOC_DATA_DIR": str(tmp_path / "data")}
+
+    code, _, err = await ddoc(stack, "runbook", "import", "--git", str(repo), env=env)
+    assert code == 0, err
+    assert "git:ops-runbooks:db/disk.md: created v1, 1 steps" in err
+    assert "git:ops-runbooks:load.md: created v1, 1 steps" in err
+
+    (repo / "db" / "disk.md").write_text("# Disk\n\n1. Check: `df -h /var`\n")
+    (repo / "load.md").unlink()
+    await git(repo, "add", "-A")
+    await git(repo, "commit", "-q", "-m", "second")
+    code, _, err = await ddoc(
+        stack, "runbook", "import", "--git", str(repo), "--archive-missing", env=env
+    )
+    assert code == 0, err
+    assert "git:ops-runbooks:db/disk.md: new_version v2, 1 steps" in err
+    assert "archived 1 runbook(s) no longer in git:ops-runbooks:" in err
+    code, out, _ = await ddoc(stack, "runbook", "list")
+    assert [line.split()[-1] for line in out.splitlines()] == ["[git:ops-runbooks:db/disk.md]"]
