@@ -192,6 +192,37 @@ def record_step(session: Session, *, record: StepRecord) -> None:
         )
 
 
+def list_executions(
+    session: Session,
+    *,
+    tenant_id: str,
+    status: ExecutionStatus | None = None,
+    runbook_id: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    query = select(Execution).where(Execution.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(Execution.status == status.value)
+    if runbook_id is not None:
+        query = query.where(Execution.runbook_id == runbook_id)
+    rows = session.exec(query.order_by(col(Execution.created_at).desc()).limit(limit))
+    return [
+        {
+            "id": row.id,
+            "workflow_id": row.id,
+            "status": row.status,
+            "mode": row.mode,
+            "runbook_id": row.runbook_id,
+            "runbook_version": row.runbook_version,
+            "incident_id": row.incident_id,
+            "started_by": row.started_by,
+            "created_at": row.created_at,
+            "finished_at": row.finished_at,
+        }
+        for row in rows
+    ]
+
+
 def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
     steps = session.exec(

@@ -104,6 +104,13 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
 
     assert await eventually(found) == [execution_id]
 
+    listed = await stack.http.get("/executions?status=succeeded", headers=stack.api_headers())
+    assert [e["id"] for e in listed.json()] == [execution_id]
+    running = await stack.http.get("/executions?status=running", headers=stack.api_headers())
+    assert running.json() == []
+    bad = await stack.http.get("/executions?status=exploded", headers=stack.api_headers())
+    assert bad.status_code == 422
+
 
 async def test_concurrent_deliveries_of_one_alert_start_one_execution(stack: Stack) -> None:
     await add_runbook(stack)
