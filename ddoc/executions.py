@@ -138,10 +138,16 @@ def append_creation_audit(session: Session, *, inp: ExecutionInput, started_by: 
 
 
 def record_status(
-    session: Session, *, tenant_id: str, execution_id: str, status: ExecutionStatus
+    session: Session,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    status: ExecutionStatus,
+    from_workflow: bool = True,
 ) -> None:
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
-    execution.workflow_started = True  # only the running workflow records its status
+    if from_workflow:
+        execution.workflow_started = True  # the workflow runs: its start went through
     if execution.status == status.value:
         session.add(execution)
         return  # activities may be retried: recording twice changes nothing

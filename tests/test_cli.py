@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.alert_payloads import alertmanager_v4, am_alert
-from tests.conftest import Stack
+from tests.conftest import Stack, eventually
 
 FIXTURES = Path(__file__).parent / "fixtures" / "foundation"
 
@@ -139,3 +139,23 @@ async def test_import_from_git_follows_commits_and_archives(stack: Stack, tmp_pa
     assert "archived 1 runbook(s) no longer in git:ops-runbooks:" in err
     code, out, _ = await ddoc(stack, "runbook", "list")
     assert [line.split()[-1] for line in out.splitlines()] == ["[git:ops-runbooks:db/disk.md]"]
+
+
+async def test_exec_start_and_status(stack: Stack, tmp_path: Path) -> None:
+    runbook = tmp_path / "hello.md"
+    runbook.write_text('# Hello\n\n1. Greet: `echo "hello $SERVICE"`\n')
+    code, out, err = await ddoc(stack, "runbook", "add", str(runbook))
+    assert code == 0, err
+    runbook_id = out.split()[0]
+    code, out, err = await ddoc(stack, "exec", "start", runbook_id, "--var", "service=cart")
+    assert code == 0, err
+    execution_id = out.split()[0]
+
+    async def finished() -> str | None:
+        code, out, _ = await ddoc(stack, "exec", "status", execution_id)
+        return out if code == 0 and " succeeded " in out.splitlines()[0] else None
+
+    status = await eventually(finished)
+    assert "| hello cart" in status
+    code, _, err = await ddoc(stack, "exec", "start", runbook_id, "--var", "oops")
+    assert (code, err.strip()) == (1, "ddoc: --var wants NAME=VALUE, got 'oops'")
