@@ -23,7 +23,7 @@ from anthropic.types import Message, MessageParam, ToolChoiceToolParam, ToolPara
 from ddoc.parsing import ai_checks as gr
 from ddoc.parsing.ai_checks import AIRunbook, InvalidOutput, validate
 from ddoc.parsing.ai_prompt import SYSTEM_PROMPT, TOOL_NAME, TOOL_SCHEMA, user_message
-from ddoc.parsing.commands import language_of, suggest_inverse
+from ddoc.parsing.commands import language_of, suggested_rollback
 from ddoc.parsing.html import html_to_markdown
 from ddoc.parsing.parser import DEFAULT_MAX_BYTES, default_classifier, parse_runbook
 from ddoc.parsing.quality import assess, score
@@ -36,7 +36,6 @@ from ddoc.runbook import (
     QualityFlag,
     QualityReport,
     RiskClass,
-    Rollback,
     RollbackOrigin,
     Step,
     StepKind,
@@ -248,13 +247,7 @@ def _assemble(
         level, reason = ai_risk[i]
         step.risk, step.risk_reason = _risk(step.command, step.language, level, reason, classify)
         if step.rollback is None:
-            inverse = suggest_inverse(step.command)
-            if inverse is not None:
-                step.rollback = Rollback(
-                    command=inverse,
-                    text="Suggested inverse of this step's command; review before running.",
-                    origin=RollbackOrigin.SUGGESTED,
-                )
+            step.rollback = suggested_rollback(step.command)
 
     triggers = _triggers(data.triggers, baseline.triggers, source)
     variables = _variables(data.variables, kept, source)

@@ -10,6 +10,8 @@ import re
 import textwrap
 from dataclasses import dataclass
 
+from ddoc.runbook import Rollback, RollbackOrigin
+
 # Programs an operator runs during an incident. Wide on purpose: a miss loses a command.
 KNOWN_CLIS = frozenset(
     """
@@ -484,6 +486,18 @@ _HELM_VALUE_OPTS = frozenset(
     --kube-context --kubeconfig --repo --post-renderer --description -o --output""".split()
 )
 _SEPARATORS = re.compile(r"\s*(?:&&|;)\s*")
+
+
+def suggested_rollback(command: str) -> Rollback | None:
+    """A suggested (not runbook-given) rollback for ``command``, when it has a known inverse."""
+    inverse = suggest_inverse(command)
+    if inverse is None:
+        return None
+    return Rollback(
+        command=inverse,
+        text="Suggested inverse of this step's command; review before running.",
+        origin=RollbackOrigin.SUGGESTED,
+    )
 
 
 def suggest_inverse(command: str) -> str | None:

@@ -11,7 +11,7 @@ import re
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from ddoc.parsing.commands import suggest_inverse
+from ddoc.parsing.commands import suggested_rollback
 from ddoc.parsing.errors import ParseError
 from ddoc.parsing.html import html_to_markdown
 from ddoc.parsing.markdown import read_markdown
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 from ddoc.runbook import (
     ParsedRunbook,
     RiskClass,
-    Rollback,
     RollbackOrigin,
     Triggers,
 )
@@ -81,13 +80,7 @@ def parse_runbook(
 
     for step in steps:
         if step.command is not None and step.rollback is None:
-            inverse = suggest_inverse(step.command)
-            if inverse is not None:
-                step.rollback = Rollback(
-                    command=inverse,
-                    text="Suggested inverse of this step's command; review before running.",
-                    origin=RollbackOrigin.SUGGESTED,
-                )
+            step.rollback = suggested_rollback(step.command)
 
     triggers = _triggers(front, warnings)
     title = _title(front, outline, source_path, first_line_source)
