@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ddoc.client import ApiClient
 
 SOURCES = ["alertmanager", "pagerduty", "opsgenie", "grafana", "generic"]
 
@@ -36,29 +38,20 @@ def add_parsers(sub: Any) -> None:
 
 
 def _run(action: Any, args: argparse.Namespace) -> int:
-    from ddoc.client import ApiError
+    from ddoc.client import ApiClient, run_command, webhook_client
 
-    try:
-        result: int = action(args)
-        return result
-    except (ApiError, ValueError, OSError) as err:
-        print(f"ddoc: {err}", file=sys.stderr)
-        return 1
+    factory = webhook_client if action is cmd_fire else ApiClient.from_env
+    result: int = run_command(action, args, client_factory=factory)
+    return result
 
 
-def cmd_match(args: argparse.Namespace) -> int:
-    from ddoc.client import ApiClient
-
+def cmd_match(args: argparse.Namespace, client: ApiClient) -> int:
     raw = sys.stdin.read() if str(args.file) == "-" else args.file.read_text()
     try:
         body = json.loads(raw)
     except json.JSONDecodeError as err:
         raise ValueError(f"{args.file}: not JSON ({err})") from None
-    client = ApiClient.from_env()
-    try:
-        result = client.request("POST", f"/match/{args.source}", json=body)
-    finally:
-        client.close()
+    result = client.request("POST", f"/match/{args.source}", json=body)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -77,12 +70,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fire(args: argparse.Namespace) -> int:
-    from ddoc.client import ApiClient, ApiError, credential
-
-    token = credential(os.environ, "DDOC_WEBHOOK_TOKEN")
-    if not token:
-        raise ApiError("no webhook token: set DDOC_WEBHOOK_TOKEN")
+def cmd_fire(args: argparse.Namespace, client: ApiClient) -> int:
     labels = {}
     for pair in args.label:
         key, sep, value = pair.partition("=")
@@ -100,11 +88,7 @@ def cmd_fire(args: argparse.Namespace) -> int:
     for field in ("description", "service", "environment", "dedup_key"):
         if getattr(args, field):
             body[field] = getattr(args, field)
-    client = ApiClient(os.environ.get("DDOC_API_URL") or "http://127.0.0.1:8080", token)
-    try:
-        result = client.request("POST", "/webhooks/generic", json=body)
-    finally:
-        client.close()
+    result = client.request("POST", "/webhooks/generic", json=body)
     for outcome in result["alerts"]:
         print(
             f"{outcome['status']}: incident {outcome['incident_id']}"

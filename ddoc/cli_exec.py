@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Any
 
 
@@ -30,18 +29,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ddoc.client import ApiClient, ApiError
+    from ddoc.client import run_command  # httpx: not on the agent's light install
 
-    try:
-        client = ApiClient.from_env()
-        try:
-            result: int = args.action(args, client)
-            return result
-        finally:
-            client.close()
-    except (ApiError, ValueError) as err:
-        print(f"ddoc: {err}", file=sys.stderr)
-        return 1
+    return run_command(args.action, args)
 
 
 def cmd_start(args: argparse.Namespace, client: Any) -> int:

@@ -90,21 +90,9 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ddoc.client import ApiClient, ApiError  # httpx: not on the agent's light install
+    from ddoc.client import run_command  # httpx: not on the agent's light install
 
-    try:
-        client = ApiClient.from_env()
-    except ApiError as err:
-        print(f"ddoc: {err}", file=sys.stderr)
-        return 2
-    try:
-        result: int = args.action(args, client)
-        return result
-    except (ApiError, SourceError) as err:
-        print(f"ddoc: {err}", file=sys.stderr)
-        return 1
-    finally:
-        client.close()
+    return run_command(args.action, args)
 
 
 def _read(path: Path, fmt: str | None) -> tuple[str, str]:

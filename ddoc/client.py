@@ -3,8 +3,10 @@ or from a local `ddoc up`'s credentials file."""
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,42 @@ class ApiClient:
         if response.status_code >= 400:
             raise ApiError(f"{response.status_code}: {_detail(response)}")
         return response.json()
+
+
+def webhook_client(env: Mapping[str, str] | None = None) -> ApiClient:
+    """A client authenticated with the webhook token (for sending test alerts)."""
+    env = os.environ if env is None else env
+    token = credential(env, "DDOC_WEBHOOK_TOKEN")
+    if not token:
+        raise ApiError("no webhook token: set DDOC_WEBHOOK_TOKEN")
+    return ApiClient(env.get("DDOC_API_URL") or DEFAULT_API_URL, token)
+
+
+CommandFn = Callable[[argparse.Namespace, "ApiClient"], int]
+
+
+def run_command(
+    action: CommandFn,
+    args: argparse.Namespace,
+    *,
+    client_factory: Callable[[], ApiClient] = ApiClient.from_env,
+) -> int:
+    """Run a CLI action with a client; every known failure becomes one `ddoc: …` line
+    (exit 2 when the client cannot even be configured, 1 otherwise), never a traceback."""
+    from ddoc.ingest import SourceError
+
+    try:
+        client = client_factory()
+    except ApiError as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 2
+    try:
+        return action(args, client)
+    except (ApiError, SourceError, ValueError, OSError) as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
 
 
 def _detail(response: httpx.Response) -> str:
