@@ -212,30 +212,10 @@ def list_executions(
     if runbook_id is not None:
         query = query.where(Execution.runbook_id == runbook_id)
     rows = session.exec(query.order_by(col(Execution.created_at).desc()).limit(limit))
-    return [
-        {
-            "id": row.id,
-            "workflow_id": row.id,
-            "status": row.status,
-            "mode": row.mode,
-            "runbook_id": row.runbook_id,
-            "runbook_version": row.runbook_version,
-            "incident_id": row.incident_id,
-            "started_by": row.started_by,
-            "created_at": row.created_at,
-            "finished_at": row.finished_at,
-        }
-        for row in rows
-    ]
+    return [_summary(row) for row in rows]
 
 
-def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
-    execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
-    steps = session.exec(
-        select(ExecutionStep)
-        .where(ExecutionStep.execution_id == execution_id, ExecutionStep.tenant_id == tenant_id)
-        .order_by(col(ExecutionStep.position))
-    ).all()
+def _summary(execution: Execution) -> dict[str, Any]:
     return {
         "id": execution.id,
         "workflow_id": execution.id,
@@ -248,6 +228,18 @@ def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, An
         "started_by": execution.started_by,
         "created_at": execution.created_at,
         "finished_at": execution.finished_at,
+    }
+
+
+def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
+    execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
+    steps = session.exec(
+        select(ExecutionStep)
+        .where(ExecutionStep.execution_id == execution_id, ExecutionStep.tenant_id == tenant_id)
+        .order_by(col(ExecutionStep.position))
+    ).all()
+    return {
+        **_summary(execution),
         "steps": [
             {
                 "id": step.step_id,
