@@ -11,7 +11,7 @@ from sqlmodel import Session
 from temporalio import activity
 
 from ddoc import executions
-from ddoc.contracts import ExecutionStatusUpdate, StepRecord
+from ddoc.contracts import ExecutionEvent, ExecutionStatusUpdate, StepRecord
 
 
 class ExecutionStore:
@@ -26,6 +26,7 @@ class ExecutionStore:
                 tenant_id=update.tenant_id,
                 execution_id=update.execution_id,
                 status=update.status,
+                current_step=update.current_step,
             )
             session.commit()
 
@@ -33,4 +34,17 @@ class ExecutionStore:
     def record_step(self, record: StepRecord) -> None:
         with Session(self._engine) as session:
             executions.record_step(session, record=record)
+            session.commit()
+
+    @activity.defn(name="ddoc.record_event")
+    def record_event(self, event: ExecutionEvent) -> None:
+        with Session(self._engine) as session:
+            executions.record_event(
+                session,
+                tenant_id=event.tenant_id,
+                execution_id=event.execution_id,
+                kind=event.type,
+                step_id=event.step_id,
+                data=event.data,
+            )
             session.commit()

@@ -1,4 +1,5 @@
-"""`ddoc exec start|status|list`: run a runbook by hand and follow executions."""
+"""`ddoc exec start|status|list|approve|reject|skip|done|edit|choose|provide|retry|abort|
+rollback`: run a runbook by hand, follow executions and decide on their steps."""
 
 from __future__ import annotations
 
@@ -27,6 +28,50 @@ def add_parser(sub: Any) -> None:
     lst.add_argument("--status")
     lst.set_defaults(action=cmd_list)
 
+    for name, help_text in (
+        ("approve", "approve a step that awaits approval"),
+        ("reject", "do not run a step, and stop the execution"),
+        ("skip", "do not run a step, and go on"),
+        ("done", "mark a manual (or read-along, or unknown-outcome) step done"),
+        ("retry", "run again a step whose outcome is unknown"),
+    ):
+        decide = actions.add_parser(name, help=help_text)
+        decide.add_argument("execution_id")
+        decide.add_argument("step_id")
+        decide.add_argument("--comment")
+        decide.set_defaults(action=cmd_decide, decision=name)
+
+    edit = actions.add_parser("edit", help="replace a step's command (it is approved again)")
+    edit.add_argument("execution_id")
+    edit.add_argument("step_id")
+    edit.add_argument("--command", required=True)
+    edit.add_argument("--comment")
+    edit.set_defaults(action=cmd_decide, decision="edit")
+
+    choose = actions.add_parser("choose", help='choose a decision step\'s branch (or "neither")')
+    choose.add_argument("execution_id")
+    choose.add_argument("step_id")
+    choose.add_argument("branch", help='the branch number, its condition, or "neither"')
+    choose.add_argument("--comment")
+    choose.set_defaults(action=cmd_decide, decision="choose")
+
+    provide = actions.add_parser("provide", help="give values the alert did not carry")
+    provide.add_argument("execution_id")
+    provide.add_argument("step_id")
+    provide.add_argument("--var", action="append", required=True, metavar="NAME=VALUE")
+    provide.set_defaults(action=cmd_decide, decision="provide")
+
+    abort = actions.add_parser("abort", help="stop the execution (--rollback: undo first)")
+    abort.add_argument("execution_id")
+    abort.add_argument("--rollback", action="store_true")
+    abort.add_argument("--comment")
+    abort.set_defaults(action=cmd_abort)
+
+    rollback = actions.add_parser("rollback", help="stop and undo the completed steps")
+    rollback.add_argument("execution_id")
+    rollback.add_argument("--comment")
+    rollback.set_defaults(action=cmd_abort, rollback=True)
+
 
 def _run(args: argparse.Namespace) -> int:
     from ddoc.client import run_command  # httpx: not on the agent's light install
@@ -34,13 +79,46 @@ def _run(args: argparse.Namespace) -> int:
     return run_command(args.action, args)
 
 
-def cmd_start(args: argparse.Namespace, client: Any) -> int:
+def _pairs(pairs: list[str]) -> dict[str, str]:
     variables = {}
-    for pair in args.var:
+    for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise ValueError(f"--var wants NAME=VALUE, got {pair!r}")
         variables[name] = value
+    return variables
+
+
+_CLI = {"X-Ddoc-Client": "cli"}
+
+
+def cmd_decide(args: argparse.Namespace, client: Any) -> int:
+    body: dict[str, Any] = {"step_id": args.step_id, "decision": args.decision}
+    if getattr(args, "comment", None):
+        body["comment"] = args.comment
+    if args.decision == "edit":
+        body["command"] = args.command
+    elif args.decision == "choose":
+        body["branch"] = args.branch
+    elif args.decision == "provide":
+        body["values"] = _pairs(args.var)
+    client.request("POST", f"/executions/{args.execution_id}/decisions", json=body, headers=_CLI)
+    print(f"{args.decision} sent for step {args.step_id} of {args.execution_id}")
+    return 0
+
+
+def cmd_abort(args: argparse.Namespace, client: Any) -> int:
+    body: dict[str, Any] = {"rollback": bool(args.rollback)}
+    if args.comment:
+        body["comment"] = args.comment
+    client.request("POST", f"/executions/{args.execution_id}/abort", json=body, headers=_CLI)
+    what = "rollback" if args.rollback else "abort"
+    print(f"{what} sent for {args.execution_id}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace, client: Any) -> int:
+    variables = _pairs(args.var)
     body: dict[str, Any] = {"runbook_id": args.runbook_id, "variables": variables}
     if args.mode:
         body["mode"] = args.mode
@@ -61,6 +139,14 @@ def cmd_status(args: argparse.Namespace, client: Any) -> int:
         print(f"{step['id']:>4} [{risk:^6}] {step['status']:<17}{code}  {step['text'][:80]}")
         if step.get("detail"):
             print(f"{'':>6}{step['detail']}")
+        awaiting = step.get("awaiting")
+        if awaiting:
+            until = f" (until {awaiting['deadline']})" if awaiting.get("deadline") else ""
+            print(f"{'':>6}awaits: {awaiting['message']}{until}")
+            print(f"{'':>6}answer with: {', '.join(awaiting['allowed'])}")
+        for decision in step.get("decisions") or []:
+            mark = "" if decision["accepted"] else f" REFUSED: {decision.get('reason')}"
+            print(f"{'':>6}{decision['decision']} by {decision['display_name']}{mark}")
         for line in (step.get("output") or "").splitlines()[:20]:
             print(f"{'':>6}| {line}")
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ExecutionMode(StrEnum):
@@ -38,6 +39,40 @@ class StepStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"  # do not run this step, and stop the execution here
+    SKIP = "skip"  # do not run this step, go on
+    EDIT = "edit"  # replace the step's command (re-classified, approved again)
+    CHOOSE = "choose"  # a decision step's branch (or "neither")
+    DONE = "done"  # a human did it (read-along, manual steps, an unknown outcome)
+    ROLLBACK = "rollback"  # stop and undo the completed steps (compensations)
+    ABORT = "abort"  # stop here, undo nothing
+    RETRY = "retry"  # run again a step whose outcome is unknown
+    PROVIDE = "provide"  # values for variables the alert did not carry
+
+
+# The branch a human picks when none of a decision's branches applies: it escalates.
+NEITHER = "neither"
+
+
+class AwaitKind(StrEnum):
+    APPROVAL = "approval"
+    VALUES = "values"
+    CHOICE = "choice"
+    DONE = "done"  # read-along or manual step: do it, then say so
+    OUTCOME = "outcome"  # the agent was lost mid-step: did it happen?
+    AGENT = "agent"  # no agent is polling the task queue
+
+
+@dataclass
+class BranchSnapshot:
+    condition: str
+    text: str
+    goto: str | None = None
+    check: dict[str, Any] | None = None
+
+
 @dataclass
 class StepSnapshot:
     """A runbook step as parsed, frozen into the execution's input."""
@@ -47,6 +82,88 @@ class StepSnapshot:
     kind: str
     command: str | None = None
     risk: str | None = None
+    rollback_command: str | None = None
+    rollback_risk: str | None = None  # classified when the execution was created
+    rollback_suggested: bool = False  # derived by us, not written in the runbook
+    branches: list[BranchSnapshot] = field(default_factory=list)
+    dry_run_command: str | None = None  # the side-effect-free form, when one is known
+
+
+@dataclass
+class EscalationLevel:
+    name: str  # e.g. "L2 platform on-call"
+    pagerduty_routing_key: str | None = None
+
+
+@dataclass
+class ExecutionPolicy:
+    """The tenant's approval and escalation policy, frozen into the execution's input."""
+
+    red_approvals: int = 1  # distinct approvers a red step needs (tenant policy: 1 or 2)
+    wait_seconds: dict[str, int] = field(
+        default_factory=lambda: {"critical": 300, "high": 600, "default": 1800}
+    )
+    escalation_levels: list[EscalationLevel] = field(default_factory=list)
+    incident_timeout_seconds: int | None = 3600  # not resolved by then -> escalate
+    heartbeat_timeout_seconds: int = 30  # agent silent this long -> outcome unknown
+
+    def wait_for(self, severity: str | None) -> int:
+        key = (severity or "").lower()
+        return self.wait_seconds.get(key, self.wait_seconds.get("default", 1800))
+
+
+@dataclass
+class Actor:
+    """Who made a decision, as authenticated by the API or Slack."""
+
+    user_id: str
+    display_name: str
+    source: str  # slack | api | cli
+    roles: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    """Signal: a human's decision about one step (or the whole execution)."""
+
+    step_id: str
+    decision: DecisionKind
+    actor: Actor
+    command: str | None = None  # edit
+    branch: str | None = None  # choose: a branch's condition or number (1-based), or "neither"
+    comment: str | None = None
+    values: dict[str, str] = field(default_factory=dict)  # provide
+    request_id: str | None = None  # the same request signalled twice counts once
+
+
+@dataclass
+class DecisionRecord:
+    decision: str
+    user_id: str
+    display_name: str
+    source: str
+    at: str  # ISO 8601, workflow time
+    accepted: bool
+    reason: str | None = None  # why it was refused, or what it changed
+    command: str | None = None
+    branch: str | None = None
+    comment: str | None = None
+
+
+@dataclass
+class Awaiting:
+    """What a step waits for from a human, and until when."""
+
+    kind: AwaitKind
+    allowed: list[str]  # decision kinds accepted now
+    message: str
+    role: str = "responder"  # the least role that may decide
+    approvals_needed: int = 0
+    approved_by: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # variables to provide
+    branches: list[str] = field(default_factory=list)
+    deadline: str | None = None  # ISO 8601; none once the last level was paged (stalled)
+    escalation_level: int = 0  # levels paged so far for this wait
 
 
 @dataclass
@@ -93,21 +210,43 @@ class ExecutionInput:
     incident_id: str | None = None
     command_timeout_seconds: int = 300
     agent_offline_timeout_seconds: int = 120
+    policy: ExecutionPolicy = field(default_factory=ExecutionPolicy)
+    started_by: str | None = None  # the user who started it by hand (four-eyes on red steps)
 
 
 @dataclass
-class StepOutcome:
+class StepState:
+    """A step as the workflow sees it now (the query's answer, and what is written to the DB)."""
+
     step_id: str
+    kind: str
+    text: str
     status: StepStatus
+    command: str | None = None  # rendered (or edited) command
+    risk: str | None = None
     exit_code: int | None = None
     detail: str | None = None
+    undoes: str | None = None  # a compensation: the step it undoes
+    edited_by: str | None = None
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    awaiting: Awaiting | None = None
+    dry_run: bool = False  # ran (or was shown) in its dry-run form
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 @dataclass
 class ExecutionResult:
+    """The workflow's state: the `state` query's answer and the workflow's result."""
+
     execution_id: str
     status: ExecutionStatus
-    steps: list[StepOutcome]
+    steps: list[StepState]
+    mode: str = ExecutionMode.COPILOT.value
+    current_step: str | None = None
+    alert_resolved: bool = False
+    incident_escalated: bool = False
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -136,6 +275,7 @@ class ExecutionStatusUpdate:
     execution_id: str
     tenant_id: str
     status: ExecutionStatus
+    current_step: str | None = None
 
 
 @dataclass
@@ -149,3 +289,57 @@ class StepRecord:
     output_truncated: bool = False
     detail: str | None = None
     command: str | None = None
+    # Present when the step is new to the trail (a compensation) or its state changed.
+    kind: str | None = None
+    text: str | None = None
+    risk: str | None = None
+    undoes: str | None = None
+    edited_by: str | None = None
+    decisions: list[DecisionRecord] | None = None
+    awaiting: Awaiting | None = None
+    event: str | None = None  # the event notifiers see, e.g. "step.awaiting_approval"
+
+
+@dataclass
+class ExecutionEvent:
+    """A transition notifiers (Slack, ...) care about that is not a step record."""
+
+    execution_id: str
+    tenant_id: str
+    type: str  # escalated | stalled | alert_resolved | incident_escalated | decision_refused ...
+    step_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClassifyRequest:
+    tenant_id: str
+    command: str
+
+
+@dataclass
+class Classification:
+    risk: str
+    reason: str
+
+
+@dataclass
+class EscalationRequest:
+    """Page one escalation level (PagerDuty Events API v2) and record it."""
+
+    execution_id: str
+    tenant_id: str
+    level: int  # 1-based
+    level_name: str
+    reason: str
+    dedup_key: str
+    severity: str | None = None
+    routing_key: str | None = None
+    step_id: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EscalationResult:
+    paged: bool
+    detail: str

@@ -5,24 +5,34 @@ The workflow is the source of truth while it runs; these rows are its durable, q
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from ddoc import audit
+from ddoc import audit, tenancy
 from ddoc.contracts import (
     AlertContext,
+    BranchSnapshot,
     ExecutionInput,
     ExecutionMode,
+    ExecutionPolicy,
     ExecutionStatus,
     StepRecord,
     StepSnapshot,
     StepStatus,
     VariableSpec,
 )
-from ddoc.runbook import ParsedRunbook
-from ddoc.tables import Execution, ExecutionStep, Runbook, RunbookVersion
+from ddoc.dryrun import dry_run_form
+from ddoc.policy import execution_policy
+from ddoc.risk import RuleSet, classify_command
+from ddoc.runbook import ParsedRunbook, RiskClass, RollbackOrigin, Step
+from ddoc.tables import Execution, ExecutionEventRow, ExecutionStep, Runbook, RunbookVersion
+
+# Notifiers LISTEN here; the payload is the execution id (they read the events table).
+EVENTS_CHANNEL = "ddoc_execution_events"
 
 TERMINAL_STATUSES = frozenset(
     {
@@ -51,6 +61,9 @@ def build_input(
     values: dict[str, str] | None = None,
     command_timeout_seconds: int = 300,
     agent_offline_timeout_seconds: int = 120,
+    policy: ExecutionPolicy | None = None,
+    rules: RuleSet | None = None,
+    started_by: str | None = None,
 ) -> ExecutionInput:
     parsed = ParsedRunbook.from_dict(version.parsed)
     return ExecutionInput(
@@ -61,16 +74,7 @@ def build_input(
         runbook_version=version.version,
         runbook_title=parsed.title,
         mode=mode,
-        steps=[
-            StepSnapshot(
-                id=step.id,
-                text=step.text,
-                kind=step.kind.value,
-                command=step.command,
-                risk=step.risk.value if step.risk else None,
-            )
-            for step in parsed.steps
-        ],
+        steps=[_snapshot(step, rules) for step in parsed.steps],
         variables=[
             VariableSpec(name=v.name, syntax=v.syntax, source=v.source.value, key=v.key)
             for v in parsed.variables
@@ -80,6 +84,45 @@ def build_input(
         incident_id=incident_id,
         command_timeout_seconds=command_timeout_seconds,
         agent_offline_timeout_seconds=agent_offline_timeout_seconds,
+        policy=policy or ExecutionPolicy(),
+        started_by=started_by,
+    )
+
+
+def execution_rules(session: Session, tenant_id: str) -> dict[str, Any]:
+    """The tenant's policy and risk rules, as `build_input` takes them."""
+    return {
+        "policy": execution_policy(tenancy.settings(session, tenant_id)),
+        "rules": tenancy.risk_rules(session, tenant_id),
+    }
+
+
+def _snapshot(step: Step, rules: RuleSet | None) -> StepSnapshot:
+    rollback = step.rollback
+    rollback_command = rollback.command if rollback and step.command else None
+    rollback_risk = None
+    if rollback_command:
+        rollback_risk = classify_command(rollback_command, rules).level.value
+        if (
+            rollback is not None
+            and rollback.origin == RollbackOrigin.SUGGESTED
+            and rollback_risk == RiskClass.GREEN
+        ):
+            rollback_risk = RiskClass.YELLOW.value  # derived by us: a human looks first
+    return StepSnapshot(
+        id=step.id,
+        text=step.text,
+        kind=step.kind.value,
+        command=step.command,
+        risk=step.risk.value if step.risk else None,
+        rollback_command=rollback_command,
+        rollback_risk=rollback_risk,
+        rollback_suggested=bool(rollback and rollback.origin == RollbackOrigin.SUGGESTED),
+        branches=[
+            BranchSnapshot(condition=b.condition, text=b.text, goto=b.goto, check=b.check)
+            for b in step.branches
+        ],
+        dry_run_command=dry_run_form(step.command) if step.command else None,
     )
 
 
@@ -144,10 +187,16 @@ def record_status(
     execution_id: str,
     status: ExecutionStatus,
     from_workflow: bool = True,
+    current_step: str | None = None,
 ) -> None:
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
     if from_workflow:
+        if not execution.workflow_started:
+            record_event(
+                session, tenant_id=tenant_id, execution_id=execution_id, kind="execution.started"
+            )
         execution.workflow_started = True  # the workflow runs: its start went through
+        execution.current_step = current_step
     if execution.status == status.value:
         session.add(execution)
         return  # activities may be retried: recording twice changes nothing
@@ -155,6 +204,13 @@ def record_status(
     if status in TERMINAL_STATUSES:
         execution.finished_at = datetime.now(UTC)
     session.add(execution)
+    record_event(
+        session,
+        tenant_id=tenant_id,
+        execution_id=execution_id,
+        kind=f"execution.{status.value}",
+        data={"current_step": current_step},
+    )
     audit.append(
         session,
         tenant_id=tenant_id,
@@ -164,7 +220,51 @@ def record_status(
     )
 
 
+def record_event(
+    session: Session,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    kind: str,
+    step_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append a transition for notifiers and wake the listeners (on commit)."""
+    session.add(
+        ExecutionEventRow(
+            tenant_id=tenant_id,
+            execution_id=execution_id,
+            type=kind,
+            step_id=step_id,
+            data=data or {},
+        )
+    )
+    session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": EVENTS_CHANNEL, "payload": execution_id},
+    )
+
+
+def events(
+    session: Session, *, tenant_id: str, execution_id: str, after: int = 0
+) -> list[dict[str, Any]]:
+    rows = session.exec(
+        select(ExecutionEventRow)
+        .where(
+            ExecutionEventRow.tenant_id == tenant_id,
+            ExecutionEventRow.execution_id == execution_id,
+            col(ExecutionEventRow.id) > after,
+        )
+        .order_by(col(ExecutionEventRow.id))
+    ).all()
+    return [
+        {"id": r.id, "at": r.at, "type": r.type, "step_id": r.step_id, "data": r.data} for r in rows
+    ]
+
+
 def record_step(session: Session, *, record: StepRecord) -> None:
+    """Write a step's state; a step new to the trail (a compensation) gets its row here.
+    Idempotent: an activity retry writes the same state again."""
     step = session.exec(
         select(ExecutionStep).where(
             ExecutionStep.execution_id == record.execution_id,
@@ -173,21 +273,79 @@ def record_step(session: Session, *, record: StepRecord) -> None:
         )
     ).first()
     if step is None:
-        raise ExecutionNotFound(f"step {record.step_id} of {record.execution_id} not found")
+        if record.undoes is None:
+            raise ExecutionNotFound(f"step {record.step_id} of {record.execution_id} not found")
+        last = session.exec(
+            select(func.max(ExecutionStep.position)).where(
+                ExecutionStep.execution_id == record.execution_id
+            )
+        ).one()
+        step = ExecutionStep(
+            execution_id=record.execution_id,
+            step_id=record.step_id,
+            tenant_id=record.tenant_id,
+            position=(last or 0) + 1,
+            kind=record.kind or "compensation",
+            text=record.text or "",
+            command=record.command,
+            risk=record.risk,
+            status=record.status.value,
+            undoes=record.undoes,
+        )
     now = datetime.now(UTC)
     if record.status == StepStatus.RUNNING:
         step.started_at = step.started_at or now
-    elif record.status != StepStatus.PENDING:
+    elif record.status not in (
+        StepStatus.PENDING,
+        StepStatus.AWAITING_APPROVAL,
+        StepStatus.UNKNOWN,
+    ):
         step.finished_at = now
+    changed = step.status != record.status.value
     step.status = record.status.value
     step.exit_code = record.exit_code
-    step.output = record.output
-    step.output_truncated = record.output_truncated
+    if record.output is not None:
+        step.output = record.output
+        step.output_truncated = record.output_truncated
     step.detail = record.detail
     if record.command is not None:
         step.command = record.command
+    if record.risk is not None:
+        step.risk = record.risk
+    if record.edited_by is not None:
+        step.edited_by = record.edited_by
+    step.awaiting = dataclasses.asdict(record.awaiting) if record.awaiting else None
+    if record.decisions is not None:
+        decisions = [dataclasses.asdict(d) for d in record.decisions]
+        for new in decisions[len(step.decisions) :]:
+            audit.append(
+                session,
+                tenant_id=record.tenant_id,
+                actor=new["user_id"],
+                action=f"decision.{new['decision']}" + ("" if new["accepted"] else ".refused"),
+                subject=f"{record.execution_id}/{record.step_id}",
+                data={
+                    k: new[k]
+                    for k in ("source", "reason", "command", "branch", "comment")
+                    if new.get(k)
+                },
+            )
+        step.decisions = decisions
     session.add(step)
-    if record.status not in (StepStatus.RUNNING, StepStatus.PENDING):
+    if record.event is not None:
+        record_event(
+            session,
+            tenant_id=record.tenant_id,
+            execution_id=record.execution_id,
+            kind=record.event,
+            step_id=record.step_id,
+            data={"status": record.status.value, "detail": record.detail},
+        )
+    if changed and record.status not in (
+        StepStatus.RUNNING,
+        StepStatus.PENDING,
+        StepStatus.AWAITING_APPROVAL,
+    ):
         audit.append(
             session,
             tenant_id=record.tenant_id,
@@ -228,7 +386,12 @@ def _summary(execution: Execution) -> dict[str, Any]:
         "started_by": execution.started_by,
         "created_at": execution.created_at,
         "finished_at": execution.finished_at,
+        "current_step": execution.current_step,
     }
+
+
+def summary(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
+    return _summary(_get(session, tenant_id=tenant_id, execution_id=execution_id))
 
 
 def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
@@ -254,6 +417,10 @@ def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, An
                 "detail": step.detail,
                 "started_at": step.started_at,
                 "finished_at": step.finished_at,
+                "undoes": step.undoes,
+                "edited_by": step.edited_by,
+                "decisions": step.decisions,
+                "awaiting": step.awaiting,
             }
             for step in steps
         ],

@@ -240,6 +240,7 @@ class Intake:
                 incident_id=incident_id,
                 command_timeout_seconds=self._settings.command_timeout_seconds,
                 agent_offline_timeout_seconds=self._settings.agent_offline_timeout_seconds,
+                **executions.execution_rules(session, tenant_id),
             )
         session.execute(
             text(
@@ -330,6 +331,7 @@ class Intake:
             incident_id=incident_id,
             command_timeout_seconds=self._settings.command_timeout_seconds,
             agent_offline_timeout_seconds=self._settings.agent_offline_timeout_seconds,
+            **executions.execution_rules(session, tenant_id),
         )
         return _Decision(outcome, start=start)
 

@@ -56,6 +56,7 @@ class Settings:
     match_attach: float | None = None
     match_suggest: float | None = None
     match_margin: float | None = None
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
     log_level: str = "INFO"
 
     @classmethod
@@ -97,6 +98,8 @@ class Settings:
             match_attach=reader.fraction("DDOC_MATCH_ATTACH"),
             match_suggest=reader.fraction("DDOC_MATCH_SUGGEST"),
             match_margin=reader.fraction("DDOC_MATCH_MARGIN"),
+            pagerduty_events_url=reader.text("DDOC_PAGERDUTY_EVENTS_URL")
+            or defaults.pagerduty_events_url,
             log_level=(reader.text("DDOC_LOG_LEVEL") or defaults.log_level).upper(),
         )
 

@@ -143,6 +143,7 @@ class Execution(SQLModel, table=True):
     workflow_started: bool = False
     created_at: datetime = _now()
     finished_at: datetime | None = _ts()
+    current_step: str | None = None
 
 
 class ExecutionStep(SQLModel, table=True):
@@ -162,6 +163,21 @@ class ExecutionStep(SQLModel, table=True):
     detail: str | None = None
     started_at: datetime | None = _ts()
     finished_at: datetime | None = _ts()
+    undoes: str | None = None
+    decisions: list[dict[str, Any]] = _json(list)
+    awaiting: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    edited_by: str | None = None
+
+
+class ExecutionEventRow(SQLModel, table=True):
+    __tablename__ = "execution_events"
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str
+    execution_id: str
+    at: datetime = _now()
+    type: str
+    step_id: str | None = None
+    data: dict[str, Any] = _json(dict)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -159,3 +159,37 @@ async def test_exec_start_and_status(stack: Stack, tmp_path: Path) -> None:
     assert "| hello cart" in status
     code, _, err = await ddoc(stack, "exec", "start", runbook_id, "--var", "oops")
     assert (code, err.strip()) == (1, "ddoc: --var wants NAME=VALUE, got 'oops'")
+
+
+async def test_exec_approve_skip_and_abort(stack: Stack, tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    runbook = tmp_path / "restart.md"
+    runbook.write_text(f"# Restart\n\n1. Restart: `touch {marker}`\n2. Clean: `touch {marker}.2`\n")
+    code, out, err = await ddoc(stack, "runbook", "add", str(runbook))
+    assert code == 0, err
+    runbook_id = out.split()[0]
+    code, out, err = await ddoc(stack, "exec", "start", runbook_id)
+    execution_id = out.split()[0]
+
+    async def awaits(step: str) -> str | None:
+        code, out, _ = await ddoc(stack, "exec", "status", execution_id)
+        return out if code == 0 and f"{step} [yellow] awaiting_approval" in out else None
+
+    status = await eventually(lambda: awaits("s1"))
+    assert "answer with: approve, reject, skip, edit" in status
+    code, out, err = await ddoc(stack, "exec", "approve", execution_id, "s2")
+    assert code == 1 and "409" in err and "not awaiting" in err
+    code, out, err = await ddoc(stack, "exec", "approve", execution_id, "s1", "--comment", "ok")
+    assert (code, out.strip()) == (0, f"approve sent for step s1 of {execution_id}"), err
+    await eventually(lambda: awaits("s2"))
+    assert marker.exists()
+    code, _, err = await ddoc(stack, "exec", "abort", execution_id)
+    assert code == 0, err
+
+    async def aborted() -> str | None:
+        code, out, _ = await ddoc(stack, "exec", "status", execution_id)
+        return out if code == 0 and " aborted " in out.splitlines()[0] else None
+
+    final = await eventually(aborted)
+    assert "approve by bootstrap admin" in final
+    assert not Path(f"{marker}.2").exists()

@@ -1,7 +1,8 @@
-"""Starting a runbook by hand through the API."""
+"""Starting a runbook by hand through the API, and deciding on its steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,20 +18,25 @@ title: Say hello to a service
 # Say hello to a service
 
 1. Greet it: `echo "hello $SERVICE"`
-2. Restart it: `systemctl restart $SERVICE`
+2. Restart it: `touch {marker}`
 """
 
 
-async def add(stack: Stack) -> str:
+async def add(stack: Stack, marker: str = "/nonexistent/marker") -> str:
     response = await stack.http.post(
-        "/runbooks", json={"content": RUNBOOK}, headers=stack.api_headers()
+        "/runbooks",
+        json={"content": RUNBOOK.format(marker=marker)},
+        headers=stack.api_headers(),
     )
     assert response.status_code == 201
     return str(response.json()["id"])
 
 
-async def test_start_by_hand_with_variables(stack: Stack) -> None:
-    runbook_id = await add(stack)
+async def test_start_by_hand_with_variables_and_decide(
+    stack: Stack, engine: Engine, tmp_path: Path
+) -> None:
+    marker = tmp_path / "restarted"
+    runbook_id = await add(stack, str(marker))
     response = await stack.http.post(
         "/executions",
         json={"runbook_id": runbook_id, "variables": {"service": "cart; rm -rf /tmp/x"}},
@@ -44,18 +50,102 @@ async def test_start_by_hand_with_variables(stack: Stack) -> None:
         runbook_id,
         None,
     )
+    url = f"/executions/{started['id']}"
 
-    async def done() -> dict[str, Any] | None:
-        body: dict[str, Any] = (
-            await stack.http.get(f"/executions/{started['id']}", headers=stack.api_headers())
-        ).json()
-        return body if body["status"] == "succeeded" else None
+    async def current(status: str) -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(url, headers=stack.api_headers())).json()
+        return body if body["status"] == status else None
 
-    execution = await eventually(done)
-    greet, restart = execution["steps"]
+    waiting = await eventually(lambda: current("awaiting_human"))
+    assert waiting["live"] is True and waiting["current_step"] == "s2"
+    greet, restart = waiting["steps"]
     assert greet["output"] == "hello cart; rm -rf /tmp/x\n"
-    assert (restart["risk"], restart["status"]) == ("yellow", "skipped")
+    assert (restart["risk"], restart["status"]) == ("yellow", "awaiting_approval")
+    assert restart["awaiting"]["allowed"] == ["approve", "reject", "skip", "edit"]
+    assert restart["awaiting"]["deadline"] is not None
+
+    viewer = new_key(engine, stack, "viewer")
+    decisions = f"{url}/decisions"
+    refused = await stack.http.post(
+        decisions, json={"step_id": "s2", "decision": "approve"}, headers=viewer
+    )
+    assert refused.status_code == 403 and "no responder" in refused.json()["detail"]
+    done = await stack.http.post(
+        decisions, json={"step_id": "s1", "decision": "approve"}, headers=stack.api_headers()
+    )
+    assert done.status_code == 409 and "not awaiting" in done.json()["detail"]
+    unknown = await stack.http.post(
+        decisions, json={"step_id": "s9", "decision": "approve"}, headers=stack.api_headers()
+    )
+    assert unknown.status_code == 404
+    bogus = await stack.http.post(
+        decisions, json={"step_id": "s2", "decision": "yolo"}, headers=stack.api_headers()
+    )
+    assert bogus.status_code == 422
+    assert not marker.exists()
+    approved = await stack.http.post(
+        decisions,
+        json={"step_id": "s2", "decision": "approve", "comment": "go"},
+        headers={**stack.api_headers(), "X-Ddoc-Client": "cli"},
+    )
+    assert approved.status_code == 202, approved.text
+    assert approved.json()["accepted"] is True
+
+    execution = await eventually(lambda: current("succeeded"))
+    assert marker.exists()
+    decision = execution["steps"][1]["decisions"][0]
+    assert (decision["decision"], decision["source"], decision["comment"]) == (
+        "approve",
+        "cli",
+        "go",
+    )
     assert execution["started_by"].startswith("api_key:")
+    late = await stack.http.post(f"{url}/abort", headers=stack.api_headers())
+    assert late.status_code == 409
+    events = (await stack.http.get(f"{url}/events", headers=stack.api_headers())).json()
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "execution.started" and kinds[-1] == "execution.succeeded"
+    assert "step.awaiting_approval" in kinds
+
+
+async def test_abort_and_every_mode_by_hand(stack: Stack, tmp_path: Path) -> None:
+    runbook_id = await add(stack, str(tmp_path / "never"))
+    for mode in ("read_along", "copilot", "autopilot", "dry_run"):
+        response = await stack.http.post(
+            "/executions",
+            json={"runbook_id": runbook_id, "mode": mode, "variables": {"service": "x"}},
+            headers=stack.api_headers(),
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["mode"] == mode
+    started = await stack.http.post(
+        "/executions", json={"runbook_id": runbook_id}, headers=stack.api_headers()
+    )
+    url = f"/executions/{started.json()['id']}"
+
+    async def status(wanted: str) -> bool:
+        body = (await stack.http.get(url, headers=stack.api_headers())).json()
+        return bool(body["status"] == wanted)
+
+    await eventually(lambda: status("awaiting_human"))
+    aborted = await stack.http.post(
+        f"{url}/abort", json={"comment": "wrong runbook"}, headers=stack.api_headers()
+    )
+    assert aborted.status_code == 202, aborted.text
+    await eventually(lambda: status("aborted"))
+    body = (await stack.http.get(url, headers=stack.api_headers())).json()
+    assert body["live"] is False
+    assert body["steps"][1]["status"] == "skipped"
+    assert body["steps"][1]["detail"].startswith("aborted by")
+
+
+def new_key(engine: Engine, stack: Stack, *roles: str) -> dict[str, str]:
+    with Session(engine) as session:
+        _, key = tenancy.create_api_key(
+            session, tenant_id=stack.settings.tenant, name="-".join(roles), roles=list(roles)
+        )
+        session.commit()
+    return {"Authorization": f"Bearer {key}"}
 
 
 async def test_start_refusals(stack: Stack, engine: Engine) -> None:
@@ -64,13 +154,12 @@ async def test_start_refusals(stack: Stack, engine: Engine) -> None:
         "/executions", json={"runbook_id": "rb_nope"}, headers=stack.api_headers()
     )
     assert missing.status_code == 404
-    read_along = await stack.http.post(
+    bad_mode = await stack.http.post(
         "/executions",
-        json={"runbook_id": runbook_id, "mode": "read_along"},
+        json={"runbook_id": runbook_id, "mode": "yolo"},
         headers=stack.api_headers(),
     )
-    assert read_along.status_code == 422
-    assert "not available yet" in read_along.json()["detail"]
+    assert bad_mode.status_code == 422
     with Session(engine) as session:
         _, viewer = tenancy.create_api_key(
             session, tenant_id=stack.settings.tenant, name="viewer", roles=["viewer"]

@@ -12,9 +12,11 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.control import ControlActivities
 from activities.store import ExecutionStore
 from ddoc import db
 from ddoc import temporal as temporal_conn
+from ddoc.paging import PagerDutyEvents
 from ddoc.settings import Settings
 from workflows.execution import RunbookExecutionWorkflow
 
@@ -27,14 +29,26 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
 def build_worker(
-    client: Client, engine: Engine, *, task_queue: str, executor: ThreadPoolExecutor
+    client: Client,
+    engine: Engine,
+    *,
+    task_queue: str,
+    executor: ThreadPoolExecutor,
+    pager: PagerDutyEvents | None = None,
 ) -> Worker:
     store = ExecutionStore(engine)
+    control = ControlActivities(engine, pager or PagerDutyEvents())
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[store.record_step, store.record_execution_status],
+        activities=[
+            store.record_step,
+            store.record_execution_status,
+            store.record_event,
+            control.classify,
+            control.escalate,
+        ],
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         # Database writes finish in milliseconds: let in-flight ones complete on shutdown
@@ -55,7 +69,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     try:
         with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
             worker = build_worker(
-                client, engine, task_queue=settings.control_task_queue, executor=executor
+                client,
+                engine,
+                task_queue=settings.control_task_queue,
+                executor=executor,
+                pager=PagerDutyEvents(url=settings.pagerduty_events_url),
             )
             async with worker:
                 log.info("control-plane worker polling %s", settings.control_task_queue)

@@ -27,3 +27,13 @@ GREEN_COMMAND_RETRY = RetryPolicy(
     non_retryable_error_types=["PolicyDenied"],
 )
 STATE_CHANGE_COMMAND_RETRY = RetryPolicy(maximum_attempts=1)
+
+# Pages to the next escalation level: a few quick retries; a page that still fails is recorded
+# and shown, and the wait goes on (the next deadline escalates again).
+ESCALATION_TIMEOUT = timedelta(seconds=30)
+ESCALATION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=["PagingRejected"],
+)

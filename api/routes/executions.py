@@ -1,15 +1,25 @@
+"""Executions: start by hand, follow (live from the workflow, else from the trail), decide."""
+
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
-from ddoc import executions, runbooks
-from ddoc.contracts import ExecutionInput, ExecutionMode, ExecutionStatus
+from ddoc import executions, live, runbooks
+from ddoc.approvals import RefusalCode, refusal
+from ddoc.contracts import (
+    Actor,
+    Decision,
+    DecisionKind,
+    ExecutionInput,
+    ExecutionMode,
+    ExecutionStatus,
+)
 from ddoc.ids import new_id
 from ddoc.intake import start_execution
 from ddoc.tenancy import Principal, Role
@@ -27,9 +37,30 @@ class ExecutionIn(BaseModel):
     )
 
 
-# Modes whose semantics exist today; the others arrive with the approval engine.
-_RUNNABLE_MODES = {ExecutionMode.COPILOT}
 _STARTERS = {Role.RESPONDER, Role.APPROVER, Role.ADMIN}
+_REFUSAL_STATUS = {
+    RefusalCode.FORBIDDEN: status.HTTP_403_FORBIDDEN,
+    RefusalCode.NOT_AWAITING: status.HTTP_409_CONFLICT,
+    RefusalCode.INVALID: status.HTTP_422_UNPROCESSABLE_ENTITY,
+}
+
+
+class DecisionIn(BaseModel):
+    step_id: str | None = Field(
+        default=None, max_length=200, description="Required except for abort and rollback."
+    )
+    decision: DecisionKind
+    command: str | None = Field(default=None, max_length=20000, description="edit")
+    branch: str | None = Field(
+        default=None, max_length=2000, description='choose: number, condition or "neither"'
+    )
+    comment: str | None = Field(default=None, max_length=2000)
+    values: dict[str, str] = Field(default_factory=dict, description="provide: variable values")
+
+
+class StopIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=2000)
+    rollback: bool = Field(default=False, description="undo the completed steps first")
 
 
 @router.post(
@@ -62,12 +93,6 @@ def _create(state: AppState, principal: Principal, body: ExecutionIn) -> Executi
         if runbook.archived_at is not None:
             raise HTTPException(409, f"runbook {runbook.id} is archived")
         mode = body.mode or ExecutionMode(runbook.trust_level)
-        if mode not in _RUNNABLE_MODES:
-            raise HTTPException(
-                422,
-                f"mode {mode.value!r} is not available yet: copilot runs today; read_along, "
-                "autopilot and dry_run arrive with the approval engine",
-            )
         version = runbooks.version(session, tenant_id=principal.tenant_id, runbook_id=runbook.id)
         inp = executions.build_input(
             execution_id=new_id("ex"),
@@ -81,6 +106,8 @@ def _create(state: AppState, principal: Principal, body: ExecutionIn) -> Executi
             values=body.variables,
             command_timeout_seconds=state.settings.command_timeout_seconds,
             agent_offline_timeout_seconds=state.settings.agent_offline_timeout_seconds,
+            started_by=principal.actor,
+            **executions.execution_rules(session, principal.tenant_id),
         )
         executions.create(session, inp=inp, started_by=principal.actor)
         session.commit()
@@ -112,8 +139,127 @@ def list_executions(
     )
 
 
-@router.get("/{execution_id}", summary="An execution with its steps, outputs and exit codes")
-def get_execution(
-    execution_id: str, principal: PrincipalDep, session: SessionDep
+@router.get(
+    "/{execution_id}",
+    summary="An execution with its steps, decisions and outputs (live while it runs)",
+)
+async def get_execution(
+    execution_id: str, principal: PrincipalDep, state: StateDep
 ) -> dict[str, Any]:
-    return executions.view(session, tenant_id=principal.tenant_id, execution_id=execution_id)
+    return await live.view(state.engine, state.temporal, principal.tenant_id, execution_id)
+
+
+@router.get("/{execution_id}/events", summary="The execution's transitions, oldest first")
+def get_events(
+    execution_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    after: Annotated[int, Query(ge=0, description="only events after this id")] = 0,
+) -> list[dict[str, Any]]:
+    executions.view(session, tenant_id=principal.tenant_id, execution_id=execution_id)
+    return executions.events(
+        session, tenant_id=principal.tenant_id, execution_id=execution_id, after=after
+    )
+
+
+@router.post(
+    "/{execution_id}/decisions",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Approve, reject, skip, edit, choose, mark done, retry, provide, roll back or abort",
+)
+async def post_decision(
+    execution_id: str,
+    body: DecisionIn,
+    principal: PrincipalDep,
+    state: StateDep,
+    x_ddoc_client: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    source = "cli" if x_ddoc_client == "cli" else "api"
+    return await _decide(state, principal, execution_id, body, source)
+
+
+@router.post(
+    "/{execution_id}/abort",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Stop the execution (with rollback: undo the completed steps first)",
+)
+async def abort(
+    execution_id: str,
+    principal: PrincipalDep,
+    state: StateDep,
+    body: StopIn | None = None,
+    x_ddoc_client: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    body = body or StopIn()
+    kind = DecisionKind.ROLLBACK if body.rollback else DecisionKind.ABORT
+    source = "cli" if x_ddoc_client == "cli" else "api"
+    return await _decide(
+        state, principal, execution_id, DecisionIn(decision=kind, comment=body.comment), source
+    )
+
+
+@router.post(
+    "/{execution_id}/rollback",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Stop the execution and undo its completed steps, last first",
+)
+async def rollback(
+    execution_id: str,
+    principal: PrincipalDep,
+    state: StateDep,
+    body: StopIn | None = None,
+    x_ddoc_client: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    comment = body.comment if body else None
+    source = "cli" if x_ddoc_client == "cli" else "api"
+    return await _decide(
+        state,
+        principal,
+        execution_id,
+        DecisionIn(decision=DecisionKind.ROLLBACK, comment=comment),
+        source,
+    )
+
+
+async def _decide(
+    state: AppState, principal: Principal, execution_id: str, body: DecisionIn, source: str
+) -> dict[str, Any]:
+    """Check the decision against the workflow's live state with the policy the workflow
+    applies (403/409/422 at once), then signal it. The workflow checks again: a decision that
+    raced another one is refused there and recorded."""
+    current = await live.state(state.engine, state.temporal, principal.tenant_id, execution_id)
+    if current is None:
+        raise HTTPException(409, f"execution {execution_id} is finished: nothing to decide")
+    execution_wide = body.decision in (DecisionKind.ABORT, DecisionKind.ROLLBACK)
+    step_id = body.step_id or (current.current_step if execution_wide else None)
+    if step_id is None:
+        raise HTTPException(422, f"step_id is needed for {body.decision.value}")
+    step = next((s for s in current.steps if s.step_id == step_id), None)
+    if step is None:
+        raise HTTPException(404, f"execution {execution_id} has no step {step_id}")
+    decision = Decision(
+        step_id=step_id,
+        decision=body.decision,
+        actor=Actor(
+            user_id=principal.actor,
+            display_name=principal.name,
+            source=source,
+            roles=sorted(principal.roles),
+        ),
+        command=body.command,
+        branch=body.branch,
+        comment=body.comment,
+        values=body.values,
+        request_id=new_id("dec"),
+    )
+    why = refusal(decision, step.awaiting, edited_by=step.edited_by)
+    if why is not None:
+        raise HTTPException(_REFUSAL_STATUS[why.code], why.reason)
+    await live.signal(state.temporal, execution_id, decision)
+    return {
+        "accepted": True,
+        "execution_id": execution_id,
+        "step_id": step_id,
+        "decision": body.decision.value,
+        "request_id": decision.request_id,
+    }
