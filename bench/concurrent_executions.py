@@ -1,7 +1,7 @@
 """Many concurrent executions of a 5-step green runbook, all started at once, on this machine.
 
     PYTHONPATH=. .venv/bin/python bench/concurrent_executions.py [--executions 500] [--steps 5]
-        [--agent-concurrency 100]
+        [--agent-concurrency N]
 
 Real components: embedded PostgreSQL and the Temporal dev server (`WorkflowEnvironment.start_local`)
 in this process's care; the control-plane worker (`worker.main.build_worker`) and the agent
@@ -401,8 +401,8 @@ def main() -> int:
     parser.add_argument(
         "--agent-concurrency",
         type=int,
-        default=100,
-        help=f"the agent's max concurrent commands (product default {PRODUCT_AGENT_CONCURRENCY})",
+        default=PRODUCT_AGENT_CONCURRENCY,
+        help="the agent's max concurrent commands (default: the product's)",
     )
     parser.add_argument("--warmup", type=int, default=10, help="executions run before the load")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for the whole load")

@@ -12,6 +12,9 @@ The form is made by editing whole words of the original text (insert, replace, d
 quoting is kept byte for byte; the result is split again and must give exactly the intended
 words, or the answer is None.
 
+Not included on purpose: `ansible-playbook --check` (tasks marked `check_mode: false` and
+lookup plugins still run for real).
+
 Stdlib only, pure and deterministic: imported inside the Temporal workflow sandbox.
 """
 
@@ -407,13 +410,6 @@ def _helm(args: Sequence[_Word]) -> _Plan | None:
     return _Plan({}, "--dry-run")
 
 
-def _ansible_playbook(args: Sequence[_Word]) -> _Plan | None:
-    values = _values(args)
-    if not args or "--flush-cache" in values:
-        return None
-    return _append_marker(values, "--check")
-
-
 _AWS_GLOBAL_VALUE = frozenset(
     {
         "--region",
@@ -522,7 +518,6 @@ _HANDLERS: Mapping[str, _Handler] = {
     "kubectl": _kubectl,
     "terraform": _terraform,
     "helm": _helm,
-    "ansible-playbook": _ansible_playbook,
     "aws": _aws,
     "rsync": _rsync,
     "apt-get": _apt_get,

@@ -390,6 +390,18 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
     if alert and alert.severity:
         pairs.append(SearchAttributePair(attrs.SEVERITY, alert.severity))
     summary = inp.runbook_title + (f" for {alert.title}" if alert else "")
+    details = "\n".join(
+        line
+        for line in (
+            f"**{inp.runbook_title}** v{inp.runbook_version} ({inp.runbook_id}), mode {inp.mode}",
+            f"alert: {alert.title} ({alert.source}, severity {alert.severity or '-'})"
+            if alert
+            else f"started by hand by {inp.started_by}",
+            f"incident: {inp.incident_id}" if inp.incident_id else "",
+            f"steps: {len(inp.steps)}",
+        )
+        if line
+    )
     # A closed run with this id raises: that execution already happened, nothing to start.
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
@@ -402,6 +414,7 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(pairs),
             static_summary=summary[:200],
+            static_details=details[:2000],
         )
 
 

@@ -250,23 +250,25 @@ async def running(
     *,
     pagerduty_url: str,
     agent: bool = True,
+    control: bool = True,
     commands: CommandActivities | None = None,
 ) -> AsyncIterator[Harness]:
-    """A control-plane worker and (unless `agent=False`) an agent, for one test's tenant."""
+    """A control-plane worker and an agent for one test's tenant (either can be left out, to
+    run it as a separate process)."""
     tenant_id = f"t{uuid.uuid4().hex[:10]}"
     with Session(engine) as session:
         tenancy.ensure_tenant(session, tenant_id=tenant_id)
         session.commit()
     control_queue = f"ddoc.control.{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-        control = build_worker(
+        control_worker = build_worker(
             client,
             engine,
             task_queue=control_queue,
             executor=executor,
             pager=PagerDutyEvents(url=pagerduty_url),
         )
-        workers: list[Worker] = [control]
+        workers: list[Worker] = [control_worker] if control else []
         if agent:
             workers.append(
                 build_agent(client, tenant_id=tenant_id, environment=ENVIRONMENT, commands=commands)

@@ -117,7 +117,9 @@ async def test_alertmanager_delivers_and_an_execution_runs(stack: Stack, alertma
             f"/executions/{found['execution_id']}", headers=stack.api_headers()
         )
         body: dict[str, Any] = response.json()
-        return body if body["status"] == "succeeded" else None
+        return body if body["status"] == "awaiting_human" else None
 
+    # The read-only steps ran; the restart (yellow) waits for a human.
     execution = await eventually(finished, within=30)
+    assert execution["steps"][2]["status"] == "awaiting_approval"
     assert execution["steps"][0]["output"] == "pod=checkout-1 namespace=shop\n"

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.api.enums.v1 import RetryState
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.commands import CommandActivities
@@ -50,6 +50,7 @@ from tests.fakes.pagerduty import FakePagerDuty
 from workflows.execution import RunbookExecutionWorkflow
 
 D = DecisionKind
+HISTORIES = Path(__file__).parent / "histories"
 ROUTING_L2 = "L2ROUTINGKEY00000000000000000000"
 ROUTING_L3 = "L3ROUTINGKEY00000000000000000000"
 
@@ -62,10 +63,27 @@ def pagerduty() -> Iterator[FakePagerDuty]:
 
 @pytest.fixture
 async def harness(
-    time_skipping_env: WorkflowEnvironment, engine: Engine, pagerduty: FakePagerDuty
+    time_skipping_env: WorkflowEnvironment,
+    engine: Engine,
+    pagerduty: FakePagerDuty,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[Harness]:
     async with running(time_skipping_env.client, engine, pagerduty_url=pagerduty.url) as h:
         yield h
+        if os.environ.get("DDOC_RECORD_HISTORIES"):
+            await record_histories(h, request.node.name)
+
+
+async def record_histories(harness: Harness, test_name: str) -> None:
+    """`DDOC_RECORD_HISTORIES=1 pytest tests/test_copilot_engine.py` refreshes the histories
+    tests/test_replay.py replays (only those of finished executions)."""
+    name = re.sub(r"[^a-z0-9]+", "_", test_name.removeprefix("test_").lower()).strip("_")
+    for index, execution_id in enumerate(harness.started):
+        handle = harness.client.get_workflow_handle(execution_id)
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            continue
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}_{index}.json").write_text(history.to_json())
 
 
 def lines(path: Path) -> list[str]:
@@ -472,6 +490,8 @@ async def test_dry_run_changes_nothing(harness: Harness, tmp_path: Path) -> None
             mode=ExecutionMode.DRY_RUN,
         )
         result = await run.result()
+        if os.environ.get("DDOC_RECORD_HISTORIES"):
+            await record_histories(h, "test_dry_run_changes_nothing")
     assert not sentinel.exists()
     assert lines(calls) == ["scale", "deploy/api", "--replicas=5", "--dry-run=server"]
     s1, s2, s3 = result.steps

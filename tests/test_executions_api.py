@@ -119,7 +119,9 @@ async def test_abort_and_every_mode_by_hand(stack: Stack, tmp_path: Path) -> Non
         assert response.status_code == 201, response.text
         assert response.json()["mode"] == mode
     started = await stack.http.post(
-        "/executions", json={"runbook_id": runbook_id}, headers=stack.api_headers()
+        "/executions",
+        json={"runbook_id": runbook_id, "variables": {"service": "x"}},
+        headers=stack.api_headers(),
     )
     url = f"/executions/{started.json()['id']}"
 
@@ -192,3 +194,38 @@ async def test_start_with_temporal_down_fails_the_execution_visibly(
     assert response.status_code == 503
     listed = await stack.http.get("/executions", headers=stack.api_headers())
     assert [e["status"] for e in listed.json()] == ["failed"]
+
+
+async def test_the_tenant_execution_policy_applies_to_new_executions(
+    stack: Stack, tmp_path: Path
+) -> None:
+    headers = stack.api_headers()
+    bad = await stack.http.patch(
+        "/settings", json={"execution_policy": {"red_approvals": 3}}, headers=headers
+    )
+    assert bad.status_code == 422 and "red_approvals must be 1 or 2" in bad.json()["detail"]
+    key = "R" * 32
+    policy = {
+        "red_approvals": 2,
+        "wait_minutes": {"critical": 5},
+        "escalation_levels": [{"name": "L2 platform", "pagerduty_routing_key": key}],
+    }
+    ok = await stack.http.patch("/settings", json={"execution_policy": policy}, headers=headers)
+    assert ok.status_code == 200, ok.text
+    shown = ok.json()["execution_policy"]
+    assert shown["escalation_levels"] == [{"name": "L2 platform", "pagerduty_routing_key": True}]
+    assert key not in ok.text
+
+    content = f"# Drop the cache\n\n1. Drop it: `rm -rf {tmp_path}/cache`\n"
+    runbook = await stack.http.post("/runbooks", json={"content": content}, headers=headers)
+    started = await stack.http.post(
+        "/executions", json={"runbook_id": runbook.json()["id"]}, headers=headers
+    )
+    url = f"/executions/{started.json()['id']}"
+
+    async def awaiting() -> dict[str, Any] | None:
+        step: dict[str, Any] = (await stack.http.get(url, headers=headers)).json()["steps"][0]
+        return step["awaiting"] if step.get("awaiting") else None
+
+    waiting = await eventually(awaiting)
+    assert (waiting["role"], waiting["approvals_needed"]) == ("approver", 2)

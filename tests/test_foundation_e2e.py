@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually
@@ -69,18 +70,65 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     [repeat] = again.json()["alerts"]
     assert repeat == {**outcome, "status": "duplicate"}
 
-    execution = await execution_when_done(stack, execution_id)
-    assert execution["status"] == "succeeded"
+    # The read-only steps ran by themselves; the restart (yellow) waits for a human.
+    async def awaiting() -> dict[str, Any] | None:
+        response = await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        body: dict[str, Any] = response.json()
+        return body if body["status"] == "awaiting_human" else None
+
+    execution = await eventually(awaiting, within=30)
     assert execution["runbook_id"] == runbook["id"]
-    assert execution["mode"] == "copilot"
+    assert execution["mode"] == "copilot" and execution["current_step"] == "s3"
     steps = {step["id"]: step for step in execution["steps"]}
     say, disk, restart = (steps[s] for s in ("s1", "s2", "s3"))
     assert say["risk"] == "green" and say["status"] == "succeeded" and say["exit_code"] == 0
     assert say["output"] == "pod=checkout-7d9f-x2v namespace=shop\n"
     assert disk["status"] == "succeeded" and disk["exit_code"] == 0
     assert disk["output"].startswith("Filesystem")
-    assert restart["risk"] == "yellow" and restart["status"] == "skipped"
+    assert restart["risk"] == "yellow" and restart["status"] == "awaiting_approval"
     assert restart["exit_code"] is None
+
+    live = (
+        f'TenantId = "{stack.settings.tenant}" AND DdocExecutionStatus = "awaiting_human"'
+        ' AND CurrentStep = "s3" AND ExecutionStatus = "Running"'
+    )
+    assert await eventually(lambda: _ids(stack, live)) == [execution_id]
+    # What the Temporal UI shows: the summary and details given at start, and the workflow's
+    # current details (its metadata query), updated on every transition.
+    handle = stack.client.get_workflow_handle(execution_id)
+    described = await handle.describe()
+    assert await described.static_summary() == (
+        "Checkout pod crash-looping for KubePodCrashLooping is firing"
+    )
+    assert "mode copilot" in (await described.static_details() or "")
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "→ s3 [yellow] awaiting_approval" in metadata.current_details
+    skipped = await stack.http.post(
+        f"/executions/{execution_id}/decisions",
+        json={"step_id": "s3", "decision": "skip", "comment": "pod recovered"},
+        headers=stack.api_headers(),
+    )
+    assert skipped.status_code == 202, skipped.text
+    # The incident resolves: the execution, already succeeded, closes.
+    resolved = alertmanager_v4(
+        am_alert(
+            "KubePodCrashLooping",
+            fingerprint="a1b2c3d4e5f60718",
+            namespace="shop",
+            pod="checkout-7d9f-x2v",
+            severity="critical",
+            service="checkout",
+            status="resolved",
+        ),
+        status="resolved",
+    )
+    closed = await stack.http.post(
+        "/webhooks/alertmanager", json=resolved, headers=stack.webhook_headers()
+    )
+    assert closed.status_code == 202, closed.text
+    execution = await execution_when_done(stack, execution_id)
+    assert execution["status"] == "succeeded"
+    assert execution["steps"][2]["status"] == "skipped"
 
     with engine.connect() as conn:
         counts = conn.execute(
@@ -91,7 +139,7 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
                 " (SELECT count(*) FROM alerts) AS alerts"
             )
         ).one()
-    assert tuple(counts) == (1, 1, 2, 2)
+    assert tuple(counts) == (1, 1, 2, 3)  # two firing deliveries, one resolution
 
     query = (
         f'TenantId = "{stack.settings.tenant}" AND RunbookId = "{runbook["id"]}"'
@@ -99,10 +147,7 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
         ' AND Service = "checkout" AND Severity = "critical"'
     )
 
-    async def found() -> list[str]:
-        return [wf.id async for wf in stack.client.list_workflows(query)]
-
-    assert await eventually(found) == [execution_id]
+    assert await eventually(lambda: _ids(stack, query)) == [execution_id]
 
     listed = await stack.http.get("/executions?status=succeeded", headers=stack.api_headers())
     assert [e["id"] for e in listed.json()] == [execution_id]
@@ -169,7 +214,17 @@ async def test_hostile_label_value_stays_literal(stack: Stack, tmp_path: Path) -
     response = await stack.http.post(
         "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
     )
-    execution = await execution_when_done(stack, response.json()["alerts"][0]["execution_id"])
-    first = execution["steps"][0]
+    execution_id = response.json()["alerts"][0]["execution_id"]
+
+    async def first_step() -> dict[str, Any] | None:
+        response = await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        step: dict[str, Any] = response.json()["steps"][0]
+        return step if step["status"] == "succeeded" else None
+
+    first = await eventually(first_step, within=30)
     assert first["output"] == f"pod={hostile} namespace=shop\n"
     assert not sentinel.exists()
+
+
+async def _ids(stack: Stack, query: str) -> list[str]:
+    return [wf.id async for wf in stack.client.list_workflows(query)]

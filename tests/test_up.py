@@ -75,13 +75,13 @@ def ports() -> Iterator[dict[str, int]]:
     yield {"api": free_port(), "temporal": free_port(), "ui": free_port()}
 
 
-def wait_for_execution(api: str, execution_id: str) -> dict[str, Any]:
+def wait_for_execution(api: str, execution_id: str, status: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         body: dict[str, Any] = httpx.get(
             f"{api}/executions/{execution_id}", headers={"Authorization": f"Bearer {API_KEY}"}
         ).json()
-        if body["status"] == "succeeded":
+        if body["status"] == status:
             return body
         time.sleep(0.2)
     raise AssertionError(f"execution {execution_id} did not finish: {body}")
@@ -124,9 +124,9 @@ def test_up_runs_everything_and_keeps_state_across_restarts(
         )
         assert fired.status_code == 202
         execution_id = fired.json()["alerts"][0]["execution_id"]
-        assert (
-            wait_for_execution(up.api, execution_id)["steps"][0]["output"] == "pod=p namespace=n\n"
-        )
+        # Read-only steps ran; the restart waits for a human, across the restart of everything.
+        waiting = wait_for_execution(up.api, execution_id, "awaiting_human")
+        assert waiting["steps"][0]["output"] == "pod=p namespace=n\n"
     finally:
         children = stop_up(up)
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -137,13 +137,36 @@ def test_up_runs_everything_and_keeps_state_across_restarts(
         kept = httpx.get(f"{again.api}/runbooks/{runbook['id']}", headers=again.headers())
         assert kept.status_code == 200 and kept.json()["version"] == 1
         execution = httpx.get(f"{again.api}/executions/{execution_id}", headers=again.headers())
-        assert execution.json()["status"] == "succeeded"
+        assert execution.json()["steps"][2]["status"] == "awaiting_approval"
+        skipped = httpx.post(
+            f"{again.api}/executions/{execution_id}/decisions",
+            json={"step_id": "s3", "decision": "skip"},
+            headers=again.headers(),
+        )
+        assert skipped.status_code == 202, skipped.text
+        wait_for_execution(again.api, execution_id, "succeeded")
         # The same webhook token still works: a restart never rotates credentials.
         repeat = httpx.post(
             f"{again.api}/webhooks/alertmanager", json=alert, headers=again.headers(WEBHOOK_TOKEN)
         )
         assert repeat.json()["alerts"][0]["status"] == "duplicate"
-        events, completed = asyncio.run(last_event_completed(again.temporal_port, execution_id))
+        resolved = alertmanager_v4(
+            am_alert(
+                "KubePodCrashLooping",
+                fingerprint="0123456789abcdef",
+                namespace="n",
+                pod="p",
+                status="resolved",
+            ),
+            status="resolved",
+        )
+        url = f"{again.api}/webhooks/alertmanager"
+        httpx.post(url, json=resolved, headers=again.headers(WEBHOOK_TOKEN))
+        deadline = time.monotonic() + 30
+        completed = False
+        while not completed and time.monotonic() < deadline:
+            events, completed = asyncio.run(last_event_completed(again.temporal_port, execution_id))
+            time.sleep(0.2)
         assert events > 10 and completed
     finally:
         stop_up(again)

@@ -336,6 +336,21 @@ async def test_resolved_alert_signals_the_running_execution(stack: Stack) -> Non
         )
 
     assert await eventually(signalled)
+    execution = f"/executions/{outcome['execution_id']}"
+
+    async def resolved_and_waiting() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(execution, headers=stack.api_headers())).json()
+        return body if body.get("alert_resolved") and body["current_step"] == "s1" else None
+
+    # The step ("wait for the metrics") is the human's: resolution stops paging, never acts.
+    waiting = await eventually(resolved_and_waiting)
+    assert waiting["steps"][0]["awaiting"]["allowed"] == ["done", "skip"]
+    done = await stack.http.post(
+        f"{execution}/decisions",
+        json={"step_id": "s1", "decision": "done"},
+        headers=stack.api_headers(),
+    )
+    assert done.status_code == 202
     await handle.result()
 
 
@@ -360,13 +375,14 @@ async def test_a_start_lost_to_a_temporal_outage_is_finished_by_the_retry(
     [outcome] = retry.json()["alerts"]
     assert outcome["status"] == "duplicate"
 
-    async def succeeded() -> bool:
+    async def ran() -> bool:
         response = await stack.http.get(
             f"/executions/{outcome['execution_id']}", headers=stack.api_headers()
         )
-        return bool(response.json()["status"] == "succeeded")
+        # Its read-only steps ran; the restart waits for a human.
+        return bool(response.json()["status"] == "awaiting_human")
 
-    assert await eventually(succeeded, within=30)
+    assert await eventually(ran, within=30)
     executions = await stack.client.count_workflows(f'TenantId = "{stack.settings.tenant}"')
     assert executions.count == 1
 

@@ -322,6 +322,12 @@ class RunbookExecutionWorkflow:
                     return
                 rendered = render_command(form, inp.variables, self._values)
                 state.command, state.dry_run = rendered.command, True
+                if any(value.startswith("-") for value in rendered.env.values()):
+                    # A value such as `--` could turn the dry-run flag into a mere argument.
+                    await self._set(
+                        state, StepStatus.SKIPPED, "dry run: shown, not run (a value starts with -)"
+                    )
+                    return
             needed = approvals_needed(
                 inp.mode, risk, inp.policy, edited=edited_by is not None or suggested
             )
@@ -406,8 +412,9 @@ class RunbookExecutionWorkflow:
         read_only = risk == "green" or dry
         offline_level = 0
         while True:
-            state.started_at = workflow.now().isoformat()
-            await self._set(state, StepStatus.RUNNING)
+            if offline_level == 0:  # while no agent polls, the step stays visibly pending
+                state.started_at = workflow.now().isoformat()
+                await self._set(state, StepStatus.RUNNING)
             handle = workflow.start_activity_method(
                 CommandActivities.run_command,
                 CommandRequest(

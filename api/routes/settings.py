@@ -1,4 +1,4 @@
-"""Tenant settings (admin role): webhook signing secrets, alert correlation."""
+"""Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep
-from ddoc import tenancy
+from ddoc import policy, tenancy
 from ddoc.risk import RiskRulesError, load_tenant_rules
 from ddoc.tenancy import Principal, Role
 
@@ -24,15 +24,25 @@ class SettingsIn(BaseModel):
     grafana_signing_secret: str | None = Field(
         default=None, description="The HMAC secret of the Grafana webhook contact point"
     )
+    execution_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="Approvals and escalation: red_approvals (1|2), wait_minutes by severity, "
+        "escalation_levels [{name, pagerduty_routing_key}], incident_timeout_minutes, "
+        "heartbeat_timeout_seconds. Applies to executions started from now on.",
+    )
 
 
 def _shown(settings: dict[str, Any]) -> dict[str, Any]:
     # Secrets are write-only: say whether they are set, never what they are.
-    return {
+    shown: dict[str, Any] = {
         k: (bool(v) if k in _SECRET_KEYS else v)
         for k, v in settings.items()
         if k != tenancy.RISK_RULES_KEY
     }
+    raw_policy = settings.get(policy.SETTINGS_KEY)
+    if isinstance(raw_policy, dict):
+        shown[policy.SETTINGS_KEY] = policy.shown(raw_policy)
+    return shown
 
 
 def _require_admin(principal: Principal) -> None:
@@ -90,6 +100,12 @@ def patch_settings(
 ) -> dict[str, Any]:
     _require_admin(principal)
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
+    new_policy = changes.get(policy.SETTINGS_KEY)
+    if isinstance(new_policy, dict):
+        try:
+            policy.validate(new_policy)
+        except policy.PolicyError as err:
+            raise HTTPException(422, f"invalid execution_policy: {err}") from None
     tenancy.update_settings(
         session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor
     )

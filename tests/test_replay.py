@@ -1,0 +1,57 @@
+"""Replay: histories recorded from the engine's paths (tests/histories, refreshed with
+`DDOC_RECORD_HISTORIES=1 pytest tests/test_copilot_engine.py`) must replay deterministically
+against today's workflow code. A change that would break running executions fails here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from ddoc.contracts import ExecutionInput, ExecutionResult, ExecutionStatus
+from workflows.execution import RunbookExecutionWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_there_are_histories_of_every_kind_of_path() -> None:
+    names = {path.stem.rsplit("_", 1)[0] for path in HISTORIES}
+    for path in (
+        "green_steps_run_by_themselves",
+        "red_step_needs_two_distinct_approvers",
+        "an_edit_is_reclassified_and_needs_approval_at_its_new_risk",
+        "failure_runs_the_compensations_in_reverse_order",
+        "cancellation_runs_the_compensations",
+        "decision_steps_check_by_themselves_or_ask",
+        "dry_run_changes_nothing",
+        "read_along_runs_nothing",
+    ):
+        assert path in names, f"no recorded history for {path}"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=[RunbookExecutionWorkflow]).replay_workflow(history)
+
+
+@workflow.defn(name="RunbookExecution")
+class ChangedWorkflow:
+    """Today's input, but a timer first: what an incompatible change looks like."""
+
+    @workflow.run
+    async def run(self, inp: ExecutionInput) -> ExecutionResult:
+        await workflow.sleep(timedelta(seconds=1))
+        return ExecutionResult(inp.execution_id, ExecutionStatus.SUCCEEDED, [])
+
+
+async def test_an_incompatible_change_fails_the_replay() -> None:
+    path = next(p for p in HISTORIES if p.stem.startswith("green_steps_run_by_themselves"))
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    with pytest.raises(NondeterminismError):
+        await Replayer(workflows=[ChangedWorkflow]).replay_workflow(history)
