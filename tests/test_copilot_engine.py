@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -32,6 +33,7 @@ from ddoc.contracts import (
     StepStatus,
 )
 from ddoc.runbook import Branch, Variable, VariableSource
+from tests.conftest import eventually
 from tests.engine_harness import (
     APPROVER,
     APPROVER_2,
@@ -84,6 +86,17 @@ async def record_histories(harness: Harness, test_name: str) -> None:
             continue
         history = await handle.fetch_history()
         (HISTORIES / f"{name}_{index}.json").write_text(history.to_json())
+
+
+async def paged(pagerduty: FakePagerDuty, count: int) -> list[dict[str, Any]]:
+    """The pages received, once there are `count` (polled: the worker runs in this loop)."""
+
+    async def received() -> list[dict[str, Any]] | None:
+        return list(pagerduty.events) if len(pagerduty.events) >= count else None
+
+    found = await eventually(received)
+    assert found is not None
+    return found
 
 
 def lines(path: Path) -> list[str]:
@@ -236,13 +249,13 @@ async def test_escalation_pages_each_level_at_its_deadline_and_never_approves(
     await time_skipping_env.sleep(timedelta(seconds=290))
     assert pagerduty.events == []  # not before the deadline (5 min for critical)
     await time_skipping_env.sleep(timedelta(seconds=20))
-    first = pagerduty.wait_for(1)[0]
+    first = (await paged(pagerduty, 1))[0]
     assert first["routing_key"] == ROUTING_L2 and first["event_action"] == "trigger"
     assert first["dedup_key"] == f"ddoc:{run.execution_id}:s1"
     assert first["payload"]["severity"] == "critical"
     assert first["payload"]["custom_details"]["escalation_level"] == 1
     await time_skipping_env.sleep(timedelta(seconds=300))
-    second = pagerduty.wait_for(2)[1]
+    second = (await paged(pagerduty, 2))[1]
     assert second["routing_key"] == ROUTING_L3
     await time_skipping_env.sleep(timedelta(seconds=300))
     state = await run.until(lambda s: s.status == ExecutionStatus.STALLED)
@@ -275,7 +288,7 @@ async def test_an_unresolved_incident_escalates_and_a_resolved_one_stops_paging(
     await unresolved.until(lambda s: s.status == ExecutionStatus.SUCCEEDED)
     result = await unresolved.result()  # skips to the incident timer
     assert result.incident_escalated and not result.alert_resolved
-    page = pagerduty.wait_for(1)[0]
+    page = (await paged(pagerduty, 1))[0]
     assert page["dedup_key"] == f"ddoc:{unresolved.execution_id}:incident"
     assert "not resolved after 20 min" in page["payload"]["summary"]
     assert page["payload"]["custom_details"]["steps"] == ["s1 succeeded"]
@@ -647,7 +660,7 @@ async def test_agent_offline_is_shown_escalated_and_never_fails_silently(
         assert step.detail is not None and step.detail.startswith("agent offline")
         assert f"ddoc.agent.{h.tenant_id}.test" in step.detail
         assert state.status == ExecutionStatus.AWAITING_HUMAN
-        assert pagerduty.wait_for(1)[0]["routing_key"] == ROUTING_L2
+        assert (await paged(pagerduty, 1))[0]["routing_key"] == ROUTING_L2
         await run.until(lambda s: s.status == ExecutionStatus.STALLED, within=15)
         assert len(pagerduty.events) == 1
         await run.decide("s1", D.SKIP, RESPONDER)

@@ -220,17 +220,22 @@ class RunbookExecutionWorkflow:
         await self._close_pending(reason)
 
     async def _finish(self) -> None:
-        stop = self._stop.decision if self._stop else None
-        if stop == _D.ROLLBACK:
+        rollback = self._stop is not None and self._stop.decision == _D.ROLLBACK
+        if rollback or self._failed is not None:
             await self._compensate()
-            await self._set_status(ExecutionStatus.ROLLED_BACK)
-        elif self._failed is not None:
-            await self._compensate()
-            await self._set_status(ExecutionStatus.FAILED)
-        elif stop is not None:
-            await self._set_status(ExecutionStatus.ABORTED)
+        undo_failed = any(
+            s.undoes is not None and s.status in (StepStatus.FAILED, StepStatus.UNKNOWN)
+            for s in self._steps.values()
+        )
+        if self._failed is not None or (rollback and undo_failed):
+            final = ExecutionStatus.FAILED
+        elif self._stop is not None and self._stop.decision == _D.ROLLBACK:
+            final = ExecutionStatus.ROLLED_BACK
+        elif self._stop is not None:
+            final = ExecutionStatus.ABORTED  # an abort, a reject, or an abort of the rollback
         else:
-            await self._set_status(ExecutionStatus.SUCCEEDED)
+            final = ExecutionStatus.SUCCEEDED
+        await self._set_status(final)
 
     async def _close_open(self, reason: str) -> None:
         for state in list(self._steps.values()):
@@ -461,6 +466,9 @@ class RunbookExecutionWorkflow:
                     continue
                 return
             break
+        if offline_level:
+            state.awaiting = None  # an agent came back and ran it
+            await self._set_status(ExecutionStatus.RUNNING)
         self._last_result = result
         detail = "timed out" if result.timed_out else None
         if result.exit_code == 0:
@@ -543,16 +551,19 @@ class RunbookExecutionWorkflow:
         levels = inp.policy.escalation_levels
         if state.awaiting is None:
             state.awaiting = Awaiting(kind=AwaitKind.AGENT, allowed=[_D.SKIP], message=message)
+        state.status = StepStatus.PENDING
+        state.detail = message
+        state.awaiting.escalation_level = min(level, len(levels))
+        self._status = (
+            ExecutionStatus.AWAITING_HUMAN if level <= len(levels) else ExecutionStatus.STALLED
+        )
+        await self._record(state, event="step.agent_offline")
         if level <= len(levels):
-            state.awaiting.escalation_level = level
             await self._escalate(level, state.step_id, message)
             await self._set_status(ExecutionStatus.AWAITING_HUMAN)
         else:
             await self._event("stalled", state.step_id, {"reason": message})
             await self._set_status(ExecutionStatus.STALLED)
-        state.status = StepStatus.PENDING
-        state.detail = message
-        await self._record(state, event="step.agent_offline")
         return self._stop is None
 
     async def _unknown_outcome(
@@ -676,8 +687,9 @@ class RunbookExecutionWorkflow:
         """Undo the completed steps, last first. Each undo is gated by its own risk; one that
         fails is recorded and the others still run. An abort meanwhile stops undoing."""
         self._compensating = True
-        pending, self._compensations = self._compensations, []
-        for compensation in reversed(pending):
+        # Popped one at a time: a cancellation mid-way leaves the rest for the next pass.
+        while self._compensations:
+            compensation = self._compensations.pop()
             undo_id = f"{compensation.step_id}-undo"
             state = StepState(
                 step_id=undo_id,
@@ -726,8 +738,9 @@ class RunbookExecutionWorkflow:
         state.awaiting = awaiting
         self._current = state.step_id
         stalled = False
+        # The execution's status first, so no query sees a step waiting in a running execution.
+        self._status = ExecutionStatus.AWAITING_HUMAN
         await self._set(state, status, detail, event=f"step.awaiting_{awaiting.kind.value}")
-        await self._set_status(ExecutionStatus.AWAITING_HUMAN)
         try:
             while True:
                 awaiting.deadline = (
