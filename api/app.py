@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import AppState
 from api.routes import executions, health, incidents, runbooks, webhooks
 from api.routes import settings as settings_routes
+from api.routes import slack as slack_routes
+from api.routes import users as users_routes
 from ddoc import db, search
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
@@ -85,6 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
         incidents.router,
         executions.router,
         settings_routes.router,
+        users_routes.router,
+        slack_routes.router,
     ):
         app.include_router(router)
     _add_error_handlers(app)

@@ -17,7 +17,9 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRej
 from temporalio.service import RPCError
 
 from ddoc import executions
-from ddoc.contracts import Decision, ExecutionResult, ExecutionStatus
+from ddoc.approvals import Refusal, RefusalCode, refusal
+from ddoc.contracts import Actor, Decision, DecisionKind, ExecutionResult, ExecutionStatus
+from ddoc.ids import new_id
 from workflows.execution import RunbookExecutionWorkflow
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,62 @@ def merge(trail: dict[str, Any], current: ExecutionResult) -> dict[str, Any]:
         "escalations": current.escalations,
         "steps": merged + list(steps.values()),
     }
+
+
+class DecisionRefused(Exception):
+    def __init__(self, refused: Refusal) -> None:
+        super().__init__(refused.reason)
+        self.refusal = refused
+
+
+class StepNotFound(LookupError):
+    pass
+
+
+async def decide(
+    engine: Engine,
+    client: Client,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    step_id: str | None,
+    kind: DecisionKind,
+    actor: Actor,
+    command: str | None = None,
+    branch: str | None = None,
+    comment: str | None = None,
+    values: dict[str, str] | None = None,
+) -> Decision:
+    """Check a decision against the live state with the policy the workflow applies (so the
+    caller hears "no" at once), then signal it. The workflow checks again: a decision that raced
+    another one is refused there and recorded."""
+    current = await state(engine, client, tenant_id, execution_id)
+    if current is None:
+        raise DecisionRefused(
+            Refusal(RefusalCode.NOT_AWAITING, f"execution {execution_id} is finished")
+        )
+    execution_wide = kind in (DecisionKind.ABORT, DecisionKind.ROLLBACK)
+    step_id = step_id or (current.current_step if execution_wide else None)
+    if step_id is None:
+        raise DecisionRefused(Refusal(RefusalCode.INVALID, f"step_id is needed for {kind.value}"))
+    step = next((s for s in current.steps if s.step_id == step_id), None)
+    if step is None:
+        raise StepNotFound(f"execution {execution_id} has no step {step_id}")
+    decision = Decision(
+        step_id=step_id,
+        decision=kind,
+        actor=actor,
+        command=command,
+        branch=branch,
+        comment=comment,
+        values=dict(values or {}),
+        request_id=new_id("dec"),
+    )
+    why = refusal(decision, step.awaiting, edited_by=step.edited_by)
+    if why is not None:
+        raise DecisionRefused(why)
+    await signal(client, execution_id, decision)
+    return decision
 
 
 async def signal(client: Client, execution_id: str, decision: Decision) -> None:

@@ -57,6 +57,11 @@ class Settings:
     match_suggest: float | None = None
     match_margin: float | None = None
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    # Slack, for the default tenant: bot token, signing secret, incident channel, Web API URL.
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
     log_level: str = "INFO"
 
     @classmethod
@@ -100,6 +105,10 @@ class Settings:
             match_margin=reader.fraction("DDOC_MATCH_MARGIN"),
             pagerduty_events_url=reader.text("DDOC_PAGERDUTY_EVENTS_URL")
             or defaults.pagerduty_events_url,
+            slack_bot_token=reader.text("DDOC_SLACK_BOT_TOKEN"),
+            slack_signing_secret=reader.text("DDOC_SLACK_SIGNING_SECRET"),
+            slack_channel=reader.text("DDOC_SLACK_CHANNEL"),
+            slack_api_url=_slash(reader.text("DDOC_SLACK_API_URL") or defaults.slack_api_url),
             log_level=(reader.text("DDOC_LOG_LEVEL") or defaults.log_level).upper(),
         )
 
@@ -113,6 +122,11 @@ class Settings:
                 "`ddoc up` sets it for the embedded database"
             )
         return self.database_url
+
+
+def _slash(url: str) -> str:
+    # slack_sdk joins the method name onto the base URL: it must end with "/".
+    return url if url.endswith("/") else url + "/"
 
 
 class _EnvReader:

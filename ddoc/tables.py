@@ -180,6 +180,23 @@ class ExecutionEventRow(SQLModel, table=True):
     data: dict[str, Any] = _json(dict)
 
 
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    email: str
+    display_name: str
+    roles: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    slack_user_id: str | None = None
+    created_at: datetime = _now()
+
+
+class SlackRequest(SQLModel, table=True):
+    __tablename__ = "slack_requests"
+    signature: str = Field(primary_key=True)
+    received_at: datetime = _now()
+
+
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
     tenant_id: str = Field(primary_key=True)

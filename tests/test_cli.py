@@ -193,3 +193,18 @@ async def test_exec_approve_skip_and_abort(stack: Stack, tmp_path: Path) -> None
     final = await eventually(aborted)
     assert "approve by bootstrap admin" in final
     assert not Path(f"{marker}.2").exists()
+
+
+async def test_user_add_and_list(stack: Stack) -> None:
+    code, out, err = await ddoc(
+        stack, "user", "add", "ana@example.com", "--name", "Ana", "--role", "approver",
+        "--slack-user-id", "U0ANA00001",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.split()[1:] == ["ana@example.com", "approver"]
+    code, out, err = await ddoc(stack, "user", "list")
+    assert code == 0 and "ana@example.com" in out and "slack U0ANA00001" in out
+    code, _, err = await ddoc(
+        stack, "user", "add", "ana@example.com", "--name", "A", "--role", "viewer"
+    )
+    assert code == 1 and "409" in err and "Traceback" not in err

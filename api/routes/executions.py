@@ -11,10 +11,9 @@ from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
 from ddoc import executions, live, runbooks
-from ddoc.approvals import RefusalCode, refusal
+from ddoc.approvals import RefusalCode
 from ddoc.contracts import (
     Actor,
-    Decision,
     DecisionKind,
     ExecutionInput,
     ExecutionMode,
@@ -224,42 +223,34 @@ async def rollback(
 async def _decide(
     state: AppState, principal: Principal, execution_id: str, body: DecisionIn, source: str
 ) -> dict[str, Any]:
-    """Check the decision against the workflow's live state with the policy the workflow
-    applies (403/409/422 at once), then signal it. The workflow checks again: a decision that
-    raced another one is refused there and recorded."""
-    current = await live.state(state.engine, state.temporal, principal.tenant_id, execution_id)
-    if current is None:
-        raise HTTPException(409, f"execution {execution_id} is finished: nothing to decide")
-    execution_wide = body.decision in (DecisionKind.ABORT, DecisionKind.ROLLBACK)
-    step_id = body.step_id or (current.current_step if execution_wide else None)
-    if step_id is None:
-        raise HTTPException(422, f"step_id is needed for {body.decision.value}")
-    step = next((s for s in current.steps if s.step_id == step_id), None)
-    if step is None:
-        raise HTTPException(404, f"execution {execution_id} has no step {step_id}")
-    decision = Decision(
-        step_id=step_id,
-        decision=body.decision,
-        actor=Actor(
-            user_id=principal.actor,
-            display_name=principal.name,
-            source=source,
-            roles=sorted(principal.roles),
-        ),
-        command=body.command,
-        branch=body.branch,
-        comment=body.comment,
-        values=body.values,
-        request_id=new_id("dec"),
+    actor = Actor(
+        user_id=principal.actor,
+        display_name=principal.name,
+        source=source,
+        roles=sorted(principal.roles),
     )
-    why = refusal(decision, step.awaiting, edited_by=step.edited_by)
-    if why is not None:
-        raise HTTPException(_REFUSAL_STATUS[why.code], why.reason)
-    await live.signal(state.temporal, execution_id, decision)
+    try:
+        decision = await live.decide(
+            state.engine,
+            state.temporal,
+            tenant_id=principal.tenant_id,
+            execution_id=execution_id,
+            step_id=body.step_id,
+            kind=body.decision,
+            actor=actor,
+            command=body.command,
+            branch=body.branch,
+            comment=body.comment,
+            values=body.values,
+        )
+    except live.DecisionRefused as refused:
+        raise HTTPException(_REFUSAL_STATUS[refused.refusal.code], str(refused)) from None
+    except live.StepNotFound as err:
+        raise HTTPException(404, str(err)) from None
     return {
         "accepted": True,
         "execution_id": execution_id,
-        "step_id": step_id,
-        "decision": body.decision.value,
+        "step_id": decision.step_id,
+        "decision": decision.decision.value,
         "request_id": decision.request_id,
     }

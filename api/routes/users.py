@@ -1,0 +1,48 @@
+"""Responders: who may decide on steps (admin key to register)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
+
+from api.deps import PrincipalDep, SessionDep
+from ddoc import users
+from ddoc.tenancy import Role
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class UserIn(BaseModel):
+    email: str = Field(max_length=320)
+    display_name: str = Field(max_length=200)
+    roles: list[Role] = Field(min_length=1)
+    slack_user_id: str | None = Field(default=None, max_length=32)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Register a responder (admin)")
+def add_user(body: UserIn, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    if Role.ADMIN not in principal.roles:
+        raise HTTPException(403, "registering users needs the admin role")
+    try:
+        user = users.add(
+            session,
+            tenant_id=principal.tenant_id,
+            email=body.email,
+            display_name=body.display_name,
+            roles=[r.value for r in body.roles],
+            slack_user_id=body.slack_user_id,
+            actor=principal.actor,
+        )
+    except users.UserExists as err:
+        raise HTTPException(409, str(err)) from None
+    except users.UserError as err:
+        raise HTTPException(422, str(err)) from None
+    session.commit()
+    return users.public(user)
+
+
+@router.get("", summary="Registered responders")
+def list_users(principal: PrincipalDep, session: SessionDep) -> list[dict[str, Any]]:
+    return [users.public(u) for u in users.list_users(session, tenant_id=principal.tenant_id)]

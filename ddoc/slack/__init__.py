@@ -1,0 +1,1 @@
+"""Slack: verified inbound requests (buttons, slash commands) and the Web API client."""

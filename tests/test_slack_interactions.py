@@ -1,0 +1,215 @@
+"""Slack buttons: signed like Slack signs them, sent to the real API, checked, signalled.
+
+The real `slack_sdk` WebClient talks to a fake Slack Web API over HTTP (users.info,
+chat.postEphemeral); executions are real workflows on the dev server with a real agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from ddoc import tenancy, users
+from ddoc.settings import Settings
+from ddoc.slack.inbound import button_value
+from tests.conftest import Stack, eventually
+from tests.fakes.slack import (
+    FakeSlack,
+    block_actions_payload,
+    interaction_body,
+    signed_headers,
+)
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+TEAM = "T0DDOC"
+ANA = "U0ANA00001"  # registered by e-mail only: found through users.info
+VIC = "U0VIC00001"  # registered as a viewer
+EVE = "U0EVE00001"  # not registered
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(
+        bot_token="xoxb-test",
+        users={
+            ANA: {"email": "ana@example.com", "real_name": "Ana"},
+            VIC: {"email": "vic@example.com", "real_name": "Vic"},
+            EVE: {"email": "eve@example.com", "real_name": "Eve"},
+        },
+    ) as fake:
+        yield fake
+
+
+@pytest.fixture
+def settings(settings: Settings, slack: FakeSlack) -> Settings:
+    return settings.replace(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_channel="C0INCIDENT",
+        slack_api_url=slack.base_url,
+    )
+
+
+def register(engine: Engine, tenant_id: str) -> None:
+    with Session(engine) as session:
+        for email, name, role in (
+            ("ana@example.com", "Ana", "approver"),
+            ("vic@example.com", "Vic", "viewer"),
+        ):
+            users.add(
+                session,
+                tenant_id=tenant_id,
+                email=email,
+                display_name=name,
+                roles=[role],
+                slack_user_id=VIC if name == "Vic" else None,
+                actor="test",
+            )
+        session.commit()
+
+
+async def waiting_execution(stack: Stack, marker: Path) -> str:
+    content = f"# Restart\n\n1. Restart it: `touch {marker}`\n"
+    runbook = await stack.http.post(
+        "/runbooks", json={"content": content}, headers=stack.api_headers()
+    )
+    started = await stack.http.post(
+        "/executions", json={"runbook_id": runbook.json()["id"]}, headers=stack.api_headers()
+    )
+    execution_id: str = started.json()["id"]
+
+    async def awaiting() -> bool:
+        body = (
+            await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        ).json()
+        return bool(body["status"] == "awaiting_human")
+
+    await eventually(awaiting)
+    return execution_id
+
+
+async def click(
+    stack: Stack, user: str, value: str, *, timestamp: int | None = None, secret: str = SECRET
+) -> Any:
+    body = interaction_body(
+        block_actions_payload(user_id=user, team_id=TEAM, action_id="ddoc_approve", value=value)
+    )
+    headers = signed_headers(secret, body, timestamp=timestamp)
+    return await stack.http.post("/slack/interactions", content=body, headers=headers)
+
+
+async def signals(stack: Stack, execution_id: str) -> int:
+    history = await stack.client.get_workflow_handle(execution_id).fetch_history()
+    return sum(
+        1 for e in history.events if e.HasField("workflow_execution_signaled_event_attributes")
+    )
+
+
+async def test_a_registered_approver_approves_with_one_click(
+    stack: Stack, engine: Engine, slack: FakeSlack, tmp_path: Path
+) -> None:
+    register(engine, stack.settings.tenant)
+    marker = tmp_path / "restarted"
+    execution_id = await waiting_execution(stack, marker)
+    response = await click(stack, ANA, button_value(execution_id, "s1", "approve"))
+    assert response.status_code == 200, response.text
+
+    async def done() -> dict[str, Any] | None:
+        body: dict[str, Any] = (
+            await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        ).json()
+        return body if body["status"] == "succeeded" else None
+
+    execution = await eventually(done)
+    assert marker.exists()
+    decision = execution["steps"][0]["decisions"][0]
+    assert (decision["display_name"], decision["source"], decision["accepted"]) == (
+        "Ana",
+        "slack",
+        True,
+    )
+    # Ana was found by her e-mail through users.info, and is remembered by her Slack id.
+    assert [c["user"] for c in slack.calls_to("users.info")] == [ANA]
+    with Session(engine) as session:
+        ana = users.by_slack_id(session, tenant_id=stack.settings.tenant, slack_user_id=ANA)
+        assert ana is not None and ana.email == "ana@example.com"
+
+
+async def test_forged_stale_and_replayed_clicks_are_refused(
+    stack: Stack, engine: Engine, tmp_path: Path
+) -> None:
+    register(engine, stack.settings.tenant)
+    execution_id = await waiting_execution(stack, tmp_path / "never")
+    value = button_value(execution_id, "s1", "approve")
+    forged = await click(stack, ANA, value, secret="not-the-secret")
+    stale = await click(stack, ANA, value, timestamp=int(time.time()) - 301)
+    assert (forged.status_code, stale.status_code) == (401, 401)
+    body = interaction_body(
+        block_actions_payload(user_id=VIC, team_id=TEAM, action_id="ddoc_approve", value=value)
+    )
+    headers = signed_headers(SECRET, body)
+    first = await stack.http.post("/slack/interactions", content=body, headers=headers)
+    replayed = await stack.http.post("/slack/interactions", content=body, headers=headers)
+    assert (first.status_code, replayed.status_code) == (200, 401)
+    assert "replayed" in replayed.json()["detail"]
+    assert await signals(stack, execution_id) == 0  # Vic is a viewer: refused before the signal
+    assert not (tmp_path / "never").exists()
+
+
+async def test_unregistered_and_unauthorised_users_are_told_why(
+    stack: Stack, engine: Engine, slack: FakeSlack, tmp_path: Path
+) -> None:
+    register(engine, stack.settings.tenant)
+    execution_id = await waiting_execution(stack, tmp_path / "never")
+    value = button_value(execution_id, "s1", "approve")
+    assert (await click(stack, EVE, value)).status_code == 200
+    assert (await click(stack, VIC, value)).status_code == 200
+    told = {c["user"]: c["text"] for c in slack.calls_to("chat.postEphemeral")}
+    assert "not registered" in told[EVE]
+    assert "Not allowed" in told[VIC] and "no responder" in told[VIC]
+    assert await signals(stack, execution_id) == 0
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM users WHERE slack_user_id = :u"), {"u": EVE}
+            ).scalar_one()
+            == 0
+        )
+
+
+async def test_users_are_registered_by_an_admin(stack: Stack, engine: Engine) -> None:
+    headers = stack.api_headers()
+    body = {"email": "Rita@Example.com", "display_name": "Rita", "roles": ["responder"]}
+    created = await stack.http.post("/users", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "rita@example.com"
+    again = await stack.http.post("/users", json=body, headers=headers)
+    assert again.status_code == 409
+    bad_role = await stack.http.post(
+        "/users", json={**body, "email": "x@example.com", "roles": ["root"]}, headers=headers
+    )
+    bad_slack = await stack.http.post(
+        "/users",
+        json={**body, "email": "y@example.com", "slack_user_id": "not an id"},
+        headers=headers,
+    )
+    assert (bad_role.status_code, bad_slack.status_code) == (422, 422)
+    with Session(engine) as session:
+        _, viewer_key = tenancy.create_api_key(
+            session, tenant_id=stack.settings.tenant, name="viewer", roles=["viewer"]
+        )
+        session.commit()
+    forbidden = await stack.http.post(
+        "/users",
+        json={**body, "email": "z@example.com"},
+        headers={"Authorization": f"Bearer {viewer_key}"},
+    )
+    assert forbidden.status_code == 403
+    listed = (await stack.http.get("/users", headers=headers)).json()
+    assert [u["email"] for u in listed] == ["rita@example.com"]
