@@ -343,3 +343,13 @@ class EscalationRequest:
 class EscalationResult:
     paged: bool
     detail: str
+
+
+@dataclass
+class SlackSyncInput:
+    execution_id: str
+
+
+@dataclass
+class SlackSyncResult:
+    finished: bool  # the execution is over and everything about it is posted

@@ -197,6 +197,19 @@ class SlackRequest(SQLModel, table=True):
     received_at: datetime = _now()
 
 
+class SlackMessage(SQLModel, table=True):
+    __tablename__ = "slack_messages"
+    execution_id: str = Field(primary_key=True)
+    tenant_id: str
+    channel: str
+    ts: str
+    synced_event_id: int = 0
+    posted_outputs: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False)
+    )
+    updated_at: datetime = _now()
+
+
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
     tenant_id: str = Field(primary_key=True)

@@ -24,6 +24,7 @@ from tests.fakes.slack import (
     block_actions_payload,
     interaction_body,
     signed_headers,
+    slash_command_body,
 )
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -213,3 +214,50 @@ async def test_users_are_registered_by_an_admin(stack: Stack, engine: Engine) ->
     assert forbidden.status_code == 403
     listed = (await stack.http.get("/users", headers=headers)).json()
     assert [u["email"] for u in listed] == ["rita@example.com"]
+
+
+async def command(stack: Stack, user: str, text_: str, secret: str = SECRET) -> Any:
+    body = slash_command_body(command="/ddoc", text=text_, user_id=user, team_id=TEAM)
+    return await stack.http.post(
+        "/slack/commands", content=body, headers=signed_headers(secret, body)
+    )
+
+
+async def test_slash_commands(stack: Stack, engine: Engine, tmp_path: Path) -> None:
+    register(engine, stack.settings.tenant)
+    content = (
+        "---\ntitle: Disk almost full\n---\n# Disk almost full\n\n"
+        f"1. Clean the cache: `touch {tmp_path}/cleaned`\n"
+    )
+    runbook = await stack.http.post(
+        "/runbooks", json={"content": content}, headers=stack.api_headers()
+    )
+    runbook_id = runbook.json()["id"]
+
+    helped = (await command(stack, EVE, "help")).json()
+    assert helped["response_type"] == "ephemeral" and "/ddoc run" in helped["text"]
+    stranger = (await command(stack, EVE, f"run {runbook_id}")).json()
+    assert "not registered" in stranger["text"]
+    viewer = (await command(stack, VIC, f"run {runbook_id}")).json()
+    assert "needs the responder" in viewer["text"]
+    bad = (await command(stack, ANA, f"run {runbook_id} warp-speed")).json()
+    assert "neither a mode" in bad["text"]
+    missing = (await command(stack, ANA, "run rb_nope")).json()
+    assert missing["text"].startswith("Not started")
+
+    started = (await command(stack, ANA, f"run {runbook_id} copilot")).json()
+    assert started["response_type"] == "in_channel" and "Ana started runbook" in started["text"]
+    execution_id = started["text"].rsplit("`", 2)[-2]
+
+    async def listed() -> str | None:
+        text_ = (await command(stack, ANA, "status")).json()["text"]
+        return text_ if execution_id in text_ and "awaiting_human" in text_ else None
+
+    status = await eventually(listed)
+    assert "s1: yellow step: needs 1 approval" in status
+    found = (await command(stack, ANA, "find disk almost full on web-1")).json()["text"]
+    assert runbook_id in found
+    handoff = (await command(stack, ANA, "handoff")).json()
+    assert handoff["response_type"] == "in_channel" and execution_id in handoff["text"]
+    forged = await command(stack, ANA, "status", secret="wrong")
+    assert forged.status_code == 401

@@ -5,24 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.control import ControlActivities
+from activities.slack import SlackActivities, SlackConfig
 from activities.store import ExecutionStore
 from ddoc import db
 from ddoc import temporal as temporal_conn
 from ddoc.paging import PagerDutyEvents
 from ddoc.settings import Settings
+from worker.notifier import SlackNotifier
 from workflows.execution import RunbookExecutionWorkflow
+from workflows.slack_sync import SlackSyncWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [RunbookExecutionWorkflow]
+WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow]
 # Synchronous database activities run in this many threads; the engine's pool matches it.
 ACTIVITY_THREADS = 20
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
@@ -35,25 +40,41 @@ def build_worker(
     task_queue: str,
     executor: ThreadPoolExecutor,
     pager: PagerDutyEvents | None = None,
+    slack: SlackConfig | None = None,
 ) -> Worker:
     store = ExecutionStore(engine)
     control = ControlActivities(engine, pager or PagerDutyEvents())
+    activities: list[Callable[..., Any]] = [
+        store.record_step,
+        store.record_execution_status,
+        store.record_event,
+        control.classify,
+        control.escalate,
+    ]
+    if slack is not None:
+        activities.append(SlackActivities(engine, slack).sync)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            store.record_step,
-            store.record_execution_status,
-            store.record_event,
-            control.classify,
-            control.escalate,
-        ],
+        activities=activities,
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
         # Database writes finish in milliseconds: let in-flight ones complete on shutdown
         # rather than interrupting a transaction.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+def slack_config(settings: Settings) -> SlackConfig | None:
+    """Slack for the default tenant, when its bot token and channel are set."""
+    if not (settings.slack_bot_token and settings.slack_channel):
+        return None
+    return SlackConfig(
+        tenant_id=settings.tenant,
+        bot_token=settings.slack_bot_token,
+        channel=settings.slack_channel,
+        api_url=settings.slack_api_url,
     )
 
 
@@ -68,15 +89,28 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.info("registered search attributes: %s", ", ".join(added))
     try:
         with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+            slack = slack_config(settings)
             worker = build_worker(
                 client,
                 engine,
                 task_queue=settings.control_task_queue,
                 executor=executor,
                 pager=PagerDutyEvents(url=settings.pagerduty_events_url),
+                slack=slack,
             )
             async with worker:
                 log.info("control-plane worker polling %s", settings.control_task_queue)
-                await stop.wait()
+                if slack is None:
+                    await stop.wait()
+                else:
+                    notifier = SlackNotifier(
+                        client,
+                        engine,
+                        slack,
+                        database_url=settings.require_database_url(),
+                        task_queue=settings.control_task_queue,
+                    )
+                    log.info("posting executions to Slack channel %s", slack.channel)
+                    await notifier.run(stop)
     finally:
         engine.dispose()

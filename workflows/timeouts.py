@@ -37,3 +37,15 @@ ESCALATION_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["PagingRejected"],
 )
+
+# Slack: retried without limit (an outage only delays the message), backing off to a minute;
+# rate limits wait what Slack says (the activity sets the next retry delay). Set-up errors
+# (channel not found, revoked token) are not retried.
+SLACK_SYNC_TIMEOUT = timedelta(seconds=60)
+SLACK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=0,
+    non_retryable_error_types=["SlackConfig"],
+)

@@ -72,7 +72,27 @@ async def start_execution_by_hand(
 ) -> dict[str, Any]:
     if not principal.roles & _STARTERS:
         raise HTTPException(403, "starting a runbook needs the responder, approver or admin role")
-    inp = await asyncio.to_thread(_create, state, principal, body)
+    return await start_by_hand(
+        state,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        runbook_id=body.runbook_id,
+        mode=body.mode,
+        variables=body.variables,
+    )
+
+
+async def start_by_hand(
+    state: AppState,
+    *,
+    tenant_id: str,
+    actor: str,
+    runbook_id: str,
+    mode: ExecutionMode | None,
+    variables: dict[str, str],
+) -> dict[str, Any]:
+    """Create and start an execution (the API's and Slack's `/ddoc run`)."""
+    inp = await asyncio.to_thread(_create, state, tenant_id, actor, runbook_id, mode, variables)
     try:
         await start_execution(state.temporal, inp, task_queue=state.settings.control_task_queue)
     except Exception as err:
@@ -81,34 +101,38 @@ async def start_execution_by_hand(
             503, f"Temporal did not accept the start ({err}); execution {inp.execution_id} failed"
         ) from None
     with Session(state.engine) as session:
-        return executions.view(
-            session, tenant_id=principal.tenant_id, execution_id=inp.execution_id
-        )
+        return executions.view(session, tenant_id=tenant_id, execution_id=inp.execution_id)
 
 
-def _create(state: AppState, principal: Principal, body: ExecutionIn) -> ExecutionInput:
+def _create(
+    state: AppState,
+    tenant_id: str,
+    actor: str,
+    runbook_id: str,
+    mode: ExecutionMode | None,
+    variables: dict[str, str],
+) -> ExecutionInput:
     with Session(state.engine) as session:
-        runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=body.runbook_id)
+        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
         if runbook.archived_at is not None:
             raise HTTPException(409, f"runbook {runbook.id} is archived")
-        mode = body.mode or ExecutionMode(runbook.trust_level)
-        version = runbooks.version(session, tenant_id=principal.tenant_id, runbook_id=runbook.id)
+        version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
         inp = executions.build_input(
             execution_id=new_id("ex"),
-            tenant_id=principal.tenant_id,
+            tenant_id=tenant_id,
             environment=state.settings.environment,
             runbook=runbook,
             version=version,
-            mode=mode,
+            mode=mode or ExecutionMode(runbook.trust_level),
             alert=None,
             incident_id=None,
-            values=body.variables,
+            values=variables,
             command_timeout_seconds=state.settings.command_timeout_seconds,
             agent_offline_timeout_seconds=state.settings.agent_offline_timeout_seconds,
-            started_by=principal.actor,
-            **executions.execution_rules(session, principal.tenant_id),
+            started_by=actor,
+            **executions.execution_rules(session, tenant_id),
         )
-        executions.create(session, inp=inp, started_by=principal.actor)
+        executions.create(session, inp=inp, started_by=actor)
         session.commit()
         return inp
 

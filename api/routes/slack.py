@@ -1,20 +1,25 @@
-"""Slack's requests: button clicks (interactions). Verified before anything else; acknowledged
-at once; the decision goes to the workflow as a signal, checked like any API decision."""
+"""Slack's requests: button clicks (interactions) and `/ddoc` slash commands. Verified before
+anything else; acknowledged at once; a decision goes to the workflow as a signal, checked like
+any API decision."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from slack_sdk import WebClient
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep
-from ddoc import live
+from api.routes.executions import start_by_hand
+from ddoc import executions, live
+from ddoc.alerts import GenericAlert, normalize_generic
 from ddoc.approvals import RefusalCode
-from ddoc.contracts import Actor, DecisionKind
-from ddoc.slack import inbound
+from ddoc.contracts import Actor, DecisionKind, ExecutionMode, ExecutionStatus
+from ddoc.slack import inbound, render
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/slack", tags=["slack"])
@@ -34,8 +39,7 @@ def web_client(state: AppState) -> WebClient | None:
     )
 
 
-@router.post("/interactions", summary="Slack interactivity (button clicks); signed by Slack")
-async def interactions(request: Request, state: StateDep) -> Response:
+async def _verified_body(request: Request, state: AppState) -> bytes:
     body = await request.body()
     secret = state.settings.slack_signing_secret
     if not secret:
@@ -46,6 +50,12 @@ async def interactions(request: Request, state: StateDep) -> Response:
     except inbound.SlackRequestRejected as err:
         log.warning("Slack request refused: %s", err)
         raise HTTPException(401, f"not a valid Slack request: {err}") from None
+    return body
+
+
+@router.post("/interactions", summary="Slack interactivity (button clicks); signed by Slack")
+async def interactions(request: Request, state: StateDep) -> Response:
+    body = await _verified_body(request, state)
     action = inbound.button_action(body)
     if action is None:
         return Response(status_code=200)
@@ -115,3 +125,146 @@ def _responder(
             source="slack",
             roles=list(user.roles),
         )
+
+
+HELP = (
+    "*dd0c/run*\n"
+    "`/ddoc run <runbook id> [read_along|copilot|autopilot|dry_run] [name=value …]` "
+    "start a runbook\n"
+    "`/ddoc status` open executions and what they wait for\n"
+    "`/ddoc find <alert text>` the runbooks that match, best first\n"
+    "`/ddoc handoff` what was tried, by whom, what is left (for the next shift)\n"
+    "`/ddoc help` this"
+)
+
+
+@router.post("/commands", summary="The /ddoc slash command; signed by Slack")
+async def commands(request: Request, state: StateDep) -> dict[str, Any]:
+    body = await _verified_body(request, state)
+    fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
+    words = (fields.get("text") or "").split()
+    verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
+    tenant_id = state.settings.tenant
+    if verb == "help":
+        return _ephemeral(HELP)
+    web = web_client(state)
+    actor = await asyncio.to_thread(_responder, state, web, tenant_id, fields.get("user_id", ""))
+    if actor is None:
+        return _ephemeral(
+            "You are not registered as a responder in dd0c/run. Ask an admin to add you "
+            "(`ddoc user add <your e-mail> --role responder`)."
+        )
+    if verb == "run":
+        return await _run(state, tenant_id, actor, args)
+    if verb == "status":
+        return _ephemeral(await asyncio.to_thread(_status, state, tenant_id))
+    if verb == "find":
+        return _ephemeral(await asyncio.to_thread(_find, state, tenant_id, " ".join(args)))
+    if verb == "handoff":
+        return _in_channel(await asyncio.to_thread(_handoff, state, tenant_id))
+    return _ephemeral(f"Unknown command `{verb}`.\n{HELP}")
+
+
+def _ephemeral(text: str) -> dict[str, Any]:
+    return {"response_type": "ephemeral", "text": text[:3000]}
+
+
+def _in_channel(text: str) -> dict[str, Any]:
+    return {"response_type": "in_channel", "text": text[:3000]}
+
+
+async def _run(state: AppState, tenant_id: str, actor: Actor, args: list[str]) -> dict[str, Any]:
+    if not args:
+        return _ephemeral("Usage: `/ddoc run <runbook id> [mode] [name=value …]`")
+    if not set(actor.roles) & {"responder", "approver", "admin"}:
+        return _ephemeral("Starting a runbook needs the responder, approver or admin role.")
+    runbook_id, rest = args[0], args[1:]
+    mode: ExecutionMode | None = None
+    variables: dict[str, str] = {}
+    for word in rest:
+        if "=" in word:
+            name, _, value = word.partition("=")
+            variables[name] = value
+        else:
+            try:
+                mode = ExecutionMode(word)
+            except ValueError:
+                return _ephemeral(f"`{word}` is neither a mode nor name=value.")
+    try:
+        started = await start_by_hand(
+            state,
+            tenant_id=tenant_id,
+            actor=actor.user_id,
+            runbook_id=runbook_id,
+            mode=mode,
+            variables=variables,
+        )
+    except HTTPException as err:
+        return _ephemeral(f"Not started: {err.detail}")
+    except LookupError as err:
+        return _ephemeral(f"Not started: {err}")
+    return _in_channel(
+        f"{actor.display_name} started runbook `{runbook_id}` ({started['mode']}): "
+        f"execution `{started['id']}`"
+    )
+
+
+def _status(state: AppState, tenant_id: str) -> str:
+    with Session(state.engine) as session:
+        rows = [
+            executions.view(session, tenant_id=tenant_id, execution_id=e["id"])
+            for status in ("awaiting_human", "stalled", "running")
+            for e in executions.list_executions(
+                session, tenant_id=tenant_id, status=ExecutionStatus(status), limit=20
+            )
+        ]
+    if not rows:
+        return "No execution is running."
+    lines = []
+    for row in rows:
+        current = next((s for s in row["steps"] if s["id"] == row["current_step"]), None)
+        waits = (
+            f" — {current['id']}: {current['awaiting']['message']}"
+            if current and current.get("awaiting")
+            else ""
+        )
+        lines.append(f"`{row['id']}` {row['status']} ({row['runbook_id']}){waits}")
+    return "\n".join(lines)
+
+
+def _find(state: AppState, tenant_id: str, words: str) -> str:
+    if not words.strip():
+        return "Usage: `/ddoc find <alert text>`"
+    alert = normalize_generic(GenericAlert(title=words[:1000]))[0]
+    with Session(state.engine) as session:
+        result = state.matcher.match(session, tenant_id=tenant_id, alert=alert)
+    if not result.candidates:
+        return f"No runbook matches “{words}”."
+    lines = [f"Runbooks for “{words}” ({result.status}):"]
+    for candidate in result.candidates[:5]:
+        lines.append(
+            f"• `{candidate.runbook_id}` {candidate.title} — {candidate.score:.2f}"
+            + (f" ({'; '.join(candidate.reasons[:2])})" if candidate.reasons else "")
+        )
+    return "\n".join(lines)
+
+
+def _handoff(state: AppState, tenant_id: str) -> str:
+    with Session(state.engine) as session:
+        open_rows = [
+            executions.view(session, tenant_id=tenant_id, execution_id=e["id"])
+            for status in ("awaiting_human", "stalled", "running")
+            for e in executions.list_executions(
+                session, tenant_id=tenant_id, status=ExecutionStatus(status), limit=20
+            )
+        ]
+    if not open_rows:
+        return "Handoff: nothing is running."
+    parts: list[str] = []
+    for index, row in enumerate(open_rows):
+        part = render.handoff_message(row)
+        if sum(len(p) + 2 for p in parts) + len(part) > 2900:
+            parts.append(f"… and {len(open_rows) - index} more: `/ddoc status` lists them")
+            break
+        parts.append(part)
+    return "\n\n".join(parts)

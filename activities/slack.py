@@ -1,0 +1,243 @@
+"""The Slack message of an execution, kept in step with its trail.
+
+One activity, `sync`, renders the execution's current state from the database and brings Slack
+up to date: the incident message (posted once, then `chat.update`d in place), each finished
+step's output in the thread, escalations in the channel. It is idempotent (what was posted is
+recorded as it is posted), so retries and a Slack outage only delay the message, and the next
+sync after Slack returns catches up in one go.
+
+Slack errors by kind: 429 waits `Retry-After` (the activity's next retry delay), transient
+errors are retried with backoff by the retry policy, and configuration errors
+(`channel_not_found`, a revoked token, ...) are recorded for the tenant's admin and end the
+sync of this execution.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from ddoc import audit, executions, incidents, runbooks, tenancy
+from ddoc.contracts import SlackSyncInput, SlackSyncResult
+from ddoc.runbook import ParsedRunbook
+from ddoc.slack import render
+from ddoc.tables import Execution, SlackMessage
+
+log = logging.getLogger(__name__)
+
+# Errors no retry can fix: the admin must act (recorded in the tenant's settings and audit log).
+CONFIG_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "no_permission",
+    }
+)
+SLACK_STATUS_KEY = "slack_status"
+_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed")
+
+
+@dataclass(frozen=True)
+class SlackConfig:
+    """Slack for one tenant (today: the default tenant, from DDOC_SLACK_*)."""
+
+    tenant_id: str
+    bot_token: str
+    channel: str
+    api_url: str = "https://slack.com/api/"
+
+    def client(self) -> WebClient:
+        return WebClient(token=self.bot_token, base_url=self.api_url, timeout=10)
+
+
+class SlackActivities:
+    def __init__(self, engine: Engine, config: SlackConfig) -> None:
+        self._engine = engine
+        self._config = config
+
+    @activity.defn(name="ddoc.slack_sync")
+    def sync(self, request: SlackSyncInput) -> SlackSyncResult:
+        config = self._config
+        with Session(self._engine) as session:
+            execution = session.get(Execution, request.execution_id)
+            if execution is None or execution.tenant_id != config.tenant_id:
+                return SlackSyncResult(finished=True)  # not ours to post
+            view = executions.view(
+                session, tenant_id=execution.tenant_id, execution_id=execution.id
+            )
+            incident = (
+                incidents.view(
+                    session, tenant_id=execution.tenant_id, incident_id=execution.incident_id
+                )
+                if execution.incident_id
+                else None
+            )
+            runbook = _runbook(session, execution)
+            message = session.get(SlackMessage, execution.id)
+            events = executions.events(
+                session,
+                tenant_id=execution.tenant_id,
+                execution_id=execution.id,
+                after=message.synced_event_id if message else 0,
+            )
+        web = config.client()
+        text, blocks = render.incident_message(view, incident=incident, runbook=runbook)
+        try:
+            if message is None:
+                answer = web.chat_postMessage(channel=config.channel, text=text, blocks=blocks)
+                message = self._remember(view, str(answer["channel"]), str(answer["ts"]))
+            else:
+                web.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+            for step in view["steps"]:
+                if _output_due(step, message.posted_outputs):
+                    web.chat_postMessage(
+                        channel=message.channel,
+                        thread_ts=message.ts,
+                        text=render.step_output_message(step),
+                    )
+                    self._posted_output(message.execution_id, step["id"])
+                    message.posted_outputs.append(step["id"])
+            for event in events:
+                if event["type"] in _NOTICE_EVENTS:
+                    web.chat_postMessage(
+                        channel=message.channel, text=render.escalation_message(view, event)
+                    )
+                self._synced(message.execution_id, event["id"])
+        except SlackApiError as err:
+            raise self._classified(err) from None
+        self._clear_status()
+        finished = view["status"] in {s.value for s in executions.TERMINAL_STATUSES}
+        return SlackSyncResult(finished=finished)
+
+    def _remember(self, view: dict[str, Any], channel: str, ts: str) -> SlackMessage:
+        with Session(self._engine) as session:
+            message = SlackMessage(
+                execution_id=view["id"], tenant_id=self._config.tenant_id, channel=channel, ts=ts
+            )
+            session.add(message)
+            session.commit()
+            session.refresh(message)
+            session.expunge(message)
+            return message
+
+    def _posted_output(self, execution_id: str, step_id: str) -> None:
+        with Session(self._engine) as session:
+            message = session.get(SlackMessage, execution_id)
+            assert message is not None
+            message.posted_outputs = [*message.posted_outputs, step_id]
+            message.updated_at = datetime.now(UTC)
+            session.add(message)
+            session.commit()
+
+    def _synced(self, execution_id: str, event_id: int) -> None:
+        with Session(self._engine) as session:
+            message = session.get(SlackMessage, execution_id)
+            assert message is not None
+            message.synced_event_id = max(message.synced_event_id, event_id)
+            session.add(message)
+            session.commit()
+
+    def _classified(self, err: SlackApiError) -> Exception:
+        response = err.response
+        code = response.get("error") if isinstance(response.data, dict) else None
+        if response.status_code == 429:
+            wait = int(response.headers.get("Retry-After", response.headers.get("retry-after", 1)))
+            log.info("Slack rate-limits us: retrying in %ss", wait)
+            return ApplicationError(
+                "Slack rate limit",
+                type="SlackRateLimited",
+                next_retry_delay=timedelta(seconds=wait),
+            )
+        if code in CONFIG_ERRORS:
+            self._record_status(str(code))
+            return ApplicationError(
+                f"Slack refused: {code} (the tenant's admin must fix the Slack set-up)",
+                type="SlackConfig",
+                non_retryable=True,
+            )
+        return ApplicationError(f"Slack error: {code or response.status_code}", type="SlackError")
+
+    def _record_status(self, code: str) -> None:
+        log.error("Slack set-up of tenant %s is broken: %s", self._config.tenant_id, code)
+        with Session(self._engine) as session:
+            tenancy.update_settings(
+                session,
+                tenant_id=self._config.tenant_id,
+                changes={SLACK_STATUS_KEY: {"error": code, "at": datetime.now(UTC).isoformat()}},
+                actor="slack",
+            )
+            audit.append(
+                session,
+                tenant_id=self._config.tenant_id,
+                actor="slack",
+                action="slack.misconfigured",
+                subject=self._config.channel,
+                data={"error": code},
+            )
+            session.commit()
+
+    def _clear_status(self) -> None:
+        with Session(self._engine) as session:
+            if tenancy.settings(session, self._config.tenant_id).get(SLACK_STATUS_KEY):
+                tenancy.update_settings(
+                    session,
+                    tenant_id=self._config.tenant_id,
+                    changes={SLACK_STATUS_KEY: None},
+                    actor="slack",
+                )
+                session.commit()
+
+
+def _output_due(step: dict[str, Any], posted: list[str]) -> bool:
+    finished = step["status"] in ("succeeded", "failed")
+    return finished and step["id"] not in posted and step.get("output") is not None
+
+
+def _runbook(session: Session, execution: Execution) -> dict[str, Any] | None:
+    try:
+        version = runbooks.version(
+            session,
+            tenant_id=execution.tenant_id,
+            runbook_id=execution.runbook_id,
+            number=execution.runbook_version,
+        )
+    except LookupError:
+        return None
+    parsed = ParsedRunbook.from_dict(version.parsed)
+    return {
+        "title": parsed.title,
+        "prerequisites": [{"text": p.text, "kind": p.kind} for p in parsed.prerequisites],
+    }
+
+
+def pending_executions(engine: Engine, tenant_id: str, since: timedelta) -> list[str]:
+    """Recent executions with events Slack has not seen (a notifier catching up at start)."""
+    with Session(engine) as session:
+        rows = session.execute(
+            text(
+                "SELECT e.id FROM executions e"
+                " LEFT JOIN slack_messages m ON m.execution_id = e.id"
+                " WHERE e.tenant_id = :tenant AND e.created_at >= :cutoff"
+                " AND EXISTS (SELECT 1 FROM execution_events v WHERE v.execution_id = e.id"
+                "             AND v.id > coalesce(m.synced_event_id, 0))"
+                " ORDER BY e.created_at"
+            ),
+            {"tenant": tenant_id, "cutoff": datetime.now(UTC) - since},
+        ).all()
+    return [row[0] for row in rows]

@@ -1,0 +1,292 @@
+"""Slack end to end: an alert opens an incident message with buttons, a signed click approves
+the waiting step, the agent runs it, and the message and its thread catch up. Slack failing
+(429, an outage) only delays the message; executions never wait for Slack.
+
+Real components: the API, the control-plane worker with its Slack sync, the notifier, an agent,
+the dev server, and the real `slack_sdk` client talking to a fake Slack Web API over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.testing import WorkflowEnvironment
+
+from activities.slack import SlackConfig
+from agent_worker.main import build_agent
+from ddoc import users
+from ddoc.settings import Settings
+from tests.alert_payloads import alertmanager_v4, am_alert
+from tests.conftest import Credentials, eventually, serve_api
+from tests.fakes.slack import FakeSlack, block_actions_payload, interaction_body, signed_headers
+from worker.main import ACTIVITY_THREADS, build_worker
+from worker.notifier import SlackNotifier
+
+SECRET = "slack-signing-secret-for-tests-0001"
+CHANNEL = "C0INCIDENT"
+ANA = "U0ANA00001"
+
+RUNBOOK = """---
+title: Disk almost full on a web node
+alerts: [DiskAlmostFull]
+---
+# Disk almost full on a web node
+
+1. Show the usage: `echo usage-is-92`
+2. Clean the cache: `echo cleaned > {marker}; echo cache-cleaned`
+"""
+
+
+@dataclass
+class SlackStack:
+    http: httpx.AsyncClient
+    slack: FakeSlack
+    credentials: Credentials
+
+    def api(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials.api_key}"}
+
+    def hook(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.credentials.webhook_token}"}
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack(
+        bot_token="xoxb-test", users={ANA: {"email": "ana@example.com", "real_name": "Ana"}}
+    ) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def slack_stack(
+    settings: Settings,
+    engine: Engine,
+    credentials: Credentials,
+    temporal_env: WorkflowEnvironment,
+    database_url: str,
+    slack: FakeSlack,
+) -> AsyncIterator[SlackStack]:
+    settings = settings.replace(
+        slack_bot_token="xoxb-test",
+        slack_signing_secret=SECRET,
+        slack_channel=CHANNEL,
+        slack_api_url=slack.base_url,
+    )
+    with Session(engine) as session:
+        users.add(
+            session,
+            tenant_id=settings.tenant,
+            email="ana@example.com",
+            display_name="Ana",
+            roles=["approver"],
+            slack_user_id=None,
+            actor="test",
+        )
+        session.commit()
+    config = SlackConfig(
+        tenant_id=settings.tenant, bot_token="xoxb-test", channel=CHANNEL, api_url=slack.base_url
+    )
+    client = temporal_env.client
+    stop = asyncio.Event()
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        control = build_worker(
+            client, engine, task_queue=settings.control_task_queue, executor=executor, slack=config
+        )
+        agent = build_agent(client, tenant_id=settings.tenant, environment=settings.environment)
+        notifier = SlackNotifier(
+            client,
+            engine,
+            config,
+            database_url=database_url,
+            task_queue=settings.control_task_queue,
+        )
+        async with (
+            control,
+            agent,
+            serve_api(settings) as base_url,
+            httpx.AsyncClient(base_url=base_url, timeout=30) as http,
+        ):
+            notifying = asyncio.create_task(notifier.run(stop))
+            try:
+                yield SlackStack(http, slack, credentials)
+            finally:
+                stop.set()
+                await notifying
+
+
+async def fire(stack: SlackStack, marker: Path) -> str:
+    added = await stack.http.post(
+        "/runbooks", json={"content": RUNBOOK.format(marker=marker)}, headers=stack.api()
+    )
+    assert added.status_code == 201, added.text
+    fired = await stack.http.post(
+        "/webhooks/alertmanager",
+        json=alertmanager_v4(am_alert("DiskAlmostFull", fingerprint="d15c0000f0000001")),
+        headers=stack.hook(),
+    )
+    [outcome] = fired.json()["alerts"]
+    assert outcome["status"] == "started", outcome
+    return str(outcome["execution_id"])
+
+
+def buttons(message: dict[str, Any]) -> dict[str, str]:
+    return {
+        element["action_id"]: element["value"]
+        for block in message.get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    }
+
+
+async def message_where(stack: SlackStack, predicate: Any, within: float = 30) -> dict[str, Any]:
+    async def found() -> dict[str, Any] | None:
+        for message in stack.slack.messages.values():
+            if (
+                message["channel"] == CHANNEL
+                and not message.get("thread_ts")
+                and predicate(message)
+            ):
+                return message
+        return None
+
+    result = await eventually(found, within=within)
+    assert result is not None
+    return result
+
+
+async def click(stack: SlackStack, user: str, action_id: str, value: str) -> int:
+    body = interaction_body(
+        block_actions_payload(user_id=user, team_id="T0DDOC", action_id=action_id, value=value)
+    )
+    response = await stack.http.post(
+        "/slack/interactions", content=body, headers=signed_headers(SECRET, body)
+    )
+    return response.status_code
+
+
+async def test_alert_to_slack_click_to_agent_and_back(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    marker = tmp_path / "cleaned"
+    execution_id = await fire(slack_stack, marker)
+    message = await message_where(slack_stack, lambda m: "ddoc_approve_s2" in buttons(m))
+    text = json.dumps(message["blocks"])
+    assert "Disk almost full on a web node" in text and "DiskAlmostFull" in text
+    approve = json.loads(buttons(message)["ddoc_approve_s2"])
+    assert (approve["e"], approve["s"], approve["d"]) == (execution_id, "s2", "approve")
+    assert not marker.exists()
+
+    assert (
+        await click(slack_stack, ANA, "ddoc_approve_s2", buttons(message)["ddoc_approve_s2"]) == 200
+    )
+    updated = await message_where(
+        slack_stack, lambda m: m["ts"] == message["ts"] and "ddoc_approve_s2" not in buttons(m)
+    )
+    assert marker.read_text() == "cleaned\n"
+    assert "succeeded" in json.dumps(updated["blocks"])
+
+    async def outputs() -> list[str] | None:
+        replies = [
+            m["text"]
+            for m in slack_stack.slack.messages.values()
+            if m.get("thread_ts") == message["ts"]
+        ]
+        return replies if len(replies) == 2 else None
+
+    replies = await eventually(outputs)
+    assert any("usage-is-92" in r for r in replies) and any("cache-cleaned" in r for r in replies)
+    decisions = (
+        await slack_stack.http.get(f"/executions/{execution_id}", headers=slack_stack.api())
+    ).json()["steps"][1]["decisions"]
+    assert [(d["display_name"], d["source"]) for d in decisions] == [("Ana", "slack")]
+
+
+async def test_a_rate_limit_delays_the_update_and_loses_nothing(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    marker = tmp_path / "cleaned"
+    execution_id = await fire(slack_stack, marker)
+    message = await message_where(slack_stack, lambda m: "ddoc_approve_s2" in buttons(m))
+    slack_stack.slack.fail_next("chat.update", 429, times=2, retry_after=1)
+    approved = await slack_stack.http.post(
+        f"/executions/{execution_id}/decisions",
+        json={"step_id": "s2", "decision": "approve"},
+        headers=slack_stack.api(),
+    )
+    assert approved.status_code == 202
+    final = await message_where(
+        slack_stack,
+        lambda m: m["ts"] == message["ts"] and "ddoc_approve_s2" not in buttons(m),
+    )
+    assert "succeeded" in json.dumps(final["blocks"])
+    statuses = [c for c in slack_stack.slack.calls if c[0] == "chat.update"]
+    assert len(statuses) >= 3  # two refused with 429, then through
+
+
+async def test_slack_down_for_the_whole_execution_changes_nothing_for_it(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    slack_stack.slack.down = True
+    marker = tmp_path / "cleaned"
+    execution_id = await fire(slack_stack, marker)
+
+    async def status(wanted: str) -> bool:
+        body = (
+            await slack_stack.http.get(f"/executions/{execution_id}", headers=slack_stack.api())
+        ).json()
+        return bool(body["status"] == wanted)
+
+    await eventually(lambda: status("awaiting_human"))
+    approved = await slack_stack.http.post(
+        f"/executions/{execution_id}/decisions",
+        json={"step_id": "s2", "decision": "approve"},
+        headers=slack_stack.api(),
+    )
+    assert approved.status_code == 202
+    await eventually(lambda: status("succeeded"))
+    assert marker.exists()
+    assert slack_stack.slack.messages == {}
+    slack_stack.slack.down = False  # Slack is back: the message catches up, final state first
+    message = await message_where(slack_stack, lambda m: True, within=45)
+    assert "succeeded" in json.dumps(message["blocks"]) and buttons(message) == {}
+
+
+async def test_a_broken_slack_setup_is_shown_to_the_admin_not_the_incident(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    slack_stack.slack.missing_channels.add(CHANNEL)
+    execution_id = await fire(slack_stack, tmp_path / "cleaned")
+
+    async def reported() -> dict[str, Any] | None:
+        shown: dict[str, Any] = (
+            await slack_stack.http.get("/settings", headers=slack_stack.api())
+        ).json()
+        return shown if shown.get("slack_status") else None
+
+    shown = await eventually(reported)
+    assert shown["slack_status"]["error"] == "channel_not_found"
+
+    async def waiting() -> bool:  # the execution goes on regardless
+        body = (
+            await slack_stack.http.get(f"/executions/{execution_id}", headers=slack_stack.api())
+        ).json()
+        return bool(body["status"] == "awaiting_human")
+
+    await eventually(waiting)
+    # A set-up error is not retried in a loop: only a new transition tries again (so fixing
+    # the channel heals the next update by itself).
+    await asyncio.sleep(1)
+    posts = len(slack_stack.slack.calls_to("chat.postMessage"))
+    await asyncio.sleep(3)
+    assert len(slack_stack.slack.calls_to("chat.postMessage")) == posts

@@ -1,0 +1,58 @@
+"""`SlackSyncWorkflow`: keeps one execution's Slack message in step, apart from the execution.
+
+The notifier signals `changed` (signal-with-start) whenever the execution's trail moves; the
+workflow coalesces the signals and runs the `ddoc.slack_sync` activity, which retries through
+rate limits and outages. The execution workflow never waits for Slack, so Slack being down
+never blocks or fails an execution; the message catches up when Slack returns.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.slack import SlackActivities
+    from ddoc.contracts import SlackSyncInput
+    from workflows import timeouts
+
+# After the execution is over, later changes (an incident escalation) are still posted for
+# this long; with nothing left to post the workflow ends.
+LINGER = timedelta(hours=2)
+IDLE = timedelta(hours=24)
+SYNCS_PER_RUN = 500  # then continue-as-new, keeping the history small
+
+
+@workflow.defn(name="SlackSync")
+class SlackSyncWorkflow:
+    def __init__(self) -> None:
+        self._pending = False
+
+    @workflow.signal
+    def changed(self) -> None:
+        self._pending = True
+
+    @workflow.run
+    async def run(self, inp: SlackSyncInput) -> None:
+        finished = False
+        for _ in range(SYNCS_PER_RUN):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._pending, timeout=LINGER if finished else IDLE
+                )
+            except TimeoutError:
+                return
+            self._pending = False
+            try:
+                result = await workflow.execute_activity_method(
+                    SlackActivities.sync,
+                    inp,
+                    start_to_close_timeout=timeouts.SLACK_SYNC_TIMEOUT,
+                    retry_policy=timeouts.SLACK_RETRY,
+                )
+            except ActivityError:
+                return  # a set-up error: recorded for the tenant's admin; nothing to retry
+            finished = result.finished
+        workflow.continue_as_new(inp)
