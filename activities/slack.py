@@ -26,7 +26,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ddoc import audit, executions, incidents, runbooks, tenancy
+from ddoc import audit, executions, incidents, policy, runbooks, tenancy
 from ddoc.contracts import SlackSyncInput, SlackSyncResult
 from ddoc.runbook import ParsedRunbook
 from ddoc.slack import render
@@ -90,6 +90,7 @@ class SlackActivities:
             )
             runbook = _runbook(session, execution)
             message = session.get(SlackMessage, execution.id)
+            tenant_settings = tenancy.settings(session, execution.tenant_id)
             events = executions.events(
                 session,
                 tenant_id=execution.tenant_id,
@@ -100,7 +101,8 @@ class SlackActivities:
         text, blocks = render.incident_message(view, incident=incident, runbook=runbook)
         try:
             if message is None:
-                answer = web.chat_postMessage(channel=config.channel, text=text, blocks=blocks)
+                channel = route(tenant_settings, incident, default=config.channel)
+                answer = web.chat_postMessage(channel=channel, text=text, blocks=blocks)
                 message = self._remember(view, str(answer["channel"]), str(answer["ts"]))
             else:
                 web.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
@@ -115,9 +117,15 @@ class SlackActivities:
                     message.posted_outputs.append(step["id"])
             for event in events:
                 if event["type"] in _NOTICE_EVENTS:
-                    web.chat_postMessage(
-                        channel=message.channel, text=render.escalation_message(view, event)
-                    )
+                    notice = render.escalation_message(view, event)
+                    web.chat_postMessage(channel=message.channel, text=notice)
+                    if event["type"] == "escalated":
+                        level = policy.escalation_level(
+                            tenant_settings, int(event["data"].get("level") or 0)
+                        )
+                        for user in (level or {}).get("slack_user_ids", []):
+                            dm = web.conversations_open(users=user)
+                            web.chat_postMessage(channel=dm["channel"]["id"], text=notice)
                 self._synced(message.execution_id, event["id"])
         except SlackApiError as err:
             raise self._classified(err) from None
@@ -202,6 +210,25 @@ class SlackActivities:
                     actor="slack",
                 )
                 session.commit()
+
+
+ROUTING_KEY = "slack_channels"
+
+
+def route(settings: dict[str, Any], incident: dict[str, Any] | None, *, default: str) -> str:
+    """The channel of an execution's message: by the alert's service, else its severity, else
+    the default (tenant setting `slack_channels`: {"by_service": {…}, "by_severity": {…}})."""
+    routing = settings.get(ROUTING_KEY) or {}
+    if incident:
+        service = (incident.get("service") or "").lower()
+        severity = (incident.get("severity") or "").lower()
+        by_service = {k.lower(): v for k, v in (routing.get("by_service") or {}).items()}
+        by_severity = {k.lower(): v for k, v in (routing.get("by_severity") or {}).items()}
+        if service in by_service:
+            return str(by_service[service])
+        if severity in by_severity:
+            return str(by_severity[severity])
+    return default
 
 
 def _output_due(step: dict[str, Any], posted: list[str]) -> bool:

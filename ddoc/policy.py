@@ -6,7 +6,8 @@ only read by the escalation activity (they never enter a workflow's history).
 
     {"red_approvals": 2,
      "wait_minutes": {"critical": 5, "high": 10, "default": 30},
-     "escalation_levels": [{"name": "L2 platform", "pagerduty_routing_key": "…"}, …],
+     "escalation_levels": [{"name": "L2 platform", "pagerduty_routing_key": "…",
+                            "slack_user_ids": ["U…"]}, …],
      "incident_timeout_minutes": 60,
      "heartbeat_timeout_seconds": 30}
 """
@@ -77,6 +78,13 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
     for index, level in enumerate(levels, 1):
         if not isinstance(level, dict) or not str(level.get("name") or "").strip():
             raise PolicyError(f"escalation level {index} needs a name")
+        slack_users = level.get("slack_user_ids", [])
+        if not isinstance(slack_users, list) or not all(
+            isinstance(u, str) and u[:1] in ("U", "W") for u in slack_users
+        ):
+            raise PolicyError(
+                f"escalation level {index}: slack_user_ids must be Slack user ids (U…)"
+            )
         key = level.get("pagerduty_routing_key")
         if key is not None and (not isinstance(key, str) or len(key) != 32):
             raise PolicyError(

@@ -290,3 +290,51 @@ async def test_a_broken_slack_setup_is_shown_to_the_admin_not_the_incident(
     posts = len(slack_stack.slack.calls_to("chat.postMessage"))
     await asyncio.sleep(3)
     assert len(slack_stack.slack.calls_to("chat.postMessage")) == posts
+
+
+async def test_messages_are_routed_and_escalations_reach_the_next_responders(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    routing = {"slack_channels": {"by_service": {"web": "C0WEBTEAM"}}}
+    policy = {
+        "execution_policy": {
+            "wait_minutes": {"default": 0.05, "warning": 0.05, "critical": 0.05},
+            "escalation_levels": [{"name": "L2 web", "slack_user_ids": [ANA]}],
+        }
+    }
+    for change in (routing, policy):
+        patched = await slack_stack.http.patch("/settings", json=change, headers=slack_stack.api())
+        assert patched.status_code == 200, patched.text
+    bad = await slack_stack.http.patch(
+        "/settings", json={"slack_channels": {"by_moon": {}}}, headers=slack_stack.api()
+    )
+    assert bad.status_code == 422
+    added = await slack_stack.http.post(
+        "/runbooks",
+        json={"content": RUNBOOK.format(marker=tmp_path / "x")},
+        headers=slack_stack.api(),
+    )
+    assert added.status_code == 201
+    fired = await slack_stack.http.post(
+        "/webhooks/alertmanager",
+        json=alertmanager_v4(
+            am_alert("DiskAlmostFull", fingerprint="d15c0000f0000002", service="web")
+        ),
+        headers=slack_stack.hook(),
+    )
+    assert fired.json()["alerts"][0]["status"] == "started"
+
+    async def routed() -> dict[str, Any] | None:
+        messages = slack_stack.slack.messages.values()
+        return next((m for m in messages if m["channel"] == "C0WEBTEAM"), None)
+
+    await eventually(routed)
+
+    async def direct() -> list[dict[str, Any]] | None:
+        opened = slack_stack.slack.calls_to("conversations.open")
+        return opened if opened else None
+
+    opened = await eventually(direct, within=30)
+    assert opened[0]["users"] == ANA
+    dms = [m for m in slack_stack.slack.messages.values() if m["channel"].startswith("D")]
+    assert dms and "L2 web" in dms[0]["text"]

@@ -261,3 +261,57 @@ async def test_slash_commands(stack: Stack, engine: Engine, tmp_path: Path) -> N
     assert handoff["response_type"] == "in_channel" and execution_id in handoff["text"]
     forged = await command(stack, ANA, "status", secret="wrong")
     assert forged.status_code == 401
+
+
+async def test_edit_opens_a_modal_and_the_edit_is_reclassified(
+    stack: Stack, engine: Engine, slack: FakeSlack, tmp_path: Path
+) -> None:
+    register(engine, stack.settings.tenant)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    execution_id = await waiting_execution(stack, tmp_path / "never")
+    value = button_value(execution_id, "s1", "edit")
+    body = interaction_body(
+        block_actions_payload(user_id=ANA, team_id=TEAM, action_id="ddoc_edit_s1", value=value)
+    )
+    opened = await stack.http.post(
+        "/slack/interactions", content=body, headers=signed_headers(SECRET, body)
+    )
+    assert opened.status_code == 200
+    [modal] = slack.views
+    field = modal["blocks"][0]["element"]
+    assert field["initial_value"] == f"touch {tmp_path / 'never'}"
+
+    submission = {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": ANA, "team_id": TEAM},
+        "view": {
+            "callback_id": modal["callback_id"],
+            "private_metadata": modal["private_metadata"],
+            "state": {"values": {"command": {"command": {"value": f"rm -f {victim}"}}}},
+        },
+    }
+    body = interaction_body(submission)
+    submitted = await stack.http.post(
+        "/slack/interactions", content=body, headers=signed_headers(SECRET, body)
+    )
+    assert submitted.status_code == 200 and submitted.content == b""  # the modal closes
+
+    async def edited() -> dict[str, Any] | None:
+        step: dict[str, Any] = (
+            await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+        ).json()["steps"][0]
+        awaiting = step.get("awaiting") or {}
+        return step if awaiting.get("role") == "approver" else None
+
+    step = await eventually(edited)
+    assert step["risk"] == "red" and step["command"] == f"rm -f {victim}"
+    assert step["decisions"][0]["source"] == "slack"
+    # Ana may not approve her own edit: told so, and nothing is signalled.
+    signalled = await signals(stack, execution_id)
+    assert (await click(stack, ANA, button_value(execution_id, "s1", "approve"))).status_code == 200
+    told = [c["text"] for c in slack.calls_to("chat.postEphemeral") if c["user"] == ANA]
+    assert told and "own edit" in told[-1]
+    assert await signals(stack, execution_id) == signalled
+    assert victim.exists()

@@ -24,6 +24,11 @@ class SettingsIn(BaseModel):
     grafana_signing_secret: str | None = Field(
         default=None, description="The HMAC secret of the Grafana webhook contact point"
     )
+    slack_channels: dict[str, dict[str, str]] | None = Field(
+        default=None,
+        description='Where execution messages go: {"by_service": {"checkout": "C0…"}, '
+        '"by_severity": {"critical": "C0…"}}; otherwise DDOC_SLACK_CHANNEL',
+    )
     execution_policy: dict[str, Any] | None = Field(
         default=None,
         description="Approvals and escalation: red_approvals (1|2), wait_minutes by severity, "
@@ -100,6 +105,9 @@ def patch_settings(
 ) -> dict[str, Any]:
     _require_admin(principal)
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
+    routing = changes.get("slack_channels")
+    if isinstance(routing, dict) and set(routing) - {"by_service", "by_severity"}:
+        raise HTTPException(422, "slack_channels takes by_service and by_severity only")
     new_policy = changes.get(policy.SETTINGS_KEY)
     if isinstance(new_policy, dict):
         try:

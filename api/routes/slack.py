@@ -10,15 +10,17 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep
 from api.routes.executions import start_by_hand
 from ddoc import executions, live
 from ddoc.alerts import GenericAlert, normalize_generic
-from ddoc.approvals import RefusalCode
-from ddoc.contracts import Actor, DecisionKind, ExecutionMode, ExecutionStatus
+from ddoc.approvals import RefusalCode, refusal
+from ddoc.contracts import Actor, Decision, DecisionKind, ExecutionMode, ExecutionStatus
 from ddoc.slack import inbound, render
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ async def _verified_body(request: Request, state: AppState) -> bytes:
 
 @router.post("/interactions", summary="Slack interactivity (button clicks); signed by Slack")
 async def interactions(request: Request, state: StateDep) -> Response:
+    """Buttons (`block_actions`) and the edit modal's submission (`view_submission`)."""
     body = await _verified_body(request, state)
     action = inbound.button_action(body)
     if action is None:
@@ -72,12 +75,50 @@ async def interactions(request: Request, state: StateDep) -> Response:
             "Ask an admin to add you (`ddoc user add <your e-mail> --role responder`).",
         )
         return Response(status_code=200)
-    message = await _decide(state, tenant_id, action, actor)
+    if action.decision == "edit" and action.command is None:
+        message = await _open_edit(state, web, tenant_id, action, actor)
+    else:
+        message = await _decide(state, tenant_id, action, actor)
+    if message is not None and action.command is not None:
+        # The modal stays open and shows why.
+        return JSONResponse(
+            {"response_action": "errors", "errors": {inbound.EDIT_BLOCK: message[:200]}}
+        )
     if message is not None:
         await asyncio.to_thread(
             inbound.tell, web, channel=action.channel_id, user=action.slack_user_id, message=message
         )
     return Response(status_code=200)
+
+
+async def _open_edit(
+    state: AppState,
+    web: WebClient | None,
+    tenant_id: str,
+    action: inbound.ButtonAction,
+    actor: Actor,
+) -> str | None:
+    """Open the edit modal (None), or say why not."""
+    current = await live.state(state.engine, state.temporal, tenant_id, action.execution_id)
+    steps = current.steps if current else []
+    step = next((s for s in steps if s.step_id == action.step_id), None)
+    if step is None:
+        return f"Nothing done: execution {action.execution_id} has no step {action.step_id} now"
+    probe = Decision(step_id=step.step_id, decision=DecisionKind.EDIT, actor=actor, command="probe")
+    why = refusal(probe, step.awaiting, edited_by=step.edited_by)
+    if why is not None:
+        return f"Not now: {why.reason}"
+    if web is None or not action.trigger_id:
+        return "Slack is not configured to open the editor."
+    try:
+        await asyncio.to_thread(
+            web.views_open,
+            trigger_id=action.trigger_id,
+            view=inbound.edit_modal(action, step.command or ""),
+        )
+    except SlackApiError as err:
+        return f"Could not open the editor: {err.response.get('error')}"
+    return None
 
 
 async def _decide(
@@ -98,6 +139,7 @@ async def _decide(
             kind=kind,
             actor=actor,
             branch=action.branch,
+            command=action.command,
         )
     except live.DecisionRefused as refused:
         prefix = "Not allowed" if refused.refusal.code == RefusalCode.FORBIDDEN else "Not now"

@@ -45,6 +45,8 @@ class ButtonAction:
     slack_user_id: str
     channel_id: str | None
     response_url: str | None
+    trigger_id: str | None = None
+    command: str | None = None  # an edit submitted from the modal
 
 
 def verify(session: Session, *, secret: str, body: bytes, headers: dict[str, str]) -> None:
@@ -71,13 +73,20 @@ def verify(session: Session, *, secret: str, body: bytes, headers: dict[str, str
         raise SlackRequestRejected("replayed request")
 
 
+EDIT_CALLBACK = "ddoc_edit"
+EDIT_BLOCK = "command"
+
+
 def button_action(body: bytes) -> ButtonAction | None:
-    """The dd0c/run button a `block_actions` payload carries, or None for anything else."""
+    """The dd0c/run button a `block_actions` payload carries (or the edit modal's submission),
+    or None for anything else."""
     fields = parse_qs(body.decode("utf-8", errors="replace"))
     try:
         payload: dict[str, Any] = json.loads(fields["payload"][0])
     except (KeyError, IndexError, json.JSONDecodeError):
         return None
+    if payload.get("type") == "view_submission":
+        return _edit_submission(payload)
     if payload.get("type") != "block_actions":
         return None
     action = next(
@@ -105,7 +114,61 @@ def button_action(body: bytes) -> ButtonAction | None:
         slack_user_id=str((payload.get("user") or {}).get("id", "")),
         channel_id=container.get("channel_id") or (payload.get("channel") or {}).get("id"),
         response_url=payload.get("response_url"),
+        trigger_id=payload.get("trigger_id"),
     )
+
+
+def _edit_submission(payload: dict[str, Any]) -> ButtonAction | None:
+    view = payload.get("view") or {}
+    if view.get("callback_id") != EDIT_CALLBACK:
+        return None
+    try:
+        value: dict[str, Any] = json.loads(view.get("private_metadata") or "")
+        state = view["state"]["values"][EDIT_BLOCK][EDIT_BLOCK]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return ButtonAction(
+        execution_id=str(value.get("e", "")),
+        step_id=value.get("s"),
+        decision="edit",
+        branch=None,
+        slack_user_id=str((payload.get("user") or {}).get("id", "")),
+        channel_id=value.get("c"),
+        response_url=None,
+        command=str(state.get("value") or ""),
+    )
+
+
+def edit_modal(action: ButtonAction, current_command: str) -> dict[str, Any]:
+    """The modal an Edit button opens: the step's command, editable; submitting it sends an
+    `edit` decision (re-classified and approved again by the workflow)."""
+    metadata = {"e": action.execution_id, "s": action.step_id or "", "c": action.channel_id or ""}
+    return {
+        "type": "modal",
+        "callback_id": EDIT_CALLBACK,
+        "private_metadata": json.dumps(metadata, separators=(",", ":")),
+        "title": {"type": "plain_text", "text": f"Edit step {action.step_id}"[:24]},
+        "submit": {"type": "plain_text", "text": "Propose"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": EDIT_BLOCK,
+                "label": {"type": "plain_text", "text": "Command"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "It is re-classified and needs approval at its new risk, "
+                    "never from you.",
+                },
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": EDIT_BLOCK,
+                    "multiline": True,
+                    "initial_value": current_command[:3000],
+                },
+            }
+        ],
+    }
 
 
 def button_value(execution_id: str, step_id: str | None, decision: str, **extra: str) -> str:

@@ -184,6 +184,8 @@ class FakeSlack:
         self._calls: list[tuple[str, dict[str, Any]]] = []
         self._messages: dict[str, dict[str, Any]] = {}
         self._ephemerals: list[dict[str, Any]] = []
+        self._used_triggers: set[str] = set()
+        self.views: list[dict[str, Any]] = []  # modals opened with views.open
         self._failures: deque[_Failure] = deque()
         self._ts_counter = itertools.count(100, 100)  # microseconds after FIRST_TS_SECONDS
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
@@ -193,6 +195,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
             "auth.test": self._auth_test,
+            "views.open": self._views_open,
         }
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
@@ -464,6 +467,20 @@ class FakeSlack:
         return _json(
             {"ok": True, "no_op": True, "already_open": True, "channel": {"id": channel_id}}
         )
+
+    def _views_open(self, params: dict[str, Any]) -> Answer:
+        # A trigger id is valid once, for 3 s on Slack; here: once, and it must be given.
+        trigger = params.get("trigger_id")
+        view = params.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not trigger or not isinstance(view, dict) or view.get("type") != "modal":
+            return _error("invalid_arguments")
+        if trigger in self._used_triggers:
+            return _error("expired_trigger_id")
+        self._used_triggers.add(trigger)
+        self.views.append(view)
+        return _json({"ok": True, "view": {"id": f"V{len(self.views):09d}", **view}})
 
     def _auth_test(self, params: dict[str, Any]) -> Answer:
         return _json(
