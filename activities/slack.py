@@ -30,7 +30,7 @@ from ddoc import audit, executions, incidents, policy, runbooks, tenancy
 from ddoc.contracts import SlackSyncInput, SlackSyncResult
 from ddoc.runbook import ParsedRunbook
 from ddoc.slack import render
-from ddoc.tables import Execution, SlackMessage
+from ddoc.tables import Execution, Incident, SlackIncidentMessage, SlackMessage
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ class SlackActivities:
 
     @activity.defn(name="ddoc.slack_sync")
     def sync(self, request: SlackSyncInput) -> SlackSyncResult:
+        if request.incident_id is not None:
+            return self._sync_incident(request.incident_id)
         config = self._config
         with Session(self._engine) as session:
             execution = session.get(Execution, request.execution_id)
@@ -132,6 +134,45 @@ class SlackActivities:
         self._clear_status()
         finished = view["status"] in {s.value for s in executions.TERMINAL_STATUSES}
         return SlackSyncResult(finished=finished)
+
+    def _sync_incident(self, incident_id: str) -> SlackSyncResult:
+        """An incident with suggestions or no runbook: a message offering the suggestions
+        ("pick this runbook"); once one is picked, the message says so and the execution's own
+        message takes over."""
+        config = self._config
+        with Session(self._engine) as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None or incident.tenant_id != config.tenant_id:
+                return SlackSyncResult(finished=True)
+            view = incidents.view(session, tenant_id=incident.tenant_id, incident_id=incident_id)
+            message = session.get(SlackIncidentMessage, incident_id)
+            tenant_settings = tenancy.settings(session, incident.tenant_id)
+        stub = {"id": "", "status": "running", "steps": [], "runbook_id": "", "mode": "-"}
+        text, blocks = render.incident_message(stub, incident=view)
+        picked = view.get("execution_id")
+        if picked:
+            text = f"Runbook {view.get('runbook_id')} picked: execution {picked}"
+            blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        web = config.client()
+        try:
+            if message is None:
+                channel = route(tenant_settings, view, default=config.channel)
+                answer = web.chat_postMessage(channel=channel, text=text, blocks=blocks)
+                with Session(self._engine) as session:
+                    session.add(
+                        SlackIncidentMessage(
+                            incident_id=incident_id,
+                            tenant_id=config.tenant_id,
+                            channel=str(answer["channel"]),
+                            ts=str(answer["ts"]),
+                        )
+                    )
+                    session.commit()
+            else:
+                web.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+        except SlackApiError as err:
+            raise self._classified(err) from None
+        return SlackSyncResult(finished=bool(picked) or view.get("status") != "open")
 
     def _remember(self, view: dict[str, Any], channel: str, ts: str) -> SlackMessage:
         with Session(self._engine) as session:

@@ -348,6 +348,7 @@ class EscalationResult:
 @dataclass
 class SlackSyncInput:
     execution_id: str
+    incident_id: str | None = None  # an incident with no execution: its own message
 
 
 @dataclass

@@ -27,14 +27,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ddoc import executions, runbooks
+from ddoc import audit, executions, runbooks
 from ddoc import temporal as attrs
 from ddoc.alerts import NormalizedAlert
 from ddoc.contracts import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
 from ddoc.ids import new_id, short_hash
+from ddoc.incidents import IncidentNotFound
 from ddoc.matching import Matcher
 from ddoc.settings import Settings
-from ddoc.tables import Alert, Execution
+from ddoc.tables import Alert, Execution, Incident
 from workflows.execution import RunbookExecutionWorkflow
 
 log = logging.getLogger(__name__)
@@ -283,6 +284,8 @@ class Intake:
                 started_by=f"alert:{alert.source}",
                 record_audit=False,
             )
+        else:
+            notify_incident(session, incident_id)
         status = "started" if execution_input else result.status
         return _Decision(
             AlertOutcome(
@@ -375,6 +378,86 @@ class Intake:
         except RPCError as err:
             # A finished execution has nothing left to stop; the incident is resolved anyway.
             log.info("resolved signal to %s not delivered: %s", execution_id, err)
+
+
+# Incidents that got no runbook attached (suggestions, or none): the Slack notifier posts them.
+INCIDENTS_CHANNEL = "ddoc_incident_events"
+
+
+class IncidentConflict(RuntimeError):
+    pass
+
+
+def notify_incident(session: Session, incident_id: str) -> None:
+    session.execute(
+        text("SELECT pg_notify(:channel, :incident)"),
+        {"channel": INCIDENTS_CHANNEL, "incident": incident_id},
+    )
+
+
+def pick_runbook(
+    session: Session,
+    *,
+    settings: Settings,
+    tenant_id: str,
+    incident_id: str,
+    runbook_id: str,
+    actor: str,
+) -> ExecutionInput:
+    """A human picks the runbook for an open incident that has none running (a suggestion, or
+    any runbook): its execution is created for the incident's alert. The caller starts it."""
+    _lock(session, tenant_id, "incident", incident_id)
+    incident = session.get(Incident, incident_id)
+    if incident is None or incident.tenant_id != tenant_id:
+        raise IncidentNotFound(f"incident {incident_id} not found")
+    if incident.status != "open":
+        raise IncidentConflict(f"incident {incident_id} is {incident.status}")
+    if incident.execution_id is not None:
+        raise IncidentConflict(
+            f"incident {incident_id} already runs execution {incident.execution_id}"
+        )
+    runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    if runbook.archived_at is not None:
+        raise IncidentConflict(f"runbook {runbook.id} is archived")
+    version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
+    inp = executions.build_input(
+        execution_id=execution_id_for(tenant_id, incident.dedup_key, incident_id),
+        tenant_id=tenant_id,
+        environment=incident.environment or settings.environment,
+        runbook=runbook,
+        version=version,
+        mode=ExecutionMode(runbook.trust_level),
+        alert=AlertContext(
+            title=incident.title,
+            source=incident.source,
+            dedup_key=incident.dedup_key,
+            service=incident.service,
+            severity=incident.severity,
+            environment=incident.environment,
+            labels={k: str(v) for k, v in incident.labels.items()},
+            annotations={k: str(v) for k, v in incident.annotations.items()},
+        ),
+        incident_id=incident_id,
+        command_timeout_seconds=settings.command_timeout_seconds,
+        agent_offline_timeout_seconds=settings.agent_offline_timeout_seconds,
+        started_by=actor,
+        **executions.execution_rules(session, tenant_id),
+    )
+    executions.create(session, inp=inp, started_by=actor)
+    incident.runbook_id = runbook.id
+    incident.runbook_version = version.version
+    incident.execution_id = inp.execution_id
+    session.add(incident)
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="incident.runbook_picked",
+        subject=incident_id,
+        data={"runbook_id": runbook.id, "execution_id": inp.execution_id},
+    )
+    notify_incident(session, incident_id)
+    return inp
 
 
 async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: str) -> None:

@@ -210,6 +210,15 @@ class SlackMessage(SQLModel, table=True):
     updated_at: datetime = _now()
 
 
+class SlackIncidentMessage(SQLModel, table=True):
+    __tablename__ = "slack_incident_messages"
+    incident_id: str = Field(primary_key=True)
+    tenant_id: str
+    channel: str
+    ts: str
+    updated_at: datetime = _now()
+
+
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
     tenant_id: str = Field(primary_key=True)

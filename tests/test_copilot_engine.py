@@ -7,6 +7,7 @@ with `env.sleep`, so a 30-minute escalation deadline takes milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -685,3 +686,26 @@ def set_levels(harness: Harness, *levels: tuple[str, str]) -> None:
             actor="test",
         )
         session.commit()
+
+
+async def test_cancellation_mid_command_stops_it_and_still_undoes(
+    harness: Harness, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    run = await harness.start(
+        cmd("s1", f"echo s1 >> {log}", "yellow", rollback=f"echo undo-s1 >> {log}"),
+        cmd("s2", f"echo s2-start >> {log}; sleep 30; echo s2-end >> {log}", "yellow"),
+        mode=ExecutionMode.AUTOPILOT,
+    )
+    await run.until(lambda s: s.steps[1].status == StepStatus.RUNNING)
+    for _ in range(100):
+        if "s2-start" in lines(log):
+            break
+        await asyncio.sleep(0.05)
+    await run.handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await run.result()
+    assert lines(log) == ["s1", "s2-start", "undo-s1"]
+    trail = {s["id"]: s for s in harness.trail(run.execution_id)["steps"]}
+    assert trail["s2"]["status"] == "unknown"  # it may have changed something: say so
+    assert trail["s1"]["status"] == "rolled_back"

@@ -78,6 +78,9 @@ async def slack_stack(
     slack: FakeSlack,
 ) -> AsyncIterator[SlackStack]:
     settings = settings.replace(
+        # Only explicit triggers attach here; anything else found is a suggestion.
+        match_attach=0.99,
+        match_suggest=0.05,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SECRET,
         slack_channel=CHANNEL,
@@ -338,3 +341,54 @@ async def test_messages_are_routed_and_escalations_reach_the_next_responders(
     assert opened[0]["users"] == ANA
     dms = [m for m in slack_stack.slack.messages.values() if m["channel"].startswith("D")]
     assert dms and "L2 web" in dms[0]["text"]
+
+
+async def test_a_suggested_runbook_is_picked_from_slack(
+    slack_stack: SlackStack, tmp_path: Path
+) -> None:
+    marker = tmp_path / "restarted"
+    content = (
+        "# Checkout API latency is high\n\n"
+        "The checkout API answers slowly; customers time out at payment.\n\n"
+        f"1. Restart the checkout API workers: `touch {marker}`\n"
+    )
+    added = await slack_stack.http.post(
+        "/runbooks", json={"content": content}, headers=slack_stack.api()
+    )
+    runbook_id = added.json()["id"]
+    fired = await slack_stack.http.post(
+        "/webhooks/generic",
+        json={"title": "Checkout API latency high", "service": "checkout", "dedup_key": "lat-1"},
+        headers=slack_stack.hook(),
+    )
+    [outcome] = fired.json()["alerts"]
+    assert outcome["status"] == "suggested", outcome
+
+    picks = await message_where(slack_stack, lambda m: "ddoc_pick_runbook_1" in buttons(m))
+    value = json.loads(buttons(picks)["ddoc_pick_runbook_1"])
+    assert (value["r"], value["i"]) == (runbook_id, outcome["incident_id"])
+    assert (
+        await click(slack_stack, ANA, "ddoc_pick_runbook_1", buttons(picks)["ddoc_pick_runbook_1"])
+        == 200
+    )
+
+    # The execution starts for the incident's alert, with its own message; the incident's
+    # message says what was picked, without buttons.
+    execution = await message_where(slack_stack, lambda m: "ddoc_approve_s1" in buttons(m))
+    assert execution["ts"] != picks["ts"]
+    closed = await message_where(
+        slack_stack, lambda m: m["ts"] == picks["ts"] and "picked" in m["text"]
+    )
+    assert buttons(closed) == {}
+    incident = (
+        await slack_stack.http.get(
+            f"/incidents/{outcome['incident_id']}", headers=slack_stack.api()
+        )
+    ).json()
+    assert incident["runbook_id"] == runbook_id and incident["execution_id"]
+    again = await slack_stack.http.post(
+        f"/incidents/{outcome['incident_id']}/runbook",
+        json={"runbook_id": runbook_id},
+        headers=slack_stack.api(),
+    )
+    assert again.status_code == 409 and "already runs" in again.json()["detail"]

@@ -167,7 +167,11 @@ class RunbookExecutionWorkflow:
         try:
             await self._walk()
             await self._finish()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ActivityError) as err:
+            # A cancellation that lands while a trail write is in flight surfaces as that
+            # activity's cancellation; anything else is a real failure.
+            if isinstance(err, ActivityError) and workflow.cancellation_reason() is None:
+                raise
             # Cancellation must not skip the compensations: they run (gated as always) in their
             # own task, shielded from further cancel requests; then the workflow ends cancelled.
             watcher.cancel()
@@ -176,7 +180,7 @@ class RunbookExecutionWorkflow:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.shield(cleanup)
             cleanup.result()
-            raise
+            raise asyncio.CancelledError() from None
         # An incident still firing keeps the execution open until it resolves or its timer
         # escalates ("L1 runbook didn't fix it").
         await watcher
@@ -456,6 +460,8 @@ class RunbookExecutionWorkflow:
                     self._failed = state.step_id
                     return
                 if isinstance(cause, CancelledError):
+                    if workflow.cancellation_reason() is not None:
+                        raise  # the whole workflow is cancelled: run() undoes what ran
                     await self._stopped_while_running(state, read_only)
                     return
                 if read_only:
@@ -856,6 +862,8 @@ class RunbookExecutionWorkflow:
                     retry_policy=timeouts.ESCALATION_RETRY,
                 )
             except ActivityError as err:
+                if workflow.cancellation_reason() is not None:
+                    raise  # the workflow is being cancelled: not a paging problem
                 # A page that cannot be sent must not end the execution: it stays visible.
                 result = EscalationResult(paged=False, detail=f"page failed: {err.cause or err}")
                 await self._event("escalation_failed", step_id, {"level": level, **vars(result)})

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+from sqlmodel import Session
 
-from api.deps import PrincipalDep, SessionDep
-from ddoc import incidents
+from api.deps import AppState, PrincipalDep, SessionDep, StateDep
+from ddoc import executions, incidents, intake
+from ddoc.contracts import ExecutionInput
+from ddoc.tenancy import Role
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
@@ -33,3 +38,53 @@ def list_incidents(
 @router.get("/{incident_id}", summary="An incident with its alerts, keys and match")
 def get_incident(incident_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     return incidents.view(session, tenant_id=principal.tenant_id, incident_id=incident_id)
+
+
+class PickIn(BaseModel):
+    runbook_id: str = Field(max_length=100)
+
+
+@router.post(
+    "/{incident_id}/runbook",
+    status_code=201,
+    summary="Run this runbook for an incident that has none running (a suggestion, or any)",
+)
+async def pick_runbook(
+    incident_id: str, body: PickIn, principal: PrincipalDep, state: StateDep
+) -> dict[str, Any]:
+    if not principal.roles & {Role.RESPONDER, Role.APPROVER, Role.ADMIN}:
+        raise HTTPException(403, "starting a runbook needs the responder, approver or admin role")
+    return await pick(
+        state,
+        tenant_id=principal.tenant_id,
+        incident_id=incident_id,
+        runbook_id=body.runbook_id,
+        actor=principal.actor,
+    )
+
+
+async def pick(
+    state: AppState, *, tenant_id: str, incident_id: str, runbook_id: str, actor: str
+) -> dict[str, Any]:
+    """The API's and Slack's "run this runbook for the incident"."""
+
+    def create() -> ExecutionInput:
+        with Session(state.engine) as session:
+            try:
+                inp = intake.pick_runbook(
+                    session,
+                    settings=state.settings,
+                    tenant_id=tenant_id,
+                    incident_id=incident_id,
+                    runbook_id=runbook_id,
+                    actor=actor,
+                )
+            except intake.IncidentConflict as err:
+                raise HTTPException(409, str(err)) from None
+            session.commit()
+            return inp
+
+    inp = await asyncio.to_thread(create)
+    await intake.start_execution(state.temporal, inp, task_queue=state.settings.control_task_queue)
+    with Session(state.engine) as session:
+        return executions.view(session, tenant_id=tenant_id, execution_id=inp.execution_id)

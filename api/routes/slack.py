@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from api.deps import AppState, StateDep
 from api.routes.executions import start_by_hand
+from api.routes.incidents import pick
 from ddoc import executions, live
 from ddoc.alerts import GenericAlert, normalize_generic
 from ddoc.approvals import RefusalCode, refusal
@@ -75,7 +76,9 @@ async def interactions(request: Request, state: StateDep) -> Response:
             "Ask an admin to add you (`ddoc user add <your e-mail> --role responder`).",
         )
         return Response(status_code=200)
-    if action.decision == "edit" and action.command is None:
+    if action.decision == "pick":
+        message = await _pick(state, tenant_id, action, actor)
+    elif action.decision == "edit" and action.command is None:
         message = await _open_edit(state, web, tenant_id, action, actor)
     else:
         message = await _decide(state, tenant_id, action, actor)
@@ -89,6 +92,29 @@ async def interactions(request: Request, state: StateDep) -> Response:
             inbound.tell, web, channel=action.channel_id, user=action.slack_user_id, message=message
         )
     return Response(status_code=200)
+
+
+async def _pick(
+    state: AppState, tenant_id: str, action: inbound.ButtonAction, actor: Actor
+) -> str | None:
+    """Run the picked runbook for the incident (None), or say why not."""
+    if not set(actor.roles) & {"responder", "approver", "admin"}:
+        return "Not allowed: starting a runbook needs the responder, approver or admin role."
+    if not action.runbook_id or not action.incident_id:
+        return "Nothing done: the button names no runbook."
+    try:
+        await pick(
+            state,
+            tenant_id=tenant_id,
+            incident_id=action.incident_id,
+            runbook_id=action.runbook_id,
+            actor=actor.user_id,
+        )
+    except HTTPException as err:
+        return f"Not started: {err.detail}"
+    except LookupError as err:
+        return f"Not started: {err}"
+    return None
 
 
 async def _open_edit(

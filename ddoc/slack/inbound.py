@@ -47,6 +47,8 @@ class ButtonAction:
     response_url: str | None
     trigger_id: str | None = None
     command: str | None = None  # an edit submitted from the modal
+    runbook_id: str | None = None  # "pick this runbook"
+    incident_id: str | None = None
 
 
 def verify(session: Session, *, secret: str, body: bytes, headers: dict[str, str]) -> None:
@@ -115,6 +117,8 @@ def button_action(body: bytes) -> ButtonAction | None:
         channel_id=container.get("channel_id") or (payload.get("channel") or {}).get("id"),
         response_url=payload.get("response_url"),
         trigger_id=payload.get("trigger_id"),
+        runbook_id=value.get("r"),
+        incident_id=value.get("i"),
     )
 
 
