@@ -15,11 +15,9 @@ sync of this execution.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import Engine, text
 from sqlmodel import Session
@@ -29,7 +27,8 @@ from temporalio.exceptions import ApplicationError
 from ddoc import audit, executions, incidents, policy, runbooks, tenancy
 from ddoc.contracts import SlackSyncInput, SlackSyncResult
 from ddoc.runbook import ParsedRunbook
-from ddoc.slack import render
+from ddoc.slack import render, tenants
+from ddoc.slack.tenants import SlackConfig
 from ddoc.tables import Execution, Incident, SlackIncidentMessage, SlackMessage
 
 log = logging.getLogger(__name__)
@@ -53,33 +52,27 @@ SLACK_STATUS_KEY = "slack_status"
 _NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed")
 
 
-@dataclass(frozen=True)
-class SlackConfig:
-    """Slack for one tenant (today: the default tenant, from DDOC_SLACK_*)."""
-
-    tenant_id: str
-    bot_token: str
-    channel: str
-    api_url: str = "https://slack.com/api/"
-
-    def client(self) -> WebClient:
-        return WebClient(token=self.bot_token, base_url=self.api_url, timeout=10)
-
-
 class SlackActivities:
-    def __init__(self, engine: Engine, config: SlackConfig) -> None:
+    """`default` is the default tenant's Slack (from the environment); other tenants' come
+    from their settings (ddoc/slack/tenants.py)."""
+
+    def __init__(self, engine: Engine, default: SlackConfig | None) -> None:
         self._engine = engine
-        self._config = config
+        self._default = default
 
     @activity.defn(name="ddoc.slack_sync")
     def sync(self, request: SlackSyncInput) -> SlackSyncResult:
         if request.incident_id is not None:
             return self._sync_incident(request.incident_id)
-        config = self._config
         with Session(self._engine) as session:
             execution = session.get(Execution, request.execution_id)
-            if execution is None or execution.tenant_id != config.tenant_id:
-                return SlackSyncResult(finished=True)  # not ours to post
+            config = (
+                tenants.for_tenant(session, execution.tenant_id, self._default)
+                if execution
+                else None
+            )
+            if execution is None or config is None:
+                return SlackSyncResult(finished=True)  # no Slack for this tenant
             view = executions.view(
                 session, tenant_id=execution.tenant_id, execution_id=execution.id
             )
@@ -105,7 +98,7 @@ class SlackActivities:
             if message is None:
                 channel = route(tenant_settings, incident, default=config.channel)
                 answer = web.chat_postMessage(channel=channel, text=text, blocks=blocks)
-                message = self._remember(view, str(answer["channel"]), str(answer["ts"]))
+                message = self._remember(config, view, str(answer["channel"]), str(answer["ts"]))
             else:
                 web.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
             for step in view["steps"]:
@@ -130,8 +123,8 @@ class SlackActivities:
                             web.chat_postMessage(channel=dm["channel"]["id"], text=notice)
                 self._synced(message.execution_id, event["id"])
         except SlackApiError as err:
-            raise self._classified(err) from None
-        self._clear_status()
+            raise self._classified(config, err) from None
+        self._clear_status(config)
         finished = view["status"] in {s.value for s in executions.TERMINAL_STATUSES}
         return SlackSyncResult(finished=finished)
 
@@ -139,10 +132,12 @@ class SlackActivities:
         """An incident with suggestions or no runbook: a message offering the suggestions
         ("pick this runbook"); once one is picked, the message says so and the execution's own
         message takes over."""
-        config = self._config
         with Session(self._engine) as session:
             incident = session.get(Incident, incident_id)
-            if incident is None or incident.tenant_id != config.tenant_id:
+            config = (
+                tenants.for_tenant(session, incident.tenant_id, self._default) if incident else None
+            )
+            if incident is None or config is None:
                 return SlackSyncResult(finished=True)
             view = incidents.view(session, tenant_id=incident.tenant_id, incident_id=incident_id)
             message = session.get(SlackIncidentMessage, incident_id)
@@ -171,13 +166,15 @@ class SlackActivities:
             else:
                 web.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
         except SlackApiError as err:
-            raise self._classified(err) from None
+            raise self._classified(config, err) from None
         return SlackSyncResult(finished=bool(picked) or view.get("status") != "open")
 
-    def _remember(self, view: dict[str, Any], channel: str, ts: str) -> SlackMessage:
+    def _remember(
+        self, config: SlackConfig, view: dict[str, Any], channel: str, ts: str
+    ) -> SlackMessage:
         with Session(self._engine) as session:
             message = SlackMessage(
-                execution_id=view["id"], tenant_id=self._config.tenant_id, channel=channel, ts=ts
+                execution_id=view["id"], tenant_id=config.tenant_id, channel=channel, ts=ts
             )
             session.add(message)
             session.commit()
@@ -202,7 +199,7 @@ class SlackActivities:
             session.add(message)
             session.commit()
 
-    def _classified(self, err: SlackApiError) -> Exception:
+    def _classified(self, config: SlackConfig, err: SlackApiError) -> Exception:
         response = err.response
         code = response.get("error") if isinstance(response.data, dict) else None
         if response.status_code == 429:
@@ -214,7 +211,7 @@ class SlackActivities:
                 next_retry_delay=timedelta(seconds=wait),
             )
         if code in CONFIG_ERRORS:
-            self._record_status(str(code))
+            self._record_status(config, str(code))
             return ApplicationError(
                 f"Slack refused: {code} (the tenant's admin must fix the Slack set-up)",
                 type="SlackConfig",
@@ -222,31 +219,31 @@ class SlackActivities:
             )
         return ApplicationError(f"Slack error: {code or response.status_code}", type="SlackError")
 
-    def _record_status(self, code: str) -> None:
-        log.error("Slack set-up of tenant %s is broken: %s", self._config.tenant_id, code)
+    def _record_status(self, config: SlackConfig, code: str) -> None:
+        log.error("Slack set-up of tenant %s is broken: %s", config.tenant_id, code)
         with Session(self._engine) as session:
             tenancy.update_settings(
                 session,
-                tenant_id=self._config.tenant_id,
+                tenant_id=config.tenant_id,
                 changes={SLACK_STATUS_KEY: {"error": code, "at": datetime.now(UTC).isoformat()}},
                 actor="slack",
             )
             audit.append(
                 session,
-                tenant_id=self._config.tenant_id,
+                tenant_id=config.tenant_id,
                 actor="slack",
                 action="slack.misconfigured",
-                subject=self._config.channel,
+                subject=config.channel,
                 data={"error": code},
             )
             session.commit()
 
-    def _clear_status(self) -> None:
+    def _clear_status(self, config: SlackConfig) -> None:
         with Session(self._engine) as session:
-            if tenancy.settings(session, self._config.tenant_id).get(SLACK_STATUS_KEY):
+            if tenancy.settings(session, config.tenant_id).get(SLACK_STATUS_KEY):
                 tenancy.update_settings(
                     session,
-                    tenant_id=self._config.tenant_id,
+                    tenant_id=config.tenant_id,
                     changes={SLACK_STATUS_KEY: None},
                     actor="slack",
                 )

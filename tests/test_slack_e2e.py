@@ -22,10 +22,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
-from activities.slack import SlackConfig
 from agent_worker.main import build_agent
 from ddoc import users
 from ddoc.settings import Settings
+from ddoc.slack.tenants import SlackConfig
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Credentials, eventually, serve_api
 from tests.fakes.slack import FakeSlack, block_actions_payload, interaction_body, signed_headers

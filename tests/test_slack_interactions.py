@@ -7,6 +7,7 @@ chat.postEphemeral); executions are real workflows on the dev server with a real
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from sqlmodel import Session
 from ddoc import tenancy, users
 from ddoc.settings import Settings
 from ddoc.slack.inbound import button_value
+from ddoc.slack.tenants import SlackConfig, configured
 from tests.conftest import Stack, eventually
 from tests.fakes.slack import (
     FakeSlack,
@@ -315,3 +317,101 @@ async def test_edit_opens_a_modal_and_the_edit_is_reclassified(
     assert told and "own edit" in told[-1]
     assert await signals(stack, execution_id) == signalled
     assert victim.exists()
+
+
+async def test_each_tenant_answers_for_its_own_workspace(
+    stack: Stack, engine: Engine, slack: FakeSlack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DDOC_TEST_SLACK_TOKEN_B", "xoxb-test")
+    monkeypatch.setenv("DDOC_TEST_SLACK_SECRET_B", "tenant-b-signing-secret")
+    other, key = f"{stack.settings.tenant}b", f"ddoc_test_b_{uuid.uuid4().hex}"
+    tenancy.bootstrap(engine, tenant_id=other, api_key=key)
+    headers = {"Authorization": f"Bearer {key}"}
+    slack_settings = {
+        "team_id": "T0BBB",
+        "channel": "C0BBB",
+        "bot_token_env": "DDOC_TEST_SLACK_TOKEN_B",
+        "signing_secret_env": "DDOC_TEST_SLACK_SECRET_B",
+    }
+    stored = await stack.http.patch("/settings", json={"slack": slack_settings}, headers=headers)
+    assert stored.status_code == 200, stored.text
+    leaked = await stack.http.patch(
+        "/settings",
+        json={"slack": {**slack_settings, "bot_token_env": "xoxb-raw-token"}},
+        headers=headers,
+    )
+    assert leaked.status_code == 422  # a secret itself is refused: only a variable's name
+    with Session(engine) as session:
+        users.add(
+            session,
+            tenant_id=other,
+            email="bo@example.com",
+            display_name="Bo",
+            roles=["approver"],
+            slack_user_id="U0BO000001",
+            actor="test",
+        )
+        session.commit()
+    content = f"# Restart B\n\n1. Restart it: `touch {tmp_path / 'b-restarted'}`\n"
+    runbook = await stack.http.post("/runbooks", json={"content": content}, headers=headers)
+    started = await stack.http.post(
+        "/executions", json={"runbook_id": runbook.json()["id"]}, headers=headers
+    )
+    execution_id = started.json()["id"]
+
+    async def status(wanted: str) -> bool:
+        body = (await stack.http.get(f"/executions/{execution_id}", headers=headers)).json()
+        return bool(body["status"] == wanted)
+
+    await eventually(lambda: status("awaiting_human"))
+    value = button_value(execution_id, "s1", "approve")
+    payload = block_actions_payload(
+        user_id="U0BO000001", team_id="T0BBB", action_id="ddoc_approve_s1", value=value
+    )
+    body = interaction_body(payload)
+    wrong = await stack.http.post(
+        "/slack/interactions", content=body, headers=signed_headers(SECRET, body)
+    )
+    assert wrong.status_code == 401  # the default tenant's secret does not sign for team B
+    right = await stack.http.post(
+        "/slack/interactions",
+        content=body,
+        headers=signed_headers("tenant-b-signing-secret", body),
+    )
+    assert right.status_code == 200
+
+    async def approved() -> list[dict[str, Any]] | None:
+        body = (await stack.http.get(f"/executions/{execution_id}", headers=headers)).json()
+        decisions: list[dict[str, Any]] = body["steps"][0]["decisions"]
+        return decisions or None
+
+    # (No agent serves tenant B here: the approval is what this test is about.)
+    [decision] = await eventually(approved)
+    assert (decision["display_name"], decision["source"], decision["accepted"]) == (
+        "Bo",
+        "slack",
+        True,
+    )
+
+
+def test_which_slack_a_tenant_uses() -> None:
+    default = SlackConfig(tenant_id="acme", bot_token="xoxb-d", channel="C0D", signing_secret="s")
+    own = {
+        "slack": {
+            "team_id": "T0B",
+            "channel": "C0B",
+            "bot_token_env": "TOKEN_B",
+            "signing_secret_env": "SECRET_B",
+        }
+    }
+    env = {"TOKEN_B": "xoxb-b", "SECRET_B": "secret-b"}
+    b = configured("beta", own, default, env)
+    assert b is not None and (b.bot_token, b.channel, b.signing_secret, b.team_id) == (
+        "xoxb-b",
+        "C0B",
+        "secret-b",
+        "T0B",
+    )
+    assert configured("beta", own, default, {}) is None  # its variable is not set: no Slack
+    assert configured("acme", {}, default, env) is default
+    assert configured("gamma", {}, default, env) is None  # never another tenant's workspace

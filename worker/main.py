@@ -15,12 +15,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.control import ControlActivities
-from activities.slack import SlackActivities, SlackConfig
+from activities.slack import SlackActivities
 from activities.store import ExecutionStore
 from ddoc import db
 from ddoc import temporal as temporal_conn
 from ddoc.paging import PagerDutyEvents
 from ddoc.settings import Settings
+from ddoc.slack.tenants import SlackConfig, default_config
 from worker.notifier import SlackNotifier
 from workflows.execution import RunbookExecutionWorkflow
 from workflows.slack_sync import SlackSyncWorkflow
@@ -51,8 +52,8 @@ def build_worker(
         control.classify,
         control.escalate,
     ]
-    if slack is not None:
-        activities.append(SlackActivities(engine, slack).sync)
+    # Every tenant may have its own Slack (settings); `slack` is the default tenant's.
+    activities.append(SlackActivities(engine, slack).sync)
     return Worker(
         client,
         task_queue=task_queue,
@@ -63,18 +64,6 @@ def build_worker(
         # Database writes finish in milliseconds: let in-flight ones complete on shutdown
         # rather than interrupting a transaction.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-    )
-
-
-def slack_config(settings: Settings) -> SlackConfig | None:
-    """Slack for the default tenant, when its bot token and channel are set."""
-    if not (settings.slack_bot_token and settings.slack_channel):
-        return None
-    return SlackConfig(
-        tenant_id=settings.tenant,
-        bot_token=settings.slack_bot_token,
-        channel=settings.slack_channel,
-        api_url=settings.slack_api_url,
     )
 
 
@@ -89,7 +78,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         log.info("registered search attributes: %s", ", ".join(added))
     try:
         with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
-            slack = slack_config(settings)
+            slack = default_config(settings)
             worker = build_worker(
                 client,
                 engine,
@@ -100,17 +89,13 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             )
             async with worker:
                 log.info("control-plane worker polling %s", settings.control_task_queue)
-                if slack is None:
-                    await stop.wait()
-                else:
-                    notifier = SlackNotifier(
-                        client,
-                        engine,
-                        slack,
-                        database_url=settings.require_database_url(),
-                        task_queue=settings.control_task_queue,
-                    )
-                    log.info("posting executions to Slack channel %s", slack.channel)
-                    await notifier.run(stop)
+                notifier = SlackNotifier(
+                    client,
+                    engine,
+                    slack,
+                    database_url=settings.require_database_url(),
+                    task_queue=settings.control_task_queue,
+                )
+                await notifier.run(stop)
     finally:
         engine.dispose()

@@ -13,18 +13,22 @@ import logging
 from datetime import timedelta
 
 import psycopg
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlmodel import Session
 from temporalio.client import Client
 
-from activities.slack import SlackConfig, pending_executions
+from activities.slack import pending_executions
 from ddoc.contracts import SlackSyncInput
 from ddoc.executions import EVENTS_CHANNEL
 from ddoc.intake import INCIDENTS_CHANNEL
+from ddoc.slack import tenants
+from ddoc.slack.tenants import SlackConfig
 from workflows.slack_sync import SlackSyncWorkflow
 
 log = logging.getLogger(__name__)
 
 CATCH_UP = timedelta(days=1)
+TENANTS_TTL_SECONDS = 30  # a tenant's new Slack settings are picked up this soon
 
 
 class SlackNotifier:
@@ -32,14 +36,16 @@ class SlackNotifier:
         self,
         client: Client,
         engine: Engine,
-        config: SlackConfig,
+        default: SlackConfig | None,
         *,
         database_url: str,
         task_queue: str,
     ) -> None:
         self._client = client
         self._engine = engine
-        self._config = config
+        self._default = default
+        self._slack_tenants: set[str] = set()
+        self._checked_at = -1e9
         self._database_url = database_url
         self._task_queue = task_queue
 
@@ -49,10 +55,12 @@ class SlackNotifier:
         ) as conn:
             await conn.execute(f"LISTEN {EVENTS_CHANNEL}")
             await conn.execute(f"LISTEN {INCIDENTS_CHANNEL}")
-            for execution_id in await asyncio.to_thread(
-                pending_executions, self._engine, self._config.tenant_id, CATCH_UP
-            ):
-                await self.poke(execution_id)
+            await self._refresh_tenants()
+            for tenant_id in sorted(self._slack_tenants):
+                for execution_id in await asyncio.to_thread(
+                    pending_executions, self._engine, tenant_id, CATCH_UP
+                ):
+                    await self.poke(execution_id)
             listening = asyncio.create_task(self._listen(conn))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({listening, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -63,10 +71,36 @@ class SlackNotifier:
 
     async def _listen(self, conn: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
         async for notice in conn.notifies():
-            if notice.channel == INCIDENTS_CHANNEL:
+            table = "incidents" if notice.channel == INCIDENTS_CHANNEL else "executions"
+            if not await self._uses_slack(table, notice.payload):
+                continue  # most tenants may have no Slack: no work for them
+            if table == "incidents":
                 await self.poke_incident(notice.payload)
             else:
                 await self.poke(notice.payload)
+
+    async def _refresh_tenants(self) -> None:
+        def query() -> set[str]:
+            with Session(self._engine) as session:
+                return set(tenants.tenants_with_slack(session, self._default))
+
+        self._slack_tenants = await asyncio.to_thread(query)
+        self._checked_at = asyncio.get_running_loop().time()
+
+    async def _uses_slack(self, table: str, row_id: str) -> bool:
+        if asyncio.get_running_loop().time() - self._checked_at > TENANTS_TTL_SECONDS:
+            await self._refresh_tenants()
+        if not self._slack_tenants:
+            return False
+
+        def tenant() -> str | None:
+            with Session(self._engine) as session:
+                found = session.execute(
+                    text(f"SELECT tenant_id FROM {table} WHERE id = :id"), {"id": row_id}
+                ).first()
+                return str(found[0]) if found else None
+
+        return await asyncio.to_thread(tenant) in self._slack_tenants
 
     async def poke(self, execution_id: str) -> None:
         try:

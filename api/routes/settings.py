@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from api.deps import PrincipalDep, SessionDep
 from ddoc import policy, tenancy
 from ddoc.risk import RiskRulesError, load_tenant_rules
+from ddoc.slack import tenants
 from ddoc.tenancy import Principal, Role
 
 router = APIRouter(prefix="/settings", tags=["settings"])
@@ -23,6 +24,11 @@ class SettingsIn(BaseModel):
     )
     grafana_signing_secret: str | None = Field(
         default=None, description="The HMAC secret of the Grafana webhook contact point"
+    )
+    slack: dict[str, str] | None = Field(
+        default=None,
+        description='This tenant\'s Slack workspace: {"team_id", "channel", "bot_token_env", '
+        '"signing_secret_env"}; the secrets are named environment variables, never stored',
     )
     slack_channels: dict[str, dict[str, str]] | None = Field(
         default=None,
@@ -105,6 +111,12 @@ def patch_settings(
 ) -> dict[str, Any]:
     _require_admin(principal)
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
+    slack = changes.get("slack")
+    if isinstance(slack, dict):
+        try:
+            tenants.validate(slack)
+        except tenants.SlackSettingsError as err:
+            raise HTTPException(422, f"invalid slack: {err}") from None
     routing = changes.get("slack_channels")
     if isinstance(routing, dict) and set(routing) - {"by_service", "by_severity"}:
         raise HTTPException(422, "slack_channels takes by_service and by_severity only")

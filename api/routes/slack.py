@@ -22,7 +22,8 @@ from ddoc import executions, live
 from ddoc.alerts import GenericAlert, normalize_generic
 from ddoc.approvals import RefusalCode, refusal
 from ddoc.contracts import Actor, Decision, DecisionKind, ExecutionMode, ExecutionStatus
-from ddoc.slack import inbound, render
+from ddoc.slack import inbound, render, tenants
+from ddoc.slack.tenants import SlackConfig
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/slack", tags=["slack"])
@@ -31,40 +32,58 @@ router = APIRouter(prefix="/slack", tags=["slack"])
 SLACK_CALL_TIMEOUT_SECONDS = 2
 
 
-def web_client(state: AppState) -> WebClient | None:
-    settings = state.settings
-    if not settings.slack_bot_token:
+def web_client(config: SlackConfig) -> WebClient | None:
+    if not config.bot_token:
         return None
     return WebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        timeout=SLACK_CALL_TIMEOUT_SECONDS,
+        token=config.bot_token, base_url=config.api_url, timeout=SLACK_CALL_TIMEOUT_SECONDS
     )
 
 
-async def _verified_body(request: Request, state: AppState) -> bytes:
+def _default_config(state: AppState) -> SlackConfig | None:
+    settings = state.settings
+    if not settings.slack_signing_secret:
+        return None
+    return SlackConfig(
+        tenant_id=settings.tenant,
+        bot_token=settings.slack_bot_token or "",
+        channel=settings.slack_channel or "",
+        api_url=settings.slack_api_url,
+        signing_secret=settings.slack_signing_secret,
+    )
+
+
+async def _verified_body(request: Request, state: AppState) -> tuple[bytes, SlackConfig]:
+    """The body, once proven to come from Slack, and the Slack set-up of the tenant that owns
+    the workspace (found by the team id before verifying; nothing is acted upon before)."""
     body = await request.body()
-    secret = state.settings.slack_signing_secret
-    if not secret:
-        raise HTTPException(404, "Slack is not configured (DDOC_SLACK_SIGNING_SECRET)")
+    team = inbound.team_of(body)
+    config = await asyncio.to_thread(_config_for_team, state, team)
+    if config is None or not config.signing_secret:
+        raise HTTPException(404, "Slack is not configured for this workspace")
     headers = {k.lower(): v for k, v in request.headers.items()}
     try:
-        await asyncio.to_thread(_verify, state, secret, body, headers)
+        await asyncio.to_thread(_verify, state, config.signing_secret, body, headers)
     except inbound.SlackRequestRejected as err:
         log.warning("Slack request refused: %s", err)
         raise HTTPException(401, f"not a valid Slack request: {err}") from None
-    return body
+    return body, config
+
+
+def _config_for_team(state: AppState, team: str | None) -> SlackConfig | None:
+    with Session(state.engine) as session:
+        return tenants.for_team(session, team, _default_config(state))
 
 
 @router.post("/interactions", summary="Slack interactivity (button clicks); signed by Slack")
 async def interactions(request: Request, state: StateDep) -> Response:
     """Buttons (`block_actions`) and the edit modal's submission (`view_submission`)."""
-    body = await _verified_body(request, state)
+    body, config = await _verified_body(request, state)
     action = inbound.button_action(body)
     if action is None:
         return Response(status_code=200)
-    tenant_id = state.settings.tenant
-    web = web_client(state)
+    tenant_id = config.tenant_id
+    web = web_client(config)
     actor = await asyncio.to_thread(_responder, state, web, tenant_id, action.slack_user_id)
     if actor is None:
         await asyncio.to_thread(
@@ -208,14 +227,14 @@ HELP = (
 
 @router.post("/commands", summary="The /ddoc slash command; signed by Slack")
 async def commands(request: Request, state: StateDep) -> dict[str, Any]:
-    body = await _verified_body(request, state)
+    body, config = await _verified_body(request, state)
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", errors="replace")).items()}
     words = (fields.get("text") or "").split()
     verb, args = (words[0].lower(), words[1:]) if words else ("help", [])
-    tenant_id = state.settings.tenant
+    tenant_id = config.tenant_id
     if verb == "help":
         return _ephemeral(HELP)
-    web = web_client(state)
+    web = web_client(config)
     actor = await asyncio.to_thread(_responder, state, web, tenant_id, fields.get("user_id", ""))
     if actor is None:
         return _ephemeral(

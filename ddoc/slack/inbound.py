@@ -175,6 +175,21 @@ def edit_modal(action: ButtonAction, current_command: str) -> dict[str, Any]:
     }
 
 
+def team_of(body: bytes) -> str | None:
+    """The Slack workspace (team id) a request claims to come from, read before verification
+    only to pick the signing secret to verify it with."""
+    fields = parse_qs(body.decode("utf-8", errors="replace"))
+    if "payload" in fields:
+        try:
+            payload: dict[str, Any] = json.loads(fields["payload"][0])
+        except json.JSONDecodeError:
+            return None
+        team = (payload.get("team") or {}).get("id") or (payload.get("user") or {}).get("team_id")
+        return str(team) if team else None
+    team_ids = fields.get("team_id")
+    return team_ids[0] if team_ids else None
+
+
 def button_value(execution_id: str, step_id: str | None, decision: str, **extra: str) -> str:
     """What a button carries (Slack allows 2,000 characters)."""
     value: dict[str, str] = {"e": execution_id, "d": decision, **extra}
