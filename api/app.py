@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
+from api.routes import audit as audit_routes
 from api.routes import executions, health, incidents, runbooks, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         settings_routes.router,
         users_routes.router,
         slack_routes.router,
+        audit_routes.router,
     ):
         app.include_router(router)
     _add_error_handlers(app)

@@ -62,12 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_cmd_migrate)
 
-    from ddoc import cli_alerts, cli_exec, cli_runbooks, cli_users
+    from ddoc import cli_alerts, cli_audit, cli_exec, cli_runbooks, cli_users
 
     cli_runbooks.add_parser(sub)
     cli_alerts.add_parsers(sub)
     cli_exec.add_parser(sub)
     cli_users.add_parser(sub)
+    cli_audit.add_parser(sub)
     return parser
 
 

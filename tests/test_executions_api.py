@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ddoc import tenancy
+from ddoc import audit, tenancy
 from ddoc.settings import Settings, TemporalSettings
 from tests.conftest import Stack, eventually, free_port, serve_api
 
@@ -106,6 +106,10 @@ async def test_start_by_hand_with_variables_and_decide(
     kinds = [e["type"] for e in events]
     assert kinds[0] == "execution.started" and kinds[-1] == "execution.succeeded"
     assert "step.awaiting_approval" in kinds
+    # Everything above went to the audit trail, and the chain holds.
+    with Session(engine) as session:
+        checked = audit.verify(session, tenant_id=stack.settings.tenant)
+    assert checked.ok and checked.checked > 5, checked
 
 
 async def test_abort_and_every_mode_by_hand(stack: Stack, tmp_path: Path) -> None:

@@ -1,0 +1,59 @@
+"""The audit trail out: an export for auditors (admin role)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import StreamingResponse
+from sqlmodel import Session
+
+from api.deps import PrincipalDep, StateDep
+from ddoc import audit
+from ddoc.tenancy import Role
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+CSV_FIELDS = ("tenant_id", "seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
+
+
+@router.get("/export", summary="The audit events of a time range, as JSON Lines or CSV (admin)")
+def export(
+    principal: PrincipalDep,
+    state: StateDep,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    format: Literal["jsonl", "csv"] = "jsonl",
+) -> StreamingResponse:
+    if Role.ADMIN not in principal.roles:
+        raise HTTPException(403, "exporting the audit trail needs the admin role")
+    if since and until and since >= until:
+        raise HTTPException(422, "since must be before until")
+
+    def rows() -> Iterator[str]:
+        with Session(state.engine) as session:
+            events = audit.export(session, tenant_id=principal.tenant_id, since=since, until=until)
+            if format == "jsonl":
+                for event in events:
+                    yield json.dumps(event, sort_keys=True, default=str) + "\n"
+                return
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            for event in events:
+                writer.writerow({**event, "data": json.dumps(event["data"], sort_keys=True)})
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+            yield buffer.getvalue()
+
+    media = "application/x-ndjson" if format == "jsonl" else "text/csv"
+    name = f"audit-{principal.tenant_id}.{format}"
+    return StreamingResponse(
+        rows(), media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
