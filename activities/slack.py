@@ -71,7 +71,7 @@ class SlackActivities:
                 if execution
                 else None
             )
-            if execution is None or config is None:
+            if execution is None or config is None or not config.can_post:
                 return SlackSyncResult(finished=True)  # no Slack for this tenant
             view = executions.view(
                 session, tenant_id=execution.tenant_id, execution_id=execution.id
@@ -137,7 +137,7 @@ class SlackActivities:
             config = (
                 tenants.for_tenant(session, incident.tenant_id, self._default) if incident else None
             )
-            if incident is None or config is None:
+            if incident is None or config is None or not config.can_post:
                 return SlackSyncResult(finished=True)
             view = incidents.view(session, tenant_id=incident.tenant_id, incident_id=incident_id)
             message = session.get(SlackIncidentMessage, incident_id)

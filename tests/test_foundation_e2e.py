@@ -43,16 +43,19 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     assert runbook["title"] == "Checkout pod crash-looping"
     assert runbook["source_path"] == "k8s/crashloop.md"
 
-    body = alertmanager_v4(
-        am_alert(
+    def crashloop(status: str = "firing") -> dict[str, Any]:
+        alert = am_alert(
             "KubePodCrashLooping",
             fingerprint="a1b2c3d4e5f60718",
             namespace="shop",
             pod="checkout-7d9f-x2v",
             severity="critical",
             service="checkout",
+            status=status,
         )
-    )
+        return dict(alertmanager_v4(alert, status=status))
+
+    body = crashloop()
     first = await stack.http.post(
         "/webhooks/alertmanager", json=body, headers=stack.webhook_headers()
     )
@@ -110,20 +113,8 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     )
     assert skipped.status_code == 202, skipped.text
     # The incident resolves: the execution, already succeeded, closes.
-    resolved = alertmanager_v4(
-        am_alert(
-            "KubePodCrashLooping",
-            fingerprint="a1b2c3d4e5f60718",
-            namespace="shop",
-            pod="checkout-7d9f-x2v",
-            severity="critical",
-            service="checkout",
-            status="resolved",
-        ),
-        status="resolved",
-    )
     closed = await stack.http.post(
-        "/webhooks/alertmanager", json=resolved, headers=stack.webhook_headers()
+        "/webhooks/alertmanager", json=crashloop("resolved"), headers=stack.webhook_headers()
     )
     assert closed.status_code == 202, closed.text
     execution = await execution_when_done(stack, execution_id)

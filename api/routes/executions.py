@@ -233,15 +233,8 @@ async def rollback(
     body: StopIn | None = None,
     x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    comment = body.comment if body else None
-    source = "cli" if x_ddoc_client == "cli" else "api"
-    return await _decide(
-        state,
-        principal,
-        execution_id,
-        DecisionIn(decision=DecisionKind.ROLLBACK, comment=comment),
-        source,
-    )
+    stop = StopIn(comment=body.comment if body else None, rollback=True)
+    return await abort(execution_id, principal, state, stop, x_ddoc_client)
 
 
 async def _decide(

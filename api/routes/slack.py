@@ -40,19 +40,6 @@ def web_client(config: SlackConfig) -> WebClient | None:
     )
 
 
-def _default_config(state: AppState) -> SlackConfig | None:
-    settings = state.settings
-    if not settings.slack_signing_secret:
-        return None
-    return SlackConfig(
-        tenant_id=settings.tenant,
-        bot_token=settings.slack_bot_token or "",
-        channel=settings.slack_channel or "",
-        api_url=settings.slack_api_url,
-        signing_secret=settings.slack_signing_secret,
-    )
-
-
 async def _verified_body(request: Request, state: AppState) -> tuple[bytes, SlackConfig]:
     """The body, once proven to come from Slack, and the Slack set-up of the tenant that owns
     the workspace (found by the team id before verifying; nothing is acted upon before)."""
@@ -72,7 +59,7 @@ async def _verified_body(request: Request, state: AppState) -> tuple[bytes, Slac
 
 def _config_for_team(state: AppState, team: str | None) -> SlackConfig | None:
     with Session(state.engine) as session:
-        return tenants.for_team(session, team, _default_config(state))
+        return tenants.for_team(session, team, tenants.default_config(state.settings))
 
 
 @router.post("/interactions", summary="Slack interactivity (button clicks); signed by Slack")
@@ -296,15 +283,20 @@ async def _run(state: AppState, tenant_id: str, actor: Actor, args: list[str]) -
     )
 
 
-def _status(state: AppState, tenant_id: str) -> str:
+def _open_executions(state: AppState, tenant_id: str) -> list[dict[str, Any]]:
+    """Executions not finished yet (the ones waiting for a human first), each in full."""
     with Session(state.engine) as session:
-        rows = [
+        return [
             executions.view(session, tenant_id=tenant_id, execution_id=e["id"])
             for status in ("awaiting_human", "stalled", "running")
             for e in executions.list_executions(
                 session, tenant_id=tenant_id, status=ExecutionStatus(status), limit=20
             )
         ]
+
+
+def _status(state: AppState, tenant_id: str) -> str:
+    rows = _open_executions(state, tenant_id)
     if not rows:
         return "No execution is running."
     lines = []
@@ -337,14 +329,7 @@ def _find(state: AppState, tenant_id: str, words: str) -> str:
 
 
 def _handoff(state: AppState, tenant_id: str) -> str:
-    with Session(state.engine) as session:
-        open_rows = [
-            executions.view(session, tenant_id=tenant_id, execution_id=e["id"])
-            for status in ("awaiting_human", "stalled", "running")
-            for e in executions.list_executions(
-                session, tenant_id=tenant_id, status=ExecutionStatus(status), limit=20
-            )
-        ]
+    open_rows = _open_executions(state, tenant_id)
     if not open_rows:
         return "Handoff: nothing is running."
     parts: list[str] = []

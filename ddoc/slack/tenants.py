@@ -42,18 +42,23 @@ class SlackConfig:
     signing_secret: str | None = None
     team_id: str | None = None
 
+    @property
+    def can_post(self) -> bool:
+        return bool(self.bot_token and self.channel)
+
     def client(self) -> WebClient:
         return WebClient(token=self.bot_token, base_url=self.api_url, timeout=10)
 
 
 def default_config(settings: Settings) -> SlackConfig | None:
-    """The default tenant's Slack, from DDOC_SLACK_* (bot token and channel needed)."""
-    if not (settings.slack_bot_token and settings.slack_channel):
+    """The default tenant's Slack, from DDOC_SLACK_*: the API needs the signing secret, the
+    worker the bot token and channel (`can_post`)."""
+    if not (settings.slack_bot_token or settings.slack_signing_secret):
         return None
     return SlackConfig(
         tenant_id=settings.tenant,
-        bot_token=settings.slack_bot_token,
-        channel=settings.slack_channel,
+        bot_token=settings.slack_bot_token or "",
+        channel=settings.slack_channel or "",
         api_url=settings.slack_api_url,
         signing_secret=settings.slack_signing_secret,
     )
@@ -125,6 +130,6 @@ def for_team(
 def tenants_with_slack(session: Session, default: SlackConfig | None) -> list[str]:
     rows = session.execute(text("SELECT id FROM tenants WHERE settings ? 'slack'")).all()
     found = [str(r[0]) for r in rows]
-    if default is not None and default.tenant_id not in found:
+    if default is not None and default.can_post and default.tenant_id not in found:
         found.append(default.tenant_id)
     return found
