@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,45 @@ def migrations() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+# The API's role may do anything to the product's rows except change the record: audit events
+# and runbook versions are insert-only for it (the append-only trigger also stops the owner).
+APP_ROLE = "ddoc_app"
+_INSERT_ONLY_TABLES = ("audit_events", "runbook_versions")
+_GRANTS = f"""
+GRANT USAGE ON SCHEMA public TO {APP_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {APP_ROLE};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE};
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON schema_migrations FROM {APP_ROLE};
+REVOKE UPDATE, DELETE, TRUNCATE ON {", ".join(_INSERT_ONLY_TABLES)} FROM {APP_ROLE};
+"""
+
+
+class MigrationsPending(RuntimeError):
+    pass
+
+
 def migrate(engine: Engine) -> list[int]:
-    """Apply pending migrations; returns the versions applied by this call."""
+    """Apply pending migrations; returns the versions applied by this call.
+
+    A role that cannot change the schema (the API's `ddoc_app` role) passes when nothing is
+    pending, and otherwise gets `MigrationsPending` naming what to run."""
     applied_now: list[int] = []
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        done: dict[int, str] = {}
+        if conn.execute(text("SELECT to_regclass('schema_migrations')")).scalar() is not None:
+            done = {
+                row.version: row.checksum
+                for row in conn.execute(text("SELECT version, checksum FROM schema_migrations"))
+            }
+        pending = [m for m in migrations() if m.version not in done]
+        if not _owns_schema(conn):
+            if pending:
+                raise MigrationsPending(
+                    f"{len(pending)} database migration(s) pending and this role cannot apply "
+                    "them: run `ddoc migrate` with DDOC_DATABASE_URL set to the owner's URL"
+                )
+            return []
         conn.execute(
             text(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -66,10 +100,6 @@ def migrate(engine: Engine) -> list[int]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
         )
-        done = {
-            row.version: row.checksum
-            for row in conn.execute(text("SELECT version, checksum FROM schema_migrations"))
-        }
         for migration in migrations():
             checksum = hashlib.sha256(migration.sql.encode()).hexdigest()
             if migration.version in done:
@@ -90,7 +120,29 @@ def migrate(engine: Engine) -> list[int]:
                 {"v": migration.version, "n": migration.name, "c": checksum},
             )
             applied_now.append(migration.version)
+        if conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": APP_ROLE}).first():
+            driver_conn = conn.connection.driver_connection
+            assert driver_conn is not None
+            driver_conn.execute(_GRANTS.encode())
     return applied_now
+
+
+def _owns_schema(conn: Connection) -> bool:
+    """Whether this role may change the schema: a superuser, or the owner of the tables (a
+    database no one has migrated yet counts as this role's to create)."""
+    row = conn.execute(
+        text(
+            "SELECT r.rolsuper, t.tableowner FROM pg_roles r"
+            " LEFT JOIN pg_tables t"
+            " ON t.schemaname = 'public' AND t.tablename = 'schema_migrations'"
+            " WHERE r.rolname = current_user"
+        )
+    ).one()
+    return bool(row.rolsuper) or row.tableowner is None or row.tableowner == _current(conn)
+
+
+def _current(conn: Connection) -> str:
+    return str(conn.execute(text("SELECT current_user")).scalar_one())
 
 
 def check(engine: Engine) -> None:

@@ -99,8 +99,16 @@ class EmbeddedPostgres:
         self._run_as: str | None = None
         self.socket_dir = self._socket_dir()
 
-    def url(self, database: str = "ddoc") -> str:
-        return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={PG_PORT}"
+    def url(self, database: str = "ddoc", user: str = "postgres") -> str:
+        return f"postgresql://{user}@/{database}?host={self.socket_dir}&port={PG_PORT}"
+
+    def ensure_login(self, name: str, *, member_of: str) -> None:
+        """A login role in `member_of` (local socket auth is trust: no password to keep)."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                conn.execute(f'CREATE ROLE "{name}" LOGIN IN ROLE "{member_of}"')
 
     def start(self, *, timeout: float = 30) -> None:
         with warnings.catch_warnings():

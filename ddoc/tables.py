@@ -167,6 +167,7 @@ class ExecutionStep(SQLModel, table=True):
     decisions: list[dict[str, Any]] = _json(list)
     awaiting: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     edited_by: str | None = None
+    original_command: str | None = None
 
 
 class ExecutionEventRow(SQLModel, table=True):
@@ -230,6 +231,39 @@ class AuditEvent(SQLModel, table=True):
     data: dict[str, Any] = _json(dict)
     prev_hash: str
     hash: str
+
+
+class TrustChange(SQLModel, table=True):
+    __tablename__ = "trust_changes"
+    id: int | None = Field(default=None, primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    at: datetime = _now()
+    from_level: str
+    to_level: str
+    kind: str
+    reason: str
+    actor: str
+    execution_id: str | None = None
+    evidence: dict[str, Any] = _json(dict)
+
+
+class RunbookSuggestion(SQLModel, table=True):
+    __tablename__ = "runbook_suggestions"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    base_version: int
+    status: str
+    fingerprint: str
+    changes: list[dict[str, Any]] = _json(list)
+    content: str
+    diff: str
+    created_at: datetime = _now()
+    decided_at: datetime | None = _ts()
+    decided_by: str | None = None
+    decision_reason: str | None = None
+    accepted_version: int | None = None
 
 
 class WebhookDelivery(SQLModel, table=True):

@@ -30,6 +30,7 @@ from ddoc.embedded import (
 )
 from ddoc.settings import Settings
 
+API_DB_ROLE = "ddoc_api"  # the login role API and workers use on the embedded database
 CREDENTIALS_FILE = "credentials.env"
 _READY_TIMEOUT_SECONDS = 60.0
 
@@ -107,7 +108,8 @@ class Supervisor:
     def _start(self) -> None:
         _step("PostgreSQL 16 + pgvector", self._start_postgres)
         _step("Temporal dev server", self.temporal.start)
-        database_url = self.postgres.url()
+        # The API and workers run as a role that cannot change the audit trail (ddoc/db.py).
+        database_url = self.postgres.url(user=API_DB_ROLE)
         env = {
             **os.environ,
             "DDOC_DATABASE_URL": database_url,
@@ -130,6 +132,7 @@ class Supervisor:
         engine = db.make_engine(self.postgres.url(), pool_size=1, max_overflow=0)
         try:
             db.migrate(engine)
+            self.postgres.ensure_login(API_DB_ROLE, member_of=db.APP_ROLE)
             created = tenancy.bootstrap(
                 engine,
                 tenant_id=self.settings.tenant,

@@ -34,6 +34,7 @@ from ddoc import db, tenancy
 from ddoc import temporal as temporal_conn
 from ddoc.embedded import EmbeddedPostgres, bin_path
 from ddoc.settings import Settings, TemporalSettings
+from ddoc.up import API_DB_ROLE
 from worker.main import ACTIVITY_THREADS, build_worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostg
     engine = db.make_engine(server.url(TEMPLATE_DB), pool_size=1)
     db.migrate(engine)
     engine.dispose()
+    server.ensure_login(API_DB_ROLE, member_of=db.APP_ROLE)
     yield server
     server.stop()
 
@@ -70,6 +72,13 @@ def database_url(postgres: EmbeddedPostgres) -> Iterator[str]:
     yield postgres.url(name)
     with psycopg.connect(postgres.url("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def app_database_url(database_url: str) -> str:
+    """The test's database as the API and workers reach it: the `ddoc_app` role, which cannot
+    change audit events (`database_url` is the owner, for setup and tampering)."""
+    return database_url.replace("postgresql://postgres@", f"postgresql://{API_DB_ROLE}@", 1)
 
 
 @pytest.fixture
@@ -115,10 +124,10 @@ def tenant_id() -> str:
 
 
 @pytest.fixture
-def settings(database_url: str, temporal_env: WorkflowEnvironment, tenant_id: str) -> Settings:
+def settings(app_database_url: str, temporal_env: WorkflowEnvironment, tenant_id: str) -> Settings:
     config = temporal_env.client.service_client.config
     return Settings(
-        database_url=database_url,
+        database_url=app_database_url,
         temporal=TemporalSettings(
             address=config.target_host, namespace=temporal_env.client.namespace
         ),

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
 
-from ddoc import audit, tenancy
+from ddoc import audit, db, tenancy
 from tests.conftest import Stack
 
 
@@ -84,11 +85,35 @@ def test_a_reordering_is_named(engine: Engine, chain: str) -> None:
     assert result.broken_seq == 4 and "does not follow" in (result.reason or "")
 
 
-def test_the_api_role_cannot_change_audit_rows(engine: Engine, chain: str) -> None:
-    with pytest.raises(Exception, match="immutable"), engine.begin() as conn:
-        conn.execute(text(f"UPDATE audit_events SET actor = 'x' WHERE tenant_id = '{chain}'"))
-    with pytest.raises(Exception, match="immutable"), engine.begin() as conn:
-        conn.execute(text(f"DELETE FROM audit_events WHERE tenant_id = '{chain}'"))
+def test_the_api_role_cannot_change_audit_rows(
+    engine: Engine, chain: str, app_database_url: str
+) -> None:
+    """The role the API and workers connect as has no UPDATE or DELETE on the table (a grant
+    Postgres enforces), and even the owner is stopped by the append-only trigger."""
+    app = db.make_engine(app_database_url, pool_size=1)
+    try:
+        with app.begin() as conn:
+            assert conn.execute(text("SELECT current_user")).scalar() == "ddoc_api"
+            audit.append(
+                Session(bind=conn), tenant_id=chain, actor="api", action="probe", subject="s"
+            )  # it may append
+        for sql in (
+            f"UPDATE audit_events SET actor = 'x' WHERE tenant_id = '{chain}'",
+            f"DELETE FROM audit_events WHERE tenant_id = '{chain}'",
+            "TRUNCATE audit_events",
+            f"UPDATE runbook_versions SET content = 'x' WHERE tenant_id = '{chain}'",
+        ):
+            with pytest.raises(ProgrammingError, match="permission denied"), app.begin() as conn:
+                conn.execute(text(sql))
+    finally:
+        app.dispose()
+    for sql in (
+        f"UPDATE audit_events SET actor = 'x' WHERE tenant_id = '{chain}'",
+        f"DELETE FROM audit_events WHERE tenant_id = '{chain}'",
+    ):
+        with pytest.raises(Exception, match="immutable"), engine.begin() as conn:
+            conn.execute(text(sql))
+    assert verify(engine, chain).checked == 21
 
 
 async def test_verify_on_the_command_line(engine: Engine, chain: str, database_url: str) -> None:

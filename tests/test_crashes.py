@@ -84,7 +84,7 @@ def process_env(env: WorkflowEnvironment, database_url: str, harness: Harness) -
 async def test_a_killed_worker_is_restarted_and_the_execution_resumes(
     temporal_env: WorkflowEnvironment,
     engine: Engine,
-    database_url: str,
+    app_database_url: str,
     pagerduty: FakePagerDuty,
     tmp_path: Path,
 ) -> None:
@@ -92,7 +92,8 @@ async def test_a_killed_worker_is_restarted_and_the_execution_resumes(
     async with running(
         temporal_env.client, engine, pagerduty_url=pagerduty.url, control=False
     ) as harness:
-        worker = Process("worker", process_env(temporal_env, database_url, harness), tmp_path / "w")
+        env = process_env(temporal_env, app_database_url, harness)
+        worker = Process("worker", env, tmp_path / "w")
         await worker.start()
         try:
             run = await harness.start(
@@ -117,7 +118,7 @@ async def test_a_killed_worker_is_restarted_and_the_execution_resumes(
 async def test_a_killed_agent_leaves_an_unknown_outcome_for_a_human(
     temporal_env: WorkflowEnvironment,
     engine: Engine,
-    database_url: str,
+    app_database_url: str,
     pagerduty: FakePagerDuty,
     tmp_path: Path,
 ) -> None:
@@ -126,7 +127,7 @@ async def test_a_killed_agent_leaves_an_unknown_outcome_for_a_human(
     async with running(
         temporal_env.client, engine, pagerduty_url=pagerduty.url, agent=False
     ) as harness:
-        env = process_env(temporal_env, database_url, harness)
+        env = process_env(temporal_env, app_database_url, harness)
         agent = Process("agent", env, tmp_path / "a")
         await agent.start()
         try:

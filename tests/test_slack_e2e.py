@@ -74,7 +74,7 @@ async def slack_stack(
     engine: Engine,
     credentials: Credentials,
     temporal_env: WorkflowEnvironment,
-    database_url: str,
+    app_database_url: str,
     slack: FakeSlack,
 ) -> AsyncIterator[SlackStack]:
     settings = settings.replace(
@@ -111,7 +111,7 @@ async def slack_stack(
             client,
             engine,
             config,
-            database_url=database_url,
+            database_url=app_database_url,
             task_queue=settings.control_task_queue,
         )
         async with (
