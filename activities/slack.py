@@ -49,7 +49,7 @@ CONFIG_ERRORS = frozenset(
     }
 )
 SLACK_STATUS_KEY = "slack_status"
-_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed")
+_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed", "trust_demoted")
 
 
 class SlackActivities:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from api.routes import executions, health, incidents, runbooks, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
-from ddoc import db, search
+from ddoc import db, search, trust
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
@@ -113,6 +114,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IncidentNotFound, not_found)
     app.add_exception_handler(ParseError, unprocessable)
     app.add_exception_handler(StartFailed, unavailable)
+
+    async def trust_refused(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, trust.TrustRefused)
+        guards = [dataclasses.asdict(g) for g in exc.guards]
+        return JSONResponse({"detail": str(exc), "guards": guards}, status_code=409)
+
+    app.add_exception_handler(trust.TrustRefused, trust_refused)
+    app.add_exception_handler(trust.TrustError, unprocessable)
 
 
 class BodySizeLimit:

@@ -88,6 +88,15 @@ def add_parser(sub: Any) -> None:
     lst.add_argument("--all", action="store_true", help="include archived runbooks")
     lst.set_defaults(action=cmd_list)
 
+    trust = commands.add_parser(
+        "trust", help="show a runbook's trust level and what promotion needs, or set it"
+    )
+    trust.add_argument("runbook_id")
+    trust.add_argument("level", nargs="?", choices=["read_along", "copilot", "autopilot"])
+    trust.add_argument("--reason", help="why (required to change the level)")
+    trust.add_argument("--force", action="store_true", help="override failed promotion guards")
+    trust.set_defaults(action=cmd_trust)
+
 
 def run(args: argparse.Namespace) -> int:
     from ddoc.client import run_command  # httpx: not on the agent's light install
@@ -307,3 +316,30 @@ def _print_structure(parsed: dict[str, Any]) -> None:
         print(f"  ! {flag['code']}: {flag['message']}")
     for warning in parsed.get("warnings", []):
         print(f"  warning: {warning}")
+
+
+def cmd_trust(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.level is None:
+        state = client.request("GET", f"/runbooks/{args.runbook_id}/trust")
+        print(f"{state['id']}  trust: {state['trust_level']}")
+        if state["next_level"]:
+            print(f"to {state['next_level']}:")
+            for guard in state["guards"]:
+                print(f"  [{'x' if guard['passed'] else ' '}] {guard['detail']}")
+        for change in state["history"]:
+            print(
+                f"{change['at']}  {change['from']} -> {change['to']}  {change['kind']}"
+                f"  by {change['actor']}: {change['reason']}"
+            )
+        return 0
+    if not args.reason:
+        print("ddoc: --reason is required to change a trust level", file=sys.stderr)
+        return 2
+    body = {"level": args.level, "reason": args.reason, "force": args.force}
+    result = client.request("POST", f"/runbooks/{args.runbook_id}/trust", json=body)
+    if not result["changed"]:
+        print(f"{result['id']} is already {result['trust_level']}")
+    else:
+        moved = f"{result['previous_level']} -> {result['trust_level']}"
+        print(f"{result['id']}: {moved} ({result['kind']})")
+    return 0

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from ddoc import audit, tenancy
+from ddoc import audit, tenancy, trust
 from ddoc.contracts import (
     AlertContext,
     BranchSnapshot,
@@ -218,6 +218,25 @@ def record_status(
         action=f"execution.{status.value}",
         subject=execution_id,
     )
+    demoted = trust.demote_after(
+        session,
+        execution=execution,
+        status=status,
+        policy=trust.trust_policy(tenancy.settings(session, tenant_id)),
+    )
+    if demoted:
+        record_event(
+            session,
+            tenant_id=tenant_id,
+            execution_id=execution_id,
+            kind="trust_demoted",
+            data={
+                "runbook_id": execution.runbook_id,
+                "from": ExecutionMode.AUTOPILOT.value,
+                "to": ExecutionMode.COPILOT.value,
+                "reason": demoted,
+            },
+        )
 
 
 def record_event(

@@ -718,3 +718,21 @@ def test_handoff_of_a_finished_execution() -> None:
     message = render.handoff_message(ex)
     assert "succeeded" in message and "*Left:* nothing" in message
     assert "*Awaiting now:* none" in message
+
+
+def test_trust_demoted_message() -> None:
+    message = render.escalation_message(
+        waiting_execution(),
+        {
+            "type": "trust_demoted",
+            "step_id": None,
+            "data": {
+                "from": "autopilot",
+                "to": "copilot",
+                "reason": "autopilot execution exe_01 <b>failed</b>",
+            },
+        },
+    )
+    assert "back in *copilot*" in message and "was autopilot" in message
+    assert "exe_01 &lt;b&gt;failed&lt;/b&gt;" in message  # escaped for Slack mrkdwn
+    assert "ask for approval" in message

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,12 +10,12 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
-from ddoc import runbooks, tenancy
+from ddoc import runbooks, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
-from ddoc.tenancy import Principal
+from ddoc.tenancy import Principal, Role
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
@@ -310,3 +311,107 @@ def archive_runbook(runbook_id: str, principal: PrincipalDep, session: SessionDe
     session.commit()
     session.refresh(runbook)
     return _out(runbook, None)
+
+
+class TrustIn(BaseModel):
+    level: Literal["read_along", "copilot", "autopilot"]
+    reason: str = Field(min_length=1, max_length=2000, description="Why; kept in the history.")
+    force: bool = Field(
+        default=False, description="Override failed promotion guards (audited as forced)."
+    )
+
+
+class GuardOut(BaseModel):
+    name: str
+    level: str
+    passed: bool
+    detail: str
+    evidence: dict[str, Any]
+
+
+class TrustOut(BaseModel):
+    id: str
+    trust_level: str
+    previous_level: str
+    changed: bool
+    kind: str | None = Field(description="promoted | demoted | forced (null when unchanged)")
+    guards: list[GuardOut]
+
+
+def origin(request: Request, source: str = "api") -> dict[str, Any]:
+    """Where a request came from, for the audit trail."""
+    found: dict[str, Any] = {"source": source}
+    if request.client is not None:
+        found["ip"] = request.client.host
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        found["forwarded_for"] = forwarded[:200]
+    agent = request.headers.get("user-agent")
+    if agent:
+        found["user_agent"] = agent[:200]
+    return found
+
+
+@router.post(
+    "/{runbook_id}/trust",
+    summary="Set a runbook's trust level (admin); 409 names the promotion guard that failed",
+    responses={409: {"description": "A promotion guard failed; `guards` has the evidence"}},
+)
+def set_trust(
+    runbook_id: str, body: TrustIn, request: Request, principal: PrincipalDep, session: SessionDep
+) -> TrustOut:
+    if Role.ADMIN not in principal.roles:
+        raise HTTPException(403, "changing a runbook's trust level needs the admin role")
+    if not body.reason.strip():
+        raise HTTPException(422, "reason: a reason is required")
+    outcome = trust.change(  # a failed guard raises TrustRefused: 409 (api/app.py)
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        level=body.level,
+        reason=body.reason,
+        actor=principal.actor,
+        policy=trust.trust_policy(tenancy.settings(session, principal.tenant_id)),
+        force=body.force,
+        origin=origin(request),
+    )
+    session.commit()
+    return TrustOut(
+        id=runbook_id,
+        trust_level=outcome.runbook.trust_level,
+        previous_level=outcome.previous,
+        changed=outcome.changed,
+        kind=outcome.kind,
+        guards=[GuardOut(**asdict(g)) for g in outcome.guards],
+    )
+
+
+class TrustStateOut(BaseModel):
+    id: str
+    trust_level: str
+    next_level: str | None
+    guards: list[GuardOut] = Field(description="What promotion to next_level needs, checked now")
+    history: list[dict[str, Any]]
+
+
+@router.get("/{runbook_id}/trust", summary="Trust level, what the next level needs, history")
+def get_trust(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> TrustStateOut:
+    runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    upcoming = trust.next_level(runbook.trust_level)
+    checked = (
+        trust.guards(
+            session,
+            runbook=runbook,
+            target=upcoming,
+            policy=trust.trust_policy(tenancy.settings(session, principal.tenant_id)),
+        )
+        if upcoming
+        else []
+    )
+    return TrustStateOut(
+        id=runbook.id,
+        trust_level=runbook.trust_level,
+        next_level=upcoming.value if upcoming else None,
+        guards=[GuardOut(**asdict(g)) for g in checked],
+        history=trust.history(session, tenant_id=principal.tenant_id, runbook_id=runbook_id),
+    )

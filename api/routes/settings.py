@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import PrincipalDep, SessionDep
-from ddoc import policy, tenancy
+from ddoc import policy, tenancy, trust
 from ddoc.risk import RiskRulesError, load_tenant_rules
 from ddoc.slack import tenants
 from ddoc.tenancy import Principal, Role
@@ -40,6 +40,12 @@ class SettingsIn(BaseModel):
         description="Approvals and escalation: red_approvals (1|2), wait_minutes by severity, "
         "escalation_levels [{name, pagerduty_routing_key}], incident_timeout_minutes, "
         "heartbeat_timeout_seconds. Applies to executions started from now on.",
+    )
+    trust_policy: dict[str, Any] | None = Field(
+        default=None,
+        description="Promotion guards: copilot_min_rehearsals, autopilot_min_successes, "
+        "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure "
+        "(ddoc/trust.py has the defaults)",
     )
 
 
@@ -126,6 +132,12 @@ def patch_settings(
             policy.validate(new_policy)
         except policy.PolicyError as err:
             raise HTTPException(422, f"invalid execution_policy: {err}") from None
+    new_trust = changes.get(trust.SETTINGS_KEY)
+    if isinstance(new_trust, dict):
+        try:
+            trust.validate(new_trust)
+        except trust.TrustError as err:
+            raise HTTPException(422, f"invalid trust_policy: {err}") from None
     tenancy.update_settings(
         session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor
     )

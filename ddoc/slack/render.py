@@ -659,8 +659,9 @@ def step_output_message(step: dict[str, Any]) -> str:
 
 
 def escalation_message(execution: dict[str, Any], event: dict[str, Any]) -> str:
-    """Channel message for an 'escalated' or 'stalled' event (event: {"type", "step_id",
-    "data": {"level", "name", "reason", "paged", "detail"}})."""
+    """Channel message for an 'escalated', 'stalled', 'escalation_failed' or 'trust_demoted'
+    event (event: {"type", "step_id", "data": {"level", "name", "reason", "paged", "detail"}};
+    a demotion's data: {"from", "to", "reason"})."""
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     data = data or {}
     kind = _str(event.get("type"))
@@ -676,7 +677,15 @@ def escalation_message(execution: dict[str, Any], event: dict[str, Any]) -> str:
     who = (f"level {_esc(level, 12)}" if level is not None else "the next level") + (
         f" ({_esc(name, 100)})" if name else ""
     )
-    if kind == "stalled":
+    if kind == "trust_demoted":
+        lines = [
+            f"⬇️ {where}: the runbook is back in *{_esc(data.get('to') or 'copilot', 20)}* "
+            f"(was {_esc(data.get('from') or 'autopilot', 20)}).",
+            f"Why: {_esc(data.get('reason') or 'an autopilot execution failed', 800)}",
+            "Its next executions ask for approval; an admin can promote it again "
+            "(`ddoc runbook trust`).",
+        ]
+    elif kind == "stalled":
         lines = [f"⛔ {where} is *stalled*{at_step}: every escalation level has been paged."]
         if reason:
             lines.append(f"Why: {_esc(reason, 800)}")
