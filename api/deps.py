@@ -68,3 +68,11 @@ def get_principal(credentials: BearerDep, state: StateDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address as the server saw it (the proxy's, behind one), for the audit."""
+    return request.client.host if request.client else None
+
+
+AddressDep = Annotated[str | None, Depends(client_address)]

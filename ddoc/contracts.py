@@ -120,6 +120,7 @@ class Actor:
     display_name: str
     source: str  # slack | api | cli
     roles: list[str] = field(default_factory=list)
+    address: str | None = None  # where the API saw the request come from (audit)
 
 
 @dataclass
@@ -148,6 +149,7 @@ class DecisionRecord:
     command: str | None = None
     branch: str | None = None
     comment: str | None = None
+    address: str | None = None
 
 
 @dataclass

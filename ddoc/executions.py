@@ -6,6 +6,7 @@ The workflow is the source of truth while it runs; these rows are its durable, q
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -327,6 +328,13 @@ def record_step(session: Session, *, record: StepRecord) -> None:
         step.output = record.output
         step.output_truncated = record.output_truncated
     step.detail = record.detail
+    if (
+        record.edited_by is not None
+        and record.command is not None
+        and record.command != step.command
+        and step.original_command is None
+    ):
+        step.original_command = step.command  # the runbook's, kept beside the human's edit
     if record.command is not None:
         step.command = record.command
     if record.risk is not None:
@@ -344,9 +352,12 @@ def record_step(session: Session, *, record: StepRecord) -> None:
                 action=f"decision.{new['decision']}" + ("" if new["accepted"] else ".refused"),
                 subject=f"{record.execution_id}/{record.step_id}",
                 data={
-                    k: new[k]
-                    for k in ("source", "reason", "command", "branch", "comment")
-                    if new.get(k)
+                    **{
+                        k: new[k]
+                        for k in ("source", "address", "reason", "command", "branch", "comment")
+                        if new.get(k)
+                    },
+                    **_hashed("command", new.get("command")),
                 },
             )
         step.decisions = decisions
@@ -371,8 +382,21 @@ def record_step(session: Session, *, record: StepRecord) -> None:
             actor="workflow",
             action=f"step.{record.status.value}",
             subject=f"{record.execution_id}/{record.step_id}",
-            data={"exit_code": record.exit_code, "command": step.command},
+            data={
+                "exit_code": record.exit_code,
+                "command": step.command,
+                "risk": step.risk,
+                **_hashed("command", step.command),
+                **_hashed("output", step.output),
+                **({"original_command": step.original_command} if step.original_command else {}),
+            },
         )
+
+
+def _hashed(name: str, value: str | None) -> dict[str, str]:
+    """`{name}_sha256` for the audit: proves which text ran (or came out) without keeping
+    outputs in the trail."""
+    return {f"{name}_sha256": hashlib.sha256(value.encode()).hexdigest()} if value else {}
 
 
 def list_executions(
@@ -438,6 +462,8 @@ def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, An
                 "finished_at": step.finished_at,
                 "undoes": step.undoes,
                 "edited_by": step.edited_by,
+                "original_command": step.original_command,
+                "duration_seconds": _seconds(step.started_at, step.finished_at),
                 "decisions": step.decisions,
                 "awaiting": step.awaiting,
             }
@@ -453,3 +479,7 @@ def _get(session: Session, *, tenant_id: str, execution_id: str) -> Execution:
     if execution is None:
         raise ExecutionNotFound(f"execution {execution_id} not found")
     return execution
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None

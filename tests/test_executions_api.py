@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,18 @@ async def test_start_by_hand_with_variables_and_decide(
     # Everything above went to the audit trail, and the chain holds.
     with Session(engine) as session:
         checked = audit.verify(session, tenant_id=stack.settings.tenant)
+        trail = {
+            (e["action"], e["subject"]): e
+            for e in audit.export(session, tenant_id=stack.settings.tenant)
+        }
     assert checked.ok and checked.checked > 5, checked
+    # Who, from where, and which exact text ran and came out (hashes, not the output).
+    approval = trail[("decision.approve", f"{started['id']}/s2")]
+    assert approval["data"]["source"] == "cli" and approval["data"]["address"] == "127.0.0.1"
+    greeted = trail[("step.succeeded", f"{started['id']}/s1")]["data"]
+    assert greeted["risk"] == "green"
+    assert greeted["command_sha256"] == hashlib.sha256(greet["command"].encode()).hexdigest()
+    assert greeted["output_sha256"] == hashlib.sha256(greet["output"].encode()).hexdigest()
 
 
 async def test_abort_and_every_mode_by_hand(stack: Stack, tmp_path: Path) -> None:

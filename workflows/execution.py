@@ -833,6 +833,7 @@ class RunbookExecutionWorkflow:
             command=decision.command,
             branch=decision.branch,
             comment=decision.comment,
+            address=decision.actor.address,
         )
 
     async def _escalate(self, level: int, step_id: str | None, reason: str) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import AppState, PrincipalDep, SessionDep, StateDep
+from api.deps import AddressDep, AppState, PrincipalDep, SessionDep, StateDep
 from ddoc import executions, live, runbooks
 from ddoc.approvals import RefusalCode
 from ddoc.contracts import (
@@ -195,10 +195,11 @@ async def post_decision(
     body: DecisionIn,
     principal: PrincipalDep,
     state: StateDep,
+    address: AddressDep,
     x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     source = "cli" if x_ddoc_client == "cli" else "api"
-    return await _decide(state, principal, execution_id, body, source)
+    return await _decide(state, principal, execution_id, body, source, address)
 
 
 @router.post(
@@ -210,15 +211,15 @@ async def abort(
     execution_id: str,
     principal: PrincipalDep,
     state: StateDep,
+    address: AddressDep,
     body: StopIn | None = None,
     x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     body = body or StopIn()
     kind = DecisionKind.ROLLBACK if body.rollback else DecisionKind.ABORT
     source = "cli" if x_ddoc_client == "cli" else "api"
-    return await _decide(
-        state, principal, execution_id, DecisionIn(decision=kind, comment=body.comment), source
-    )
+    decision = DecisionIn(decision=kind, comment=body.comment)
+    return await _decide(state, principal, execution_id, decision, source, address)
 
 
 @router.post(
@@ -230,21 +231,28 @@ async def rollback(
     execution_id: str,
     principal: PrincipalDep,
     state: StateDep,
+    address: AddressDep,
     body: StopIn | None = None,
     x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     stop = StopIn(comment=body.comment if body else None, rollback=True)
-    return await abort(execution_id, principal, state, stop, x_ddoc_client)
+    return await abort(execution_id, principal, state, address, stop, x_ddoc_client)
 
 
 async def _decide(
-    state: AppState, principal: Principal, execution_id: str, body: DecisionIn, source: str
+    state: AppState,
+    principal: Principal,
+    execution_id: str,
+    body: DecisionIn,
+    source: str,
+    address: str | None,
 ) -> dict[str, Any]:
     actor = Actor(
         user_id=principal.actor,
         display_name=principal.name,
         source=source,
         roles=sorted(principal.roles),
+        address=address,
     )
     try:
         decision = await live.decide(
