@@ -20,7 +20,7 @@ from api.routes import executions, health, incidents, runbooks, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
-from ddoc import db, search, trust
+from ddoc import db, learning, search, trust
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound
@@ -122,6 +122,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(trust.TrustRefused, trust_refused)
     app.add_exception_handler(trust.TrustError, unprocessable)
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    app.add_exception_handler(learning.SuggestionError, conflict)
 
 
 class BodySizeLimit:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from ddoc import audit, tenancy, trust
+from ddoc import audit, learning, tenancy, trust
 from ddoc.contracts import (
     AlertContext,
     BranchSnapshot,
@@ -31,6 +32,8 @@ from ddoc.policy import execution_policy
 from ddoc.risk import RuleSet, classify_command
 from ddoc.runbook import ParsedRunbook, RiskClass, RollbackOrigin, Step
 from ddoc.tables import Execution, ExecutionEventRow, ExecutionStep, Runbook, RunbookVersion
+
+log = logging.getLogger(__name__)
 
 # Notifiers LISTEN here; the payload is the execution id (they read the events table).
 EVENTS_CHANNEL = "ddoc_execution_events"
@@ -219,6 +222,8 @@ def record_status(
         action=f"execution.{status.value}",
         subject=execution_id,
     )
+    if status in TERMINAL_STATUSES:
+        _learn(session, tenant_id=tenant_id, runbook_id=execution.runbook_id)
     demoted = trust.demote_after(
         session,
         execution=execution,
@@ -238,6 +243,16 @@ def record_status(
                 "reason": demoted,
             },
         )
+
+
+def _learn(session: Session, *, tenant_id: str, runbook_id: str) -> None:
+    """Every finished execution is evidence: refresh the runbook's suggested revision. In a
+    savepoint, so a fault here never keeps the execution's own record from being written."""
+    try:
+        with session.begin_nested():
+            learning.suggest(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    except Exception:
+        log.exception("learning from an execution of %s failed", runbook_id)
 
 
 def record_event(

@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
-from ddoc import executions, incidents, intake
+from ddoc import executions, incidents, intake, learning
 from ddoc.contracts import ExecutionInput
+from ddoc.tables import Incident
 from ddoc.tenancy import Role
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
@@ -35,9 +36,19 @@ def list_incidents(
     )
 
 
-@router.get("/{incident_id}", summary="An incident with its alerts, keys and match")
+@router.get(
+    "/{incident_id}",
+    summary="An incident with its alerts, keys, match and resolution (time to first action, "
+    "time to resolve, outcome)",
+)
 def get_incident(incident_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
-    return incidents.view(session, tenant_id=principal.tenant_id, incident_id=incident_id)
+    view = incidents.view(session, tenant_id=principal.tenant_id, incident_id=incident_id)
+    incident = session.get(Incident, incident_id)
+    assert incident is not None  # the view found it, in this tenant
+    resolution = learning.incident_resolution(
+        session, tenant_id=principal.tenant_id, incident=incident
+    )
+    return {**view, "resolution": resolution}
 
 
 class PickIn(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
 from api.deps import AppState, PrincipalDep, SessionDep, StateDep
-from ddoc import runbooks, tenancy, trust
+from ddoc import learning, runbooks, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
@@ -415,3 +415,162 @@ def get_trust(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> 
         guards=[GuardOut(**asdict(g)) for g in checked],
         history=trust.history(session, tenant_id=principal.tenant_id, runbook_id=runbook_id),
     )
+
+
+@router.get(
+    "/{runbook_id}/stats",
+    summary="Effectiveness, per-step skip/edit/failure rates, dead steps and confidence decay",
+)
+def runbook_stats(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+    runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    return learning.runbook_report(session, tenant_id=principal.tenant_id, runbook=runbook)
+
+
+class SuggestionOut(BaseModel):
+    id: str
+    runbook_id: str
+    base_version: int
+    status: str = Field(description="open | accepted | dismissed | superseded")
+    changes: list[dict[str, Any]] = Field(
+        description="kind (edited | extended | skipped), step_id, original/edited or text, "
+        "times (of reached), applied"
+    )
+    diff: str = Field(description="unified diff against base_version")
+    created_at: datetime
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    accepted_version: int | None
+
+
+@router.get("/{runbook_id}/suggestions", summary="Suggested revisions, newest first")
+def list_suggestions(
+    runbook_id: str, principal: PrincipalDep, session: SessionDep
+) -> list[SuggestionOut]:
+    rows = learning.suggestions(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    return [SuggestionOut(**learning.suggestion_view(r)) for r in rows]
+
+
+class SuggestOut(BaseModel):
+    suggestion: SuggestionOut | None
+    message: str
+
+
+@router.post(
+    "/{runbook_id}/suggestions",
+    summary="Make the suggested revision from the executions now (it is also refreshed "
+    "whenever an execution finishes)",
+)
+def make_suggestion(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> SuggestOut:
+    row = learning.suggest(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    session.commit()
+    if row is None:
+        return SuggestOut(
+            suggestion=None,
+            message="nothing to suggest: no successful edits or dead steps in the recent "
+            "executions of the current version (or only changes already dismissed)",
+        )
+    return SuggestOut(
+        suggestion=SuggestionOut(**learning.suggestion_view(row)), message="suggestion open"
+    )
+
+
+_EDITOR_ROLES = {Role.RESPONDER, Role.APPROVER, Role.ADMIN}
+
+
+def _require_editor(principal: Principal) -> None:
+    if not _EDITOR_ROLES & principal.roles:
+        raise HTTPException(403, "deciding on a suggested revision needs a responder role or more")
+
+
+class DecideSuggestionIn(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class AcceptedOut(BaseModel):
+    suggestion: SuggestionOut
+    runbook: RunbookOut
+
+
+@router.post(
+    "/{runbook_id}/suggestions/{suggestion_id}/accept",
+    summary="Accept a suggested revision: it becomes the runbook's next version",
+    responses={409: {"description": "The suggestion is closed or the runbook changed since"}},
+)
+def accept_suggestion(
+    runbook_id: str,
+    suggestion_id: str,
+    principal: PrincipalDep,
+    state: StateDep,
+    body: DecideSuggestionIn | None = None,
+) -> AcceptedOut:
+    _require_editor(principal)
+    tenant_id = principal.tenant_id
+    with Session(state.engine) as session:
+        row = learning.get_suggestion(
+            session, tenant_id=tenant_id, runbook_id=runbook_id, suggestion_id=suggestion_id
+        )
+        base = learning.check_open(session, row)
+        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+        rules = tenancy.risk_rules(session, tenant_id)
+        content, fmt, source_path = row.content, base.format, runbook.source_path
+    # Parsing and embedding hold no locks; the transaction below checks again.
+    parsed = state.parse(content, fmt, source_path, rules)
+    embedding = runbooks.embed(state.matcher.embedder, [parsed])[0]
+    with Session(state.engine, expire_on_commit=False) as session:
+        row = learning.get_suggestion(
+            session,
+            tenant_id=tenant_id,
+            runbook_id=runbook_id,
+            suggestion_id=suggestion_id,
+            lock=True,
+        )
+        learning.check_open(session, row)
+        saved = runbooks.save(
+            session,
+            tenant_id=tenant_id,
+            content=content,
+            fmt=fmt,
+            parsed=parsed,
+            source_path=source_path,
+            actor=principal.actor,
+            runbook_id=runbook_id,
+            embedding=embedding,
+        )
+        learning.accepted(
+            session,
+            row,
+            actor=principal.actor,
+            version=saved.version.version,
+            reason=body.reason if body else None,
+        )
+        session.commit()
+        return AcceptedOut(
+            suggestion=SuggestionOut(**learning.suggestion_view(row)),
+            runbook=_out(saved.runbook, saved.version, saved.outcome),
+        )
+
+
+@router.post(
+    "/{runbook_id}/suggestions/{suggestion_id}/dismiss",
+    summary="Dismiss a suggested revision (the same changes are not suggested again)",
+    responses={409: {"description": "The suggestion is closed or the runbook changed since"}},
+)
+def dismiss_suggestion(
+    runbook_id: str,
+    suggestion_id: str,
+    principal: PrincipalDep,
+    session: SessionDep,
+    body: DecideSuggestionIn | None = None,
+) -> SuggestionOut:
+    _require_editor(principal)
+    row = learning.get_suggestion(
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        suggestion_id=suggestion_id,
+        lock=True,
+    )
+    learning.dismiss(session, row, actor=principal.actor, reason=body.reason if body else None)
+    session.commit()
+    return SuggestionOut(**learning.suggestion_view(row))
