@@ -97,6 +97,25 @@ def add_parser(sub: Any) -> None:
     trust.add_argument("--force", action="store_true", help="override failed promotion guards")
     trust.set_defaults(action=cmd_trust)
 
+    stats = commands.add_parser("stats", help="effectiveness, dead steps and confidence")
+    stats.add_argument("runbook_id")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(action=cmd_stats)
+
+    suggest = commands.add_parser(
+        "suggestions", help="show suggested revisions learned from executions"
+    )
+    suggest.add_argument("runbook_id")
+    suggest.add_argument("--new", action="store_true", help="make one from the evidence now")
+    suggest.set_defaults(action=cmd_suggestions)
+
+    for verb, what in (("accept", "becomes the next version"), ("dismiss", "not suggested again")):
+        decide = commands.add_parser(verb, help=f"{verb} a suggested revision ({what})")
+        decide.add_argument("runbook_id")
+        decide.add_argument("suggestion_id")
+        decide.add_argument("--reason")
+        decide.set_defaults(action=cmd_decide_suggestion, verb=verb)
+
 
 def run(args: argparse.Namespace) -> int:
     from ddoc.client import run_command  # httpx: not on the agent's light install
@@ -342,4 +361,59 @@ def cmd_trust(args: argparse.Namespace, client: ApiClient) -> int:
     else:
         moved = f"{result['previous_level']} -> {result['trust_level']}"
         print(f"{result['id']}: {moved} ({result['kind']})")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace, client: ApiClient) -> int:
+    report = client.request("GET", f"/runbooks/{args.runbook_id}/stats")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    eff, decay = report["effectiveness"], report["decay"]
+    rate = "-" if eff["success_rate"] is None else f"{eff['success_rate']:.0%}"
+    print(
+        f"{report['runbook_id']}  v{report['version']}  {report['title']}  "
+        f"trust: {report['trust_level']}"
+    )
+    print(
+        f"score {eff['score'] if eff['score'] is not None else '-'}  success {rate} of "
+        f"{eff['executions']}  median time to resolve "
+        f"{eff['median_time_to_resolve_seconds'] or '-'} s"
+    )
+    stale = "  STALE: " + "; ".join(decay["reasons"]) if decay["stale"] else ""
+    print(f"confidence {decay['confidence']}{stale}")
+    for step in report["steps"]:
+        dead = "  DEAD" if step["dead"] else ""
+        print(
+            f"  {step['step_id']:<5} reached {step['reached']:<3} skipped {step['skipped']:<3}"
+            f" edited {step['edited']:<3} failed {step['failed']:<3}{dead}"
+        )
+    return 0
+
+
+def cmd_suggestions(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.new:
+        made = client.request("POST", f"/runbooks/{args.runbook_id}/suggestions")
+        if made["suggestion"] is None:
+            print(made["message"])
+            return 0
+        suggestions = [made["suggestion"]]
+    else:
+        suggestions = client.request("GET", f"/runbooks/{args.runbook_id}/suggestions")
+    for suggestion in suggestions:
+        print(f"{suggestion['id']}  {suggestion['status']}  on v{suggestion['base_version']}")
+        if suggestion["status"] == "open":
+            print(suggestion["diff"])
+    if not suggestions:
+        print("no suggestions")
+    return 0
+
+
+def cmd_decide_suggestion(args: argparse.Namespace, client: ApiClient) -> int:
+    path = f"/runbooks/{args.runbook_id}/suggestions/{args.suggestion_id}/{args.verb}"
+    result = client.request("POST", path, json={"reason": args.reason})
+    if args.verb == "accept":
+        print(f"{args.runbook_id} is now version {result['runbook']['version']}")
+    else:
+        print(f"{args.suggestion_id} dismissed")
     return 0

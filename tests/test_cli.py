@@ -208,3 +208,32 @@ async def test_user_add_and_list(stack: Stack) -> None:
         stack, "user", "add", "ana@example.com", "--name", "A", "--role", "viewer"
     )
     assert code == 1 and "409" in err and "Traceback" not in err
+
+
+async def test_runbook_trust_stats_and_suggestions(stack: Stack) -> None:
+    code, out, err = await ddoc(stack, "runbook", "add", str(FIXTURES / "crashloop.md"))
+    runbook_id = out.split()[0]
+    code, out, err = await ddoc(stack, "runbook", "trust", runbook_id)
+    assert code == 0, err
+    assert "trust: copilot" in out and "[ ] needs 10 successful copilot executions, has 0" in out
+    code, out, err = await ddoc(stack, "runbook", "trust", runbook_id, "autopilot")
+    assert code == 2 and "--reason is required" in err
+    code, out, err = await ddoc(
+        stack, "runbook", "trust", runbook_id, "autopilot", "--reason", "try"
+    )
+    assert code == 1 and "409: to autopilot: needs 10 successful" in err
+    assert "Traceback" not in err
+    code, out, err = await ddoc(
+        stack, "runbook", "trust", runbook_id, "read_along", "--reason", "new team"
+    )
+    assert code == 0 and "copilot -> read_along (demoted)" in out
+    code, out, err = await ddoc(stack, "runbook", "trust", runbook_id)
+    assert "copilot -> read_along  demoted" in out and "new team" in out
+
+    code, out, err = await ddoc(stack, "runbook", "stats", runbook_id)
+    assert code == 0, err
+    assert "success - of 0" in out and "confidence 1.0" in out
+    code, out, err = await ddoc(stack, "runbook", "suggestions", runbook_id, "--new")
+    assert code == 0 and "nothing to suggest" in out
+    code, out, err = await ddoc(stack, "runbook", "accept", runbook_id, "sug_nope")
+    assert code == 1 and "404" in err and "not found" in err
