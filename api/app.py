@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
 from api.routes import audit as audit_routes
-from api.routes import executions, health, incidents, runbooks, webhooks
+from api.routes import executions, health, incidents, reports, runbooks, ui, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
@@ -92,6 +92,8 @@ def create_app(settings: Settings) -> FastAPI:
         users_routes.router,
         slack_routes.router,
         audit_routes.router,
+        reports.router,
+        ui.router,
     ):
         app.include_router(router)
     _add_error_handlers(app)
