@@ -1,5 +1,5 @@
 """The runbook health view: the JSON report, and `/ui/health` rendered with real data in
-Debian's headless Chromium (driven by Playwright); the screenshot is kept in tests/artifacts/ (for CI to keep)."""
+Debian's headless Chromium (driven by Playwright); the screenshot is kept in tests/artifacts/."""
 
 from __future__ import annotations
 
