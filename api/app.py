@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
 from api.routes import audit as audit_routes
-from api.routes import executions, health, incidents, reports, runbooks, ui, webhooks
+from api.routes import executions, health, incidents, keys, reports, runbooks, ui, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
         executions.router,
         settings_routes.router,
         users_routes.router,
+        keys.router,
         slack_routes.router,
         audit_routes.router,
         reports.router,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,7 +17,7 @@ from ddoc.intake import Intake
 from ddoc.matching import Matcher
 from ddoc.parsing import RunbookParser
 from ddoc.settings import Settings
-from ddoc.tenancy import Principal
+from ddoc.tenancy import Principal, Role
 
 
 @dataclass
@@ -68,6 +68,29 @@ def get_principal(credentials: BearerDep, state: StateDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(role: Role) -> Callable[[Principal], Principal]:
+    """A dependency: the caller, when its key has `role` or a higher one; else 403. Every
+    authenticated route takes one of the four below (a test walks the routes to check)."""
+
+    def dependency(principal: PrincipalDep) -> Principal:
+        if not principal.at_least(role):
+            held = ", ".join(sorted(principal.roles)) or "none"
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this needs the {role.value} role or higher; this API key has: {held}",
+            )
+        return principal
+
+    dependency.ddoc_role = role  # type: ignore[attr-defined]
+    return dependency
+
+
+ViewerDep = Annotated[Principal, Depends(require(Role.VIEWER))]
+ResponderDep = Annotated[Principal, Depends(require(Role.RESPONDER))]
+ApproverDep = Annotated[Principal, Depends(require(Role.APPROVER))]
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 def client_address(request: Request) -> str | None:

@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_cmd_migrate)
 
+    tenant = sub.add_parser(
+        "tenant", help="create a tenant with an admin key and a webhook token (operators; DB URL)"
+    )
+    tenant_actions = tenant.add_subparsers(dest="tenant_command", required=True, metavar="ACTION")
+    create = tenant_actions.add_parser("create", help="create a tenant (no-op if it exists)")
+    create.add_argument("tenant_id", help="letters, digits, - and _; at most 40")
+    create.add_argument("--name")
+    create.set_defaults(func=_cmd_tenant_create)
+
     from ddoc import cli_alerts, cli_audit, cli_exec, cli_runbooks, cli_users
 
     cli_runbooks.add_parser(sub)
@@ -170,6 +179,37 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     applied = db.migrate(engine)
     engine.dispose()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    import re
+
+    from sqlalchemy.exc import OperationalError
+    from sqlmodel import Session
+
+    from ddoc import db, tenancy
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", args.tenant_id):
+        print("ddoc: a tenant id is 1-40 letters, digits, - or _", file=sys.stderr)
+        return 2
+    engine = db.make_engine(settings.require_database_url(), pool_size=1)
+    try:
+        with Session(engine) as session:
+            tenancy.ensure_tenant(session, tenant_id=args.tenant_id, name=args.name)
+            session.commit()
+        created = tenancy.bootstrap(engine, tenant_id=args.tenant_id)
+    except OperationalError as err:
+        print(f"ddoc: cannot reach the database: {err.orig}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if created.api_key is None:
+        print(f"tenant {args.tenant_id} exists already; its credentials are unchanged")
+        return 0
+    print(f"tenant {args.tenant_id} created (credentials shown once)")
+    print(f"DDOC_API_KEY={created.api_key}")
+    print(f"DDOC_WEBHOOK_TOKEN={created.webhook_token}")
     return 0
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, func, or_
+from sqlmodel import Session, col, select
 
 from ddoc import audit
 from ddoc.ids import new_id, new_token, token_hash
@@ -20,10 +21,19 @@ WEBHOOK_TOKEN_PREFIX = "ddwh"
 
 
 class Role(StrEnum):
+    """Each role includes the ones before it: an approver may do what a responder may."""
+
     VIEWER = "viewer"
     RESPONDER = "responder"
     APPROVER = "approver"
     ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+_ROLE_VALUES = frozenset(r.value for r in Role)
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"api_key:{self.key_id}"
+
+    def at_least(self, role: Role) -> bool:
+        return any(Role(r).rank >= role.rank for r in self.roles if r in _ROLE_VALUES)
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,7 @@ def create_api_key(
     name: str,
     roles: list[str],
     key: str | None = None,
+    actor: str = "system",
 ) -> tuple[ApiKey, str]:
     """Returns the stored row and the plaintext key (shown once, never stored)."""
     plaintext = key or new_token(API_KEY_PREFIX)
@@ -79,7 +93,7 @@ def create_api_key(
     audit.append(
         session,
         tenant_id=tenant_id,
-        actor="system",
+        actor=actor,
         action="api_key.created",
         subject=row.id,
         data={"name": name, "roles": row.roles},
@@ -167,14 +181,100 @@ def _compiled_rules(yaml_text: str) -> RuleSet:
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal | None:
+    """The key's principal, unless it is unknown or revoked (a rotated key keeps working until
+    the end of its grace period)."""
     row = session.exec(
-        select(ApiKey).where(ApiKey.key_hash == token_hash(key), ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+        select(ApiKey).where(
+            ApiKey.key_hash == token_hash(key),
+            or_(col(ApiKey.revoked_at).is_(None), col(ApiKey.revoked_at) > func.now()),
+        )
     ).first()
     if row is None:
         return None
     return Principal(
         tenant_id=row.tenant_id, key_id=row.id, name=row.name, roles=frozenset(row.roles)
     )
+
+
+class KeyNotFound(LookupError):
+    pass
+
+
+class LastAdminKey(Exception):
+    """Revoking it would leave the tenant with no way to administer itself."""
+
+
+def list_api_keys(session: Session, *, tenant_id: str) -> list[ApiKey]:
+    return list(
+        session.exec(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(col(ApiKey.created_at))
+        )
+    )
+
+
+def _key(session: Session, tenant_id: str, key_id: str) -> ApiKey:
+    row = session.exec(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.tenant_id == tenant_id).with_for_update()
+    ).first()
+    if row is None:
+        raise KeyNotFound(f"API key {key_id} not found")
+    return row
+
+
+def revoke_api_key(session: Session, *, tenant_id: str, key_id: str, actor: str) -> ApiKey:
+    """Revoke now (idempotent; an earlier revocation time stands)."""
+    row = _key(session, tenant_id, key_id)
+    now = datetime.now(UTC)
+    if row.revoked_at is None or row.revoked_at > now:
+        if Role.ADMIN in row.roles and not _other_admin_key(session, tenant_id, key_id):
+            raise LastAdminKey(
+                f"{key_id} is the tenant's last admin key: create another admin key first"
+            )
+        row.revoked_at = now
+        session.add(row)
+        audit.append(
+            session, tenant_id=tenant_id, actor=actor, action="api_key.revoked", subject=key_id
+        )
+    return row
+
+
+def _other_admin_key(session: Session, tenant_id: str, key_id: str) -> bool:
+    return (
+        session.exec(
+            select(ApiKey.id).where(
+                ApiKey.tenant_id == tenant_id,
+                ApiKey.id != key_id,
+                col(ApiKey.roles).contains([Role.ADMIN.value]),
+                col(ApiKey.revoked_at).is_(None),
+            )
+        ).first()
+        is not None
+    )
+
+
+def rotate_api_key(
+    session: Session, *, tenant_id: str, key_id: str, actor: str, grace_seconds: int = 0
+) -> tuple[ApiKey, str]:
+    """A new key with the old one's name and roles; the old one stops working after
+    `grace_seconds` (0: at once), so deployments can switch over without an outage."""
+    old = _key(session, tenant_id, key_id)
+    now = datetime.now(UTC)
+    if old.revoked_at is not None and old.revoked_at <= now:
+        raise KeyNotFound(f"API key {key_id} is revoked: create a new one instead")
+    row, plaintext = create_api_key(
+        session, tenant_id=tenant_id, name=old.name, roles=old.roles, actor=actor
+    )
+    old.revoked_at = now + timedelta(seconds=grace_seconds)
+    session.add(old)
+    audit.append(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="api_key.rotated",
+        subject=key_id,
+        data={"new_key_id": row.id, "grace_seconds": grace_seconds},
+    )
+    return row, plaintext
 
 
 def tenant_for_webhook_token(session: Session, token: str) -> str | None:

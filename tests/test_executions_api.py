@@ -70,7 +70,7 @@ async def test_start_by_hand_with_variables_and_decide(
     refused = await stack.http.post(
         decisions, json={"step_id": "s2", "decision": "approve"}, headers=viewer
     )
-    assert refused.status_code == 403 and "no responder" in refused.json()["detail"]
+    assert refused.status_code == 403 and "needs the responder role" in refused.json()["detail"]
     done = await stack.http.post(
         decisions, json={"step_id": "s1", "decision": "approve"}, headers=stack.api_headers()
     )

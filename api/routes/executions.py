@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import AddressDep, AppState, PrincipalDep, SessionDep, StateDep
+from api.deps import AddressDep, AppState, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc import executions, live, runbooks
 from ddoc.approvals import RefusalCode
 from ddoc.contracts import (
@@ -21,7 +21,7 @@ from ddoc.contracts import (
 )
 from ddoc.ids import new_id
 from ddoc.intake import start_execution
-from ddoc.tenancy import Principal, Role
+from ddoc.tenancy import Principal
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -36,7 +36,6 @@ class ExecutionIn(BaseModel):
     )
 
 
-_STARTERS = {Role.RESPONDER, Role.APPROVER, Role.ADMIN}
 _REFUSAL_STATUS = {
     RefusalCode.FORBIDDEN: status.HTTP_403_FORBIDDEN,
     RefusalCode.NOT_AWAITING: status.HTTP_409_CONFLICT,
@@ -68,10 +67,8 @@ class StopIn(BaseModel):
     summary="Start a runbook by hand (read-only steps run; the others need approval)",
 )
 async def start_execution_by_hand(
-    body: ExecutionIn, principal: PrincipalDep, state: StateDep
+    body: ExecutionIn, principal: ResponderDep, state: StateDep
 ) -> dict[str, Any]:
-    if not principal.roles & _STARTERS:
-        raise HTTPException(403, "starting a runbook needs the responder, approver or admin role")
     return await start_by_hand(
         state,
         tenant_id=principal.tenant_id,
@@ -151,7 +148,7 @@ def _give_up(state: AppState, inp: ExecutionInput) -> None:
 
 @router.get("", summary="Executions, newest first (filter by status or runbook)")
 def list_executions(
-    principal: PrincipalDep,
+    principal: ViewerDep,
     session: SessionDep,
     status: ExecutionStatus | None = None,
     runbook_id: str | None = None,
@@ -166,16 +163,14 @@ def list_executions(
     "/{execution_id}",
     summary="An execution with its steps, decisions and outputs (live while it runs)",
 )
-async def get_execution(
-    execution_id: str, principal: PrincipalDep, state: StateDep
-) -> dict[str, Any]:
+async def get_execution(execution_id: str, principal: ViewerDep, state: StateDep) -> dict[str, Any]:
     return await live.view(state.engine, state.temporal, principal.tenant_id, execution_id)
 
 
 @router.get("/{execution_id}/events", summary="The execution's transitions, oldest first")
 def get_events(
     execution_id: str,
-    principal: PrincipalDep,
+    principal: ViewerDep,
     session: SessionDep,
     after: Annotated[int, Query(ge=0, description="only events after this id")] = 0,
 ) -> list[dict[str, Any]]:
@@ -193,7 +188,7 @@ def get_events(
 async def post_decision(
     execution_id: str,
     body: DecisionIn,
-    principal: PrincipalDep,
+    principal: ResponderDep,
     state: StateDep,
     address: AddressDep,
     x_ddoc_client: Annotated[str | None, Header()] = None,
@@ -209,7 +204,7 @@ async def post_decision(
 )
 async def abort(
     execution_id: str,
-    principal: PrincipalDep,
+    principal: ResponderDep,
     state: StateDep,
     address: AddressDep,
     body: StopIn | None = None,
@@ -229,7 +224,7 @@ async def abort(
 )
 async def rollback(
     execution_id: str,
-    principal: PrincipalDep,
+    principal: ResponderDep,
     state: StateDep,
     address: AddressDep,
     body: StopIn | None = None,

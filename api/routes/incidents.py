@@ -7,18 +7,17 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import AppState, PrincipalDep, SessionDep, StateDep
+from api.deps import AppState, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc import executions, incidents, intake, learning
 from ddoc.contracts import ExecutionInput
 from ddoc.tables import Incident
-from ddoc.tenancy import Role
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 
 @router.get("", summary="Incidents, newest first (filter by status or match status)")
 def list_incidents(
-    principal: PrincipalDep,
+    principal: ViewerDep,
     session: SessionDep,
     status: Literal["open", "resolved"] | None = None,
     match_status: Annotated[
@@ -41,7 +40,7 @@ def list_incidents(
     summary="An incident with its alerts, keys, match and resolution (time to first action, "
     "time to resolve, outcome)",
 )
-def get_incident(incident_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+def get_incident(incident_id: str, principal: ViewerDep, session: SessionDep) -> dict[str, Any]:
     view = incidents.view(session, tenant_id=principal.tenant_id, incident_id=incident_id)
     incident = session.get(Incident, incident_id)
     assert incident is not None  # the view found it, in this tenant
@@ -61,10 +60,8 @@ class PickIn(BaseModel):
     summary="Run this runbook for an incident that has none running (a suggestion, or any)",
 )
 async def pick_runbook(
-    incident_id: str, body: PickIn, principal: PrincipalDep, state: StateDep
+    incident_id: str, body: PickIn, principal: ResponderDep, state: StateDep
 ) -> dict[str, Any]:
-    if not principal.roles & {Role.RESPONDER, Role.APPROVER, Role.ADMIN}:
-        raise HTTPException(403, "starting a runbook needs the responder, approver or admin role")
     return await pick(
         state,
         tenant_id=principal.tenant_id,

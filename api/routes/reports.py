@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import SessionDep, ViewerDep
 from ddoc import learning
 
 router = APIRouter(prefix="/reports", tags=["reports"])
@@ -18,5 +18,5 @@ Days = Annotated[int, Query(ge=1, le=365, description="The period counted, in da
     "/health",
     summary="Runbook health: totals, coverage gaps, stale runbooks, usage, effectiveness ranking",
 )
-def runbook_health(principal: PrincipalDep, session: SessionDep, days: Days = 30) -> dict[str, Any]:
+def runbook_health(principal: ViewerDep, session: SessionDep, days: Days = 30) -> dict[str, Any]:
     return learning.health(session, tenant_id=principal.tenant_id, days=days)

@@ -9,13 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
-from api.deps import AppState, PrincipalDep, SessionDep, StateDep
+from api.deps import AdminDep, AppState, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc import learning, runbooks, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
-from ddoc.tenancy import Principal, Role
+from ddoc.tenancy import Principal
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
@@ -151,7 +151,7 @@ def _store(
     openapi_extra=_BODY_DOC,
 )
 def parse_preview(
-    body: Annotated[RunbookIn, Depends(runbook_body)], principal: PrincipalDep, state: StateDep
+    principal: ViewerDep, body: Annotated[RunbookIn, Depends(runbook_body)], state: StateDep
 ) -> dict[str, Any]:
     return _parse(state, principal, body).to_dict()
 
@@ -163,8 +163,8 @@ def parse_preview(
     openapi_extra=_BODY_DOC,
 )
 def create_runbook(
+    principal: ResponderDep,  # first: a caller without the role learns nothing of the body
     body: Annotated[RunbookIn, Depends(runbook_body)],
-    principal: PrincipalDep,
     state: StateDep,
     response: Response,
 ) -> RunbookOut:
@@ -181,8 +181,8 @@ def create_runbook(
 )
 def update_runbook(
     runbook_id: str,
+    principal: ResponderDep,
     body: Annotated[RunbookIn, Depends(runbook_body)],
-    principal: PrincipalDep,
     state: StateDep,
 ) -> RunbookOut:
     saved = _store(state, principal, body, runbook_id=runbook_id)
@@ -207,7 +207,7 @@ class ImportResultOut(BaseModel):
     summary="Store a batch of documents, each in its own transaction; failures are reported",
 )
 def import_runbooks(
-    body: ImportIn, principal: PrincipalDep, state: StateDep
+    body: ImportIn, principal: ResponderDep, state: StateDep
 ) -> list[ImportResultOut]:
     missing = [i for i, d in enumerate(body.documents) if not d.source_path]
     if missing:
@@ -239,7 +239,7 @@ class ArchiveMissingIn(BaseModel):
     summary="Archive the runbooks under a source prefix that the source no longer has",
 )
 def archive_missing_runbooks(
-    body: ArchiveMissingIn, principal: PrincipalDep, state: StateDep
+    body: ArchiveMissingIn, principal: ResponderDep, state: StateDep
 ) -> dict[str, list[str]]:
     archived = archive_missing(
         state.engine,
@@ -253,7 +253,7 @@ def archive_missing_runbooks(
 
 @router.get("", summary="List runbooks")
 def list_runbooks(
-    principal: PrincipalDep, session: SessionDep, include_archived: bool = False
+    principal: ViewerDep, session: SessionDep, include_archived: bool = False
 ) -> list[RunbookOut]:
     return [
         _out(rb, None)
@@ -266,7 +266,7 @@ def list_runbooks(
 @router.get("/{runbook_id}", summary="A runbook with its parsed structure (latest or ?version=N)")
 def get_runbook(
     runbook_id: str,
-    principal: PrincipalDep,
+    principal: ViewerDep,
     session: SessionDep,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> RunbookOut:
@@ -287,9 +287,7 @@ class VersionOut(BaseModel):
 
 
 @router.get("/{runbook_id}/versions", summary="Every stored version of a runbook, oldest first")
-def list_versions(
-    runbook_id: str, principal: PrincipalDep, session: SessionDep
-) -> list[VersionOut]:
+def list_versions(runbook_id: str, principal: ViewerDep, session: SessionDep) -> list[VersionOut]:
     return [
         VersionOut(
             version=v.version,
@@ -304,7 +302,7 @@ def list_versions(
 
 
 @router.post("/{runbook_id}/archive", summary="Archive a runbook: it stops matching alerts")
-def archive_runbook(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> RunbookOut:
+def archive_runbook(runbook_id: str, principal: ResponderDep, session: SessionDep) -> RunbookOut:
     runbook = runbooks.archive(
         session, tenant_id=principal.tenant_id, runbook_id=runbook_id, actor=principal.actor
     )
@@ -358,10 +356,8 @@ def origin(request: Request, source: str = "api") -> dict[str, Any]:
     responses={409: {"description": "A promotion guard failed; `guards` has the evidence"}},
 )
 def set_trust(
-    runbook_id: str, body: TrustIn, request: Request, principal: PrincipalDep, session: SessionDep
+    runbook_id: str, body: TrustIn, request: Request, principal: AdminDep, session: SessionDep
 ) -> TrustOut:
-    if Role.ADMIN not in principal.roles:
-        raise HTTPException(403, "changing a runbook's trust level needs the admin role")
     if not body.reason.strip():
         raise HTTPException(422, "reason: a reason is required")
     outcome = trust.change(  # a failed guard raises TrustRefused: 409 (api/app.py)
@@ -395,7 +391,7 @@ class TrustStateOut(BaseModel):
 
 
 @router.get("/{runbook_id}/trust", summary="Trust level, what the next level needs, history")
-def get_trust(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> TrustStateOut:
+def get_trust(runbook_id: str, principal: ViewerDep, session: SessionDep) -> TrustStateOut:
     runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     upcoming = trust.next_level(runbook.trust_level)
     checked = (
@@ -421,7 +417,7 @@ def get_trust(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> 
     "/{runbook_id}/stats",
     summary="Effectiveness, per-step skip/edit/failure rates, dead steps and confidence decay",
 )
-def runbook_stats(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+def runbook_stats(runbook_id: str, principal: ViewerDep, session: SessionDep) -> dict[str, Any]:
     runbook = runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     return learning.runbook_report(session, tenant_id=principal.tenant_id, runbook=runbook)
 
@@ -445,7 +441,7 @@ class SuggestionOut(BaseModel):
 
 @router.get("/{runbook_id}/suggestions", summary="Suggested revisions, newest first")
 def list_suggestions(
-    runbook_id: str, principal: PrincipalDep, session: SessionDep
+    runbook_id: str, principal: ViewerDep, session: SessionDep
 ) -> list[SuggestionOut]:
     rows = learning.suggestions(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     return [SuggestionOut(**learning.suggestion_view(r)) for r in rows]
@@ -461,7 +457,7 @@ class SuggestOut(BaseModel):
     summary="Make the suggested revision from the executions now (it is also refreshed "
     "whenever an execution finishes)",
 )
-def make_suggestion(runbook_id: str, principal: PrincipalDep, session: SessionDep) -> SuggestOut:
+def make_suggestion(runbook_id: str, principal: ResponderDep, session: SessionDep) -> SuggestOut:
     row = learning.suggest(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     session.commit()
     if row is None:
@@ -473,14 +469,6 @@ def make_suggestion(runbook_id: str, principal: PrincipalDep, session: SessionDe
     return SuggestOut(
         suggestion=SuggestionOut(**learning.suggestion_view(row)), message="suggestion open"
     )
-
-
-_EDITOR_ROLES = {Role.RESPONDER, Role.APPROVER, Role.ADMIN}
-
-
-def _require_editor(principal: Principal) -> None:
-    if not _EDITOR_ROLES & principal.roles:
-        raise HTTPException(403, "deciding on a suggested revision needs a responder role or more")
 
 
 class DecideSuggestionIn(BaseModel):
@@ -500,11 +488,10 @@ class AcceptedOut(BaseModel):
 def accept_suggestion(
     runbook_id: str,
     suggestion_id: str,
-    principal: PrincipalDep,
+    principal: ResponderDep,
     state: StateDep,
     body: DecideSuggestionIn | None = None,
 ) -> AcceptedOut:
-    _require_editor(principal)
     tenant_id = principal.tenant_id
     with Session(state.engine) as session:
         row = learning.get_suggestion(
@@ -559,11 +546,10 @@ def accept_suggestion(
 def dismiss_suggestion(
     runbook_id: str,
     suggestion_id: str,
-    principal: PrincipalDep,
+    principal: ResponderDep,
     session: SessionDep,
     body: DecideSuggestionIn | None = None,
 ) -> SuggestionOut:
-    _require_editor(principal)
     row = learning.get_suggestion(
         session,
         tenant_id=principal.tenant_id,

@@ -7,11 +7,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import AdminDep, SessionDep, ViewerDep
 from ddoc import policy, tenancy, trust
 from ddoc.risk import RiskRulesError, load_tenant_rules
 from ddoc.slack import tenants
-from ddoc.tenancy import Principal, Role
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -62,13 +61,8 @@ def _shown(settings: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def _require_admin(principal: Principal) -> None:
-    if Role.ADMIN not in principal.roles:
-        raise HTTPException(403, "changing settings needs the admin role")
-
-
 @router.get("/risk-rules", summary="The tenant's own risk rules (YAML)")
-def get_risk_rules(principal: PrincipalDep, session: SessionDep) -> Response:
+def get_risk_rules(principal: ViewerDep, session: SessionDep) -> Response:
     text = tenancy.settings(session, principal.tenant_id).get(tenancy.RISK_RULES_KEY, "")
     return Response(text, media_type="application/yaml")
 
@@ -84,9 +78,8 @@ def get_risk_rules(principal: PrincipalDep, session: SessionDep) -> Response:
     },
 )
 async def put_risk_rules(
-    request: Request, principal: PrincipalDep, session: SessionDep
+    request: Request, principal: AdminDep, session: SessionDep
 ) -> dict[str, Any]:
-    _require_admin(principal)
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
@@ -107,15 +100,12 @@ async def put_risk_rules(
 
 
 @router.get("", summary="The tenant's settings (secrets shown as set/unset)")
-def get_settings(principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
+def get_settings(principal: ViewerDep, session: SessionDep) -> dict[str, Any]:
     return _shown(tenancy.settings(session, principal.tenant_id))
 
 
 @router.patch("", summary="Change settings (admin); an empty value removes a setting")
-def patch_settings(
-    body: SettingsIn, principal: PrincipalDep, session: SessionDep
-) -> dict[str, Any]:
-    _require_admin(principal)
+def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -> dict[str, Any]:
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
     slack = changes.get("slack")
     if isinstance(slack, dict):

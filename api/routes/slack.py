@@ -150,6 +150,8 @@ async def _open_edit(
         )
     except SlackApiError as err:
         return f"Could not open the editor: {err.response.get('error')}"
+    except OSError as err:  # Slack unreachable
+        return f"Could not open the editor: {err}"
     return None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
-from api.deps import PrincipalDep, SessionDep
+from api.deps import AdminDep, SessionDep, ViewerDep
 from ddoc import users
 from ddoc.tenancy import Role
 
@@ -22,9 +22,7 @@ class UserIn(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a responder (admin)")
-def add_user(body: UserIn, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
-    if Role.ADMIN not in principal.roles:
-        raise HTTPException(403, "registering users needs the admin role")
+def add_user(body: UserIn, principal: AdminDep, session: SessionDep) -> dict[str, Any]:
     try:
         user = users.add(
             session,
@@ -44,5 +42,5 @@ def add_user(body: UserIn, principal: PrincipalDep, session: SessionDep) -> dict
 
 
 @router.get("", summary="Registered responders")
-def list_users(principal: PrincipalDep, session: SessionDep) -> list[dict[str, Any]]:
+def list_users(principal: ViewerDep, session: SessionDep) -> list[dict[str, Any]]:
     return [users.public(u) for u in users.list_users(session, tenant_id=principal.tenant_id)]

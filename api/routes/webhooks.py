@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlmodel import Session
 
-from api.deps import AppState, PrincipalDep, StateDep
+from api.deps import AppState, StateDep, ViewerDep
 from ddoc import alerts as sources
 from ddoc import tenancy
 from ddoc.alerts import NormalizedAlert
@@ -222,7 +222,7 @@ def _webhook_route(source: Source) -> None:
 
 def _match_route(source: Source) -> None:
     def match(
-        raw: Annotated[bytes, Depends(_raw_body)], principal: PrincipalDep, state: StateDep
+        raw: Annotated[bytes, Depends(_raw_body)], principal: ViewerDep, state: StateDep
     ) -> dict[str, Any]:
         alerts = parse_body(source, raw)
         results = []

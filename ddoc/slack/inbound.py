@@ -211,6 +211,9 @@ def responder(
     except SlackApiError as err:
         log.warning("users.info for %s failed: %s", slack_user_id, err.response.get("error"))
         return None
+    except OSError as err:  # Slack unreachable
+        log.warning("users.info for %s failed: %s", slack_user_id, err)
+        return None
     email = ((info.get("user") or {}).get("profile") or {}).get("email")
     if not email:
         return None
@@ -230,3 +233,5 @@ def tell(web: WebClient | None, *, channel: str | None, user: str, message: str)
         web.chat_postEphemeral(channel=channel, user=user, text=message)
     except SlackApiError as err:
         log.warning("chat.postEphemeral failed: %s", err.response.get("error"))
+    except OSError as err:  # Slack unreachable
+        log.warning("chat.postEphemeral failed: %s", err)
