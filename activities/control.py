@@ -14,7 +14,7 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ddoc import executions, policy, tenancy
+from ddoc import executions, metrics, policy, tenancy
 from ddoc.contracts import Classification, ClassifyRequest, EscalationRequest, EscalationResult
 from ddoc.paging import Page, PagerDutyEvents, PagingError, pd_severity
 from ddoc.risk import classify_command
@@ -39,6 +39,7 @@ class ControlActivities:
         """Page the level's PagerDuty service (when it has a routing key) and record the
         escalation as an event either way. Routing keys stay in the tenant's settings: they
         never enter a workflow's history."""
+        metrics.ESCALATIONS.inc()
         with Session(self._engine) as session:
             level = policy.escalation_level(
                 tenancy.settings(session, request.tenant_id), request.level

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.commands import CommandActivities
 from agent_worker.policy import AgentPolicy, PolicyError, load_policy
+from ddoc import codec
 from ddoc import temporal as temporal_conn
 from ddoc.settings import Settings, agent_task_queue
 
@@ -69,9 +70,22 @@ async def run_agent(settings: Settings, stop: asyncio.Event) -> None:
         # Before connecting: a clear message and exit code 2, not a traceback.
         log.error("the agent will not start: %s", err)
         raise SystemExit(2) from None
+    payload_codec = None
+    if settings.codec_keys_file:
+        # The agent holds its own tenant's keys only: it encrypts with them what it sends back.
+        try:
+            payload_codec = codec.EncryptionCodec(
+                codec.load_keys(settings.codec_keys_file),
+                codec.fixed_tenant(settings.tenant),
+                require_fallback=False,
+            )
+        except (OSError, ValueError) as err:
+            log.error("the agent will not start: DDOC_CODEC_KEYS_FILE: %s", err)
+            raise SystemExit(2) from None
     client = await temporal_conn.connect_with_retry(
         settings.temporal,
         identity=f"ddoc-agent:{settings.tenant}.{settings.environment}@{socket.gethostname()}",
+        codec=payload_codec,
     )
     worker = build_agent(
         client,

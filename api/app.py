@@ -16,19 +16,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
 from api.routes import audit as audit_routes
+from api.routes import codec as codec_routes
 from api.routes import executions, health, incidents, keys, reports, runbooks, ui, webhooks
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
-from ddoc import db, learning, search, trust
+from api.routes.codec import CodecCors
+from ddoc import db, learning, metrics, search, trust
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
-from ddoc.executions import ExecutionNotFound
+from ddoc.executions import ExecutionNotFound, server_codec
 from ddoc.incidents import IncidentNotFound
 from ddoc.intake import Intake, StartFailed
 from ddoc.matching import Matcher, thresholds_from
 from ddoc.parsing import ParseError, runbook_parser
 from ddoc.parsing.ai import ai_config_from_env
+from ddoc.ratelimit import Limit
 from ddoc.runbooks import RunbookNotFound
 from ddoc.settings import Settings
 
@@ -53,7 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         engine = db.make_engine(settings.require_database_url(), pool_size=DB_THREADS)
         db.migrate(engine)
-        client = await temporal_conn.connect(settings.temporal, identity="ddoc-api", lazy=True)
+        payload_codec = server_codec(settings.codec_keys_file, engine)
+        client = await temporal_conn.connect(
+            settings.temporal, identity="ddoc-api", lazy=True, codec=payload_codec
+        )
         embedder = default_embedder()
         # Load the model before serving: the first alert must not wait for it.
         await asyncio.to_thread(embedder.warm_up)
@@ -69,7 +75,10 @@ def create_app(settings: Settings) -> FastAPI:
             intake=Intake(engine=engine, client=client, settings=settings, matcher=matcher),
             matcher=matcher,
             parse=runbook_parser(ai_config_from_env(os.environ)),
+            webhook_limit=Limit(settings.webhook_rate, settings.webhook_burst),
+            codec=payload_codec,
         )
+        metrics.register_database(engine)
         try:
             yield
         finally:
@@ -82,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     for router in (
         health.router,
         runbooks.router,
@@ -93,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
         keys.router,
         slack_routes.router,
         audit_routes.router,
+        codec_routes.router,
         reports.router,
         ui.router,
     ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -13,9 +13,11 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from ddoc import tenancy
+from ddoc.codec import EncryptionCodec
 from ddoc.intake import Intake
 from ddoc.matching import Matcher
 from ddoc.parsing import RunbookParser
+from ddoc.ratelimit import Limit, RateLimiter
 from ddoc.settings import Settings
 from ddoc.tenancy import Principal, Role
 
@@ -28,6 +30,9 @@ class AppState:
     intake: Intake
     matcher: Matcher
     parse: RunbookParser
+    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    webhook_limit: Limit = field(default_factory=lambda: Limit(200, 5000))
+    codec: EncryptionCodec | None = None  # payload encryption (None: off)
 
 
 def get_state(request: Request) -> AppState:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from ddoc import logs
 from ddoc.settings import ConfigError, Settings
 
 _SERVICES = {"api", "worker", "agent", "migrate"}
@@ -88,11 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"ddoc: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        # Services log; commands a person runs (`ddoc up`, runbook, match, …) print results and
-        # keep library chatter out of the way.
-        level=settings.log_level if args.command in _SERVICES else "WARNING",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # Services log; commands a person runs (`ddoc up`, runbook, match, …) print results and
+    # keep library chatter out of the way.
+    logs.configure(
+        settings.log_level if args.command in _SERVICES else "WARNING",
+        settings.log_format if args.command in _SERVICES else "text",
     )
     try:
         result: int = args.func(args, settings)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from ddoc import audit, learning, tenancy, trust
+from ddoc import audit, learning, metrics, tenancy, trust
 from ddoc.contracts import (
     AlertContext,
     BranchSnapshot,
@@ -360,6 +360,8 @@ def record_step(session: Session, *, record: StepRecord) -> None:
     if record.decisions is not None:
         decisions = [dataclasses.asdict(d) for d in record.decisions]
         for new in decisions[len(step.decisions) :]:
+            if new["decision"] == "approve" and new["accepted"]:
+                _observe_approval_wait(session, record, new["at"])
             audit.append(
                 session,
                 tenant_id=record.tenant_id,
@@ -386,6 +388,11 @@ def record_step(session: Session, *, record: StepRecord) -> None:
             step_id=record.step_id,
             data={"status": record.status.value, "detail": record.detail},
         )
+    if changed and step.command and step.started_at and record.status in _COMMAND_OUTCOMES:
+        seconds = (step.finished_at or now) - step.started_at
+        metrics.AGENT_COMMAND_SECONDS.labels(record.status.value).observe(seconds.total_seconds())
+        if record.status == StepStatus.FAILED:
+            metrics.AGENT_COMMAND_FAILURES.inc()
     if changed and record.status not in (
         StepStatus.RUNNING,
         StepStatus.PENDING,
@@ -406,6 +413,23 @@ def record_step(session: Session, *, record: StepRecord) -> None:
                 **({"original_command": step.original_command} if step.original_command else {}),
             },
         )
+
+
+_COMMAND_OUTCOMES = (StepStatus.SUCCEEDED, StepStatus.FAILED)
+
+
+def _observe_approval_wait(session: Session, record: StepRecord, decided_at: str) -> None:
+    """Approval wait: from the step's latest "awaiting approval" event to the approval."""
+    asked = session.exec(
+        select(func.max(ExecutionEventRow.at)).where(
+            ExecutionEventRow.execution_id == record.execution_id,
+            ExecutionEventRow.step_id == record.step_id,
+            ExecutionEventRow.type == "step.awaiting_approval",
+        )
+    ).one()
+    if asked is not None:
+        waited = (datetime.fromisoformat(decided_at) - asked).total_seconds()
+        metrics.APPROVAL_WAIT.observe(max(0.0, waited))
 
 
 def _hashed(name: str, value: str | None) -> dict[str, str]:
@@ -498,3 +522,31 @@ def _get(session: Session, *, tenant_id: str, execution_id: str) -> Execution:
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def tenant_of_workflow(engine: Any, workflow_id: str) -> str | None:
+    """The tenant a workflow belongs to, by its id: an execution, or its Slack sync (for the
+    payload codec, which learns only the workflow id)."""
+    table, key = "executions", workflow_id
+    if workflow_id.startswith("slack-incident-"):
+        table, key = "incidents", workflow_id.removeprefix("slack-incident-")
+    elif workflow_id.startswith("slack-"):
+        key = workflow_id.removeprefix("slack-")
+    with engine.connect() as conn:
+        found = conn.execute(
+            text(f"SELECT tenant_id FROM {table} WHERE id = :id"), {"id": key}
+        ).scalar()
+    return str(found) if found is not None else None
+
+
+def server_codec(keys_file: Any, engine: Any) -> Any:
+    """The control plane's payload codec (every tenant's keys), or None when encryption is off."""
+    if keys_file is None:
+        return None
+    from functools import partial
+
+    from ddoc import codec
+
+    return codec.EncryptionCodec(
+        codec.load_keys(keys_file), codec.cached(partial(tenant_of_workflow, engine))
+    )

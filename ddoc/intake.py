@@ -27,7 +27,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ddoc import audit, executions, runbooks
+from ddoc import audit, executions, metrics, runbooks
 from ddoc import temporal as attrs
 from ddoc.alerts import NormalizedAlert
 from ddoc.contracts import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
@@ -94,7 +94,12 @@ class Intake:
                         self._client, decision.start, task_queue=self._settings.control_task_queue
                     )
                 except Exception as err:  # Temporal unreachable: keep going, report at the end
-                    log.warning("could not start %s: %s", decision.start.execution_id, err)
+                    log.warning(
+                        "could not start %s: %s",
+                        decision.start.execution_id,
+                        err,
+                        extra={"tenant_id": tenant_id, "execution_id": decision.start.execution_id},
+                    )
                     return decision.outcome.dedup_key
                 return None
 
@@ -224,6 +229,7 @@ class Intake:
     def _open_incident(self, session: Session, tenant_id: str, alert: NormalizedAlert) -> _Decision:
         incident_id = new_id("inc")
         result = self._matcher.match(session, tenant_id=tenant_id, alert=alert)
+        metrics.MATCH_CONFIDENCE.observe(result.candidates[0].score if result.candidates else 0.0)
         execution_input = None
         if result.attached is not None:
             runbook = runbooks.get(

@@ -63,6 +63,12 @@ class Settings:
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json
+    webhook_rate: int = 200  # per tenant and API process: requests a second on average...
+    webhook_burst: int = 5000  # ...with bursts up to this many
+    worker_metrics_port: int | None = None  # the worker's Prometheus port (none: not served)
+    codec_keys_file: Path | None = None  # payload encryption keys (ddoc/codec.py)
+    codec_cors_origins: tuple[str, ...] = ()  # the Temporal UI origins allowed to call /codec
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +116,16 @@ class Settings:
             slack_channel=reader.text("DDOC_SLACK_CHANNEL"),
             slack_api_url=_slash(reader.text("DDOC_SLACK_API_URL") or defaults.slack_api_url),
             log_level=(reader.text("DDOC_LOG_LEVEL") or defaults.log_level).upper(),
+            log_format=reader.choice("DDOC_LOG_FORMAT", ("text", "json"), defaults.log_format),
+            webhook_rate=reader.integer("DDOC_WEBHOOK_RATE", defaults.webhook_rate, minimum=1),
+            webhook_burst=reader.integer("DDOC_WEBHOOK_BURST", defaults.webhook_burst, minimum=1),
+            worker_metrics_port=reader.port("DDOC_WORKER_METRICS_PORT", 0) or None,
+            codec_keys_file=Path(keys) if (keys := reader.text("DDOC_CODEC_KEYS_FILE")) else None,
+            codec_cors_origins=tuple(
+                o.strip()
+                for o in (reader.text("DDOC_CODEC_CORS_ORIGINS") or "").split(",")
+                if o.strip()
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -148,6 +164,12 @@ class _EnvReader:
         if minimum is not None and value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        raw = (self.text(name) or default).lower()
+        if raw not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
 
     def port(self, name: str, default: int) -> int:
         value = self.integer(name, default, minimum=1)

@@ -6,6 +6,7 @@ Imports only the stdlib and `temporalio`: used by the API, the control-plane wor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
+from temporalio.converter import DataConverter, PayloadCodec
 from temporalio.service import TLSConfig
 
 from ddoc.settings import TemporalSettings
@@ -53,9 +55,14 @@ def dev_server_flags() -> list[str]:
 
 
 async def connect(
-    settings: TemporalSettings, *, identity: str | None = None, lazy: bool = False
+    settings: TemporalSettings,
+    *,
+    identity: str | None = None,
+    lazy: bool = False,
+    codec: PayloadCodec | None = None,
 ) -> Client:
-    """`lazy` connects on first use: the API starts (and reports Temporal down) without it."""
+    """`lazy` connects on first use: the API starts (and reports Temporal down) without it.
+    `codec` encrypts payloads (ddoc/codec.py)."""
     tls: bool | TLSConfig = False
     if settings.tls or settings.tls_cert_path or settings.tls_ca_path:
         tls = TLSConfig(
@@ -72,6 +79,9 @@ async def connect(
         api_key=settings.api_key,
         lazy=lazy,
         identity=identity,
+        data_converter=dataclasses.replace(DataConverter.default, payload_codec=codec)
+        if codec
+        else DataConverter.default,
     )
 
 
@@ -101,7 +111,11 @@ def _read(path: str | None) -> bytes | None:
 
 
 async def connect_with_retry(
-    settings: TemporalSettings, *, identity: str, wait_seconds: float = 60.0
+    settings: TemporalSettings,
+    *,
+    identity: str,
+    wait_seconds: float = 60.0,
+    codec: PayloadCodec | None = None,
 ) -> Client:
     """Connect, retrying while the server is still starting (containers start in any order)."""
     loop = asyncio.get_running_loop()
@@ -109,7 +123,7 @@ async def connect_with_retry(
     delay = 0.2
     while True:
         try:
-            return await connect(settings, identity=identity)
+            return await connect(settings, identity=identity, codec=codec)
         except RuntimeError as err:
             if loop.time() + delay > deadline:
                 raise ConnectionError(

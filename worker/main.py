@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+import prometheus_client
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -17,7 +18,7 @@ from temporalio.worker import Worker
 from activities.control import ControlActivities
 from activities.slack import SlackActivities
 from activities.store import ExecutionStore
-from ddoc import db
+from ddoc import db, executions, metrics
 from ddoc import temporal as temporal_conn
 from ddoc.paging import PagerDutyEvents
 from ddoc.settings import Settings
@@ -70,8 +71,14 @@ def build_worker(
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     engine = db.make_engine(settings.require_database_url(), pool_size=ACTIVITY_THREADS)
     db.migrate(engine)
+    if settings.worker_metrics_port:
+        metrics.register_database(engine)
+        prometheus_client.start_http_server(settings.worker_metrics_port)
+        log.info("metrics on :%d/metrics", settings.worker_metrics_port)
     client = await temporal_conn.connect_with_retry(
-        settings.temporal, identity=f"ddoc-worker@{socket.gethostname()}"
+        settings.temporal,
+        identity=f"ddoc-worker@{socket.gethostname()}",
+        codec=executions.server_codec(settings.codec_keys_file, engine),
     )
     added = await temporal_conn.ensure_search_attributes(client)
     if added:

@@ -3,11 +3,11 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.deps import StateDep
-from ddoc import db
+from ddoc import db, metrics
 
 router = APIRouter(tags=["health"])
 
@@ -31,3 +31,11 @@ async def _check(probe: object) -> str:
     except Exception as err:
         return f"error: {type(err).__name__}: {err}"[:300]
     return "ok"
+
+
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics() -> Response:
+    """Prometheus exposition (no auth: aggregate counts only, no tenant data; keep the port
+    inside your network or behind the proxy's allow-list)."""
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

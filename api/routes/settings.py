@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
-from ddoc import policy, tenancy, trust
+from ddoc import policy, ratelimit, tenancy, trust
 from ddoc.risk import RiskRulesError, load_tenant_rules
 from ddoc.slack import tenants
 
@@ -39,6 +39,11 @@ class SettingsIn(BaseModel):
         description="Approvals and escalation: red_approvals (1|2), wait_minutes by severity, "
         "escalation_levels [{name, pagerduty_routing_key}], incident_timeout_minutes, "
         "heartbeat_timeout_seconds. Applies to executions started from now on.",
+    )
+    webhook_rate_limit: dict[str, float] | None = Field(
+        default=None,
+        description='Webhook deliveries a second and burst per API process: {"per_second": '
+        '200, "burst": 5000} (defaults: DDOC_WEBHOOK_RATE, DDOC_WEBHOOK_BURST)',
     )
     trust_policy: dict[str, Any] | None = Field(
         default=None,
@@ -122,6 +127,12 @@ def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -
             policy.validate(new_policy)
         except policy.PolicyError as err:
             raise HTTPException(422, f"invalid execution_policy: {err}") from None
+    new_limit = changes.get(ratelimit.SETTINGS_KEY)
+    if isinstance(new_limit, dict):
+        try:
+            ratelimit.validate(new_limit)
+        except ValueError as err:
+            raise HTTPException(422, f"invalid webhook_rate_limit: {err}") from None
     new_trust = changes.get(trust.SETTINGS_KEY)
     if isinstance(new_trust, dict):
         try:

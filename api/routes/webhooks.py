@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from api.deps import AppState, StateDep, ViewerDep
 from ddoc import alerts as sources
-from ddoc import tenancy
+from ddoc import metrics, ratelimit, tenancy
 from ddoc.alerts import NormalizedAlert
 from ddoc.webhook_auth import SignatureError, verify_grafana, verify_pagerduty
 
@@ -109,8 +109,10 @@ class WebhookCaller:
 
 
 def webhook_tenant(request: Request, state: StateDep) -> WebhookCaller:
+    source = request.url.path.rsplit("/", 1)[-1]
     token = _token(request)
     if token is None:
+        metrics.WEBHOOKS_REJECTED.labels(source, "auth").inc()
         raise HTTPException(
             401,
             "missing webhook token: send `Authorization: Bearer <webhook token>`",
@@ -119,8 +121,12 @@ def webhook_tenant(request: Request, state: StateDep) -> WebhookCaller:
     with Session(state.engine) as session:
         found = tenancy.webhook_tenant_and_settings(session, token)
     if found is None:
+        metrics.WEBHOOKS_REJECTED.labels(source, "auth").inc()
         raise HTTPException(401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"})
     return WebhookCaller(*found)
+
+
+_REJECTION_REASONS = {401: "signature", 409: "duplicate", 413: "too_large", 429: "rate_limited"}
 
 
 def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
@@ -193,8 +199,31 @@ def _webhook_route(source: Source) -> None:
     async def receive(
         request: Request, caller: Annotated[WebhookCaller, Depends(webhook_tenant)], state: StateDep
     ) -> WebhookResponse:
-        raw = await request.body()
+        try:
+            response = await deliver(request, caller, state)
+        except HTTPException as err:
+            reason = _REJECTION_REASONS.get(err.status_code, "invalid")
+            metrics.WEBHOOKS_REJECTED.labels(source.name, reason).inc()
+            raise
+        except RequestValidationError:
+            metrics.WEBHOOKS_REJECTED.labels(source.name, "invalid").inc()
+            raise
+        metrics.WEBHOOKS_RECEIVED.labels(source.name).inc()
+        return response
+
+    async def deliver(request: Request, caller: WebhookCaller, state: AppState) -> WebhookResponse:
         tenant_id = caller.tenant_id
+        wait = state.rate_limiter.take(
+            tenant_id, ratelimit.limit_for(caller.settings, state.webhook_limit)
+        )
+        if wait:
+            raise HTTPException(
+                429,
+                f"this tenant's webhook rate limit is exceeded; retry in {wait:.1f} s "
+                "(the limit is set per tenant: webhook_rate_limit in PATCH /settings)",
+                headers={"Retry-After": ratelimit.retry_after(wait)},
+            )
+        raw = await request.body()
         _verify(source.name, raw, request, caller.settings)
         delivery_id = request.headers.get("x-webhook-id")
         if delivery_id:
