@@ -161,9 +161,8 @@ async def test_outputs_are_ciphertext_in_history_and_plain_through_the_codec(
                 "http://temporal-ui.example:8233"
             )
             assert allowed.headers["access-control-allow-credentials"] == "true"
-            ui = await http.post(
-                "/ui/codec/decode", json=body, cookies={"ddoc_ui_key": credentials.api_key}
-            )
+            http.cookies.set("ddoc_ui_key", credentials.api_key)  # as /ui/login leaves it
+            ui = await http.post("/ui/codec/decode", json=body)
             assert ui.status_code == 200 and ui.json() == decoded.json()
 
     # Rotation: payloads under the old key id still decode once k1 is no longer active.
