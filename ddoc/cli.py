@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=_cmd_migrate)
 
+    codec_cmd = sub.add_parser("codec", help="payload encryption keys")
+    codec_actions = codec_cmd.add_subparsers(dest="codec_command", required=True, metavar="ACTION")
+    codec_actions.add_parser(
+        "new-key", help="print a new random AES-256 key (base64) for DDOC_CODEC_KEYS_FILE"
+    ).set_defaults(func=_cmd_codec_new_key)
+
     tenant = sub.add_parser(
         "tenant", help="create a tenant with an admin key and a webhook token (operators; DB URL)"
     )
@@ -180,6 +186,13 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     applied = db.migrate(engine)
     engine.dispose()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def _cmd_codec_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from ddoc import codec
+
+    print(codec.new_key())
     return 0
 
 
