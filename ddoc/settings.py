@@ -7,6 +7,7 @@ Built in a factory (`Settings.from_env`), never at import time, so tests can pas
 from __future__ import annotations
 
 import dataclasses
+import re
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ class ConfigError(ValueError):
 
 def agent_task_queue(tenant_id: str, environment: str) -> str:
     # One queue per tenant and environment: a tenant's workflow can only ever dispatch to its
-    # own agents, because the queue name is built from the tenant id the workflow carries.
+    # own agents, because the queue name is built from the tenant id the workflow carries
+    # (tenant ids have no dots, so no tenant's queue can be spelled with another's id).
     return f"ddoc.agent.{tenant_id}.{environment}"
 
 
@@ -93,7 +95,7 @@ class Settings:
             api_workers=reader.integer("DDOC_API_WORKERS", defaults.api_workers, minimum=1),
             control_task_queue=reader.text("DDOC_CONTROL_TASK_QUEUE")
             or defaults.control_task_queue,
-            tenant=reader.text("DDOC_TENANT") or defaults.tenant,
+            tenant=reader.matching("DDOC_TENANT", r"[A-Za-z0-9_-]{1,64}") or defaults.tenant,
             environment=reader.text("DDOC_ENVIRONMENT") or defaults.environment,
             bootstrap_api_key=reader.text("DDOC_BOOTSTRAP_API_KEY"),
             bootstrap_webhook_token=reader.text("DDOC_BOOTSTRAP_WEBHOOK_TOKEN"),
@@ -164,6 +166,12 @@ class _EnvReader:
         if minimum is not None and value < minimum:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
+
+    def matching(self, name: str, pattern: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not re.fullmatch(pattern, raw):
+            raise ConfigError(f"{name} must match {pattern}, got {raw!r}")
+        return raw
 
     def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
         raw = (self.text(name) or default).lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -60,7 +61,14 @@ class BootstrapResult:
     webhook_token: str | None
 
 
+# No dots: agent task queues are `ddoc.agent.<tenant>.<environment>`, and a tenant id with a dot
+# could name another tenant's queue (tenant "a.b", environment "c" = tenant "a", "b.c").
+TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 def ensure_tenant(session: Session, *, tenant_id: str, name: str | None = None) -> Tenant:
+    if not TENANT_ID.fullmatch(tenant_id):
+        raise ValueError(f"tenant id {tenant_id!r}: 1-64 letters, digits, - or _")
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         tenant = Tenant(id=tenant_id, name=name or tenant_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import Engine, text
 
 from tests.conftest import Stack
@@ -101,3 +102,14 @@ async def test_operators_create_tenants(stack: Stack, database_url: str) -> None
     assert code == 0 and "exists already" in out
     code, out, err = await ddoc(stack, "tenant", "create", "bad id!", env=env)
     assert code == 2 and "tenant id" in err
+
+
+def test_a_tenant_id_cannot_spell_another_tenants_agent_queue(engine: Engine) -> None:
+    from sqlmodel import Session
+
+    from ddoc import tenancy
+    from ddoc.settings import agent_task_queue
+
+    with Session(engine) as session, pytest.raises(ValueError, match="letters, digits"):
+        tenancy.ensure_tenant(session, tenant_id="acme.prod")  # would be acme's "prod.x" queue
+    assert agent_task_queue("acme", "prod.x") != agent_task_queue("acme-prod", "x")
