@@ -558,27 +558,30 @@ def accepted(
     session: Session, row: RunbookSuggestion, *, actor: str, version: int, reason: str | None
 ) -> None:
     row.accepted_version = version
-    _close(session, row, "accepted", actor, reason)
-    audit.append(
-        session,
-        tenant_id=row.tenant_id,
-        actor=actor,
-        action="runbook.suggestion_accepted",
-        subject=row.runbook_id,
-        data={"suggestion_id": row.id, "version": version},
-    )
+    _decided(session, row, "accepted", actor, reason, {"version": version})
 
 
 def dismiss(session: Session, row: RunbookSuggestion, *, actor: str, reason: str | None) -> None:
     check_open(session, row)
-    _close(session, row, "dismissed", actor, reason)
+    _decided(session, row, "dismissed", actor, reason, {"reason": reason})
+
+
+def _decided(
+    session: Session,
+    row: RunbookSuggestion,
+    status: str,
+    actor: str,
+    reason: str | None,
+    data: dict[str, Any],
+) -> None:
+    _close(session, row, status, actor, reason)
     audit.append(
         session,
         tenant_id=row.tenant_id,
         actor=actor,
-        action="runbook.suggestion_dismissed",
+        action=f"runbook.suggestion_{status}",
         subject=row.runbook_id,
-        data={"suggestion_id": row.id, "reason": reason},
+        data={"suggestion_id": row.id, **data},
     )
 
 

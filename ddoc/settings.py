@@ -7,8 +7,8 @@ Built in a factory (`Settings.from_env`), never at import time, so tests can pas
 from __future__ import annotations
 
 import dataclasses
-import re
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path

@@ -137,27 +137,48 @@ def _count(
     )
 
 
-def _rehearsals(session: Session, runbook: Runbook, policy: TrustPolicy) -> Guard:
-    need = policy.copilot_min_rehearsals
-    have = _count(session, runbook, _REHEARSAL_MODES, (ExecutionStatus.SUCCEEDED.value,))
+def _enough(
+    session: Session,
+    runbook: Runbook,
+    *,
+    name: str,
+    level: ExecutionMode,
+    modes: tuple[str, ...],
+    need: int,
+    what: str,
+) -> Guard:
+    """At least `need` succeeded executions in `modes`."""
+    have = _count(session, runbook, modes, (ExecutionStatus.SUCCEEDED.value,))
     return Guard(
-        "rehearsals",
-        ExecutionMode.COPILOT.value,
+        name,
+        level.value,
         have >= need,
-        f"needs {need} completed read-along or dry-run executions, has {have}",
+        f"needs {need} {what}, has {have}",
         {"required": need, "found": have},
     )
 
 
+def _rehearsals(session: Session, runbook: Runbook, policy: TrustPolicy) -> Guard:
+    return _enough(
+        session,
+        runbook,
+        name="rehearsals",
+        level=ExecutionMode.COPILOT,
+        modes=_REHEARSAL_MODES,
+        need=policy.copilot_min_rehearsals,
+        what="completed read-along or dry-run executions",
+    )
+
+
 def _successes(session: Session, runbook: Runbook, policy: TrustPolicy) -> Guard:
-    need = policy.autopilot_min_successes
-    have = _count(session, runbook, _ACTING_MODES, (ExecutionStatus.SUCCEEDED.value,))
-    return Guard(
-        "successes",
-        ExecutionMode.AUTOPILOT.value,
-        have >= need,
-        f"needs {need} successful copilot executions, has {have}",
-        {"required": need, "found": have},
+    return _enough(
+        session,
+        runbook,
+        name="successes",
+        level=ExecutionMode.AUTOPILOT,
+        modes=_ACTING_MODES,
+        need=policy.autopilot_min_successes,
+        what="successful copilot executions",
     )
 
 
