@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         summary="AI-assisted runbook automation for on-call teams",
         lifespan=lifespan,
     )
+    app.add_middleware(RejectNul)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     for router in (
@@ -191,3 +193,50 @@ class BodySizeLimit:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+# A NUL, raw or as a JSON escape (`\u0000`, unless its backslash is itself escaped).
+_NUL = re.compile(rb"\x00|(?<!\\)(?:\\\\)*\\u0000", re.IGNORECASE)
+
+
+class RejectNul:
+    """PostgreSQL text cannot hold NUL: refuse it at the edge (422) in the path, the query and
+    the body, rather than fail deep in a transaction with a 500 (which alert sources retry
+    forever). Bodies are at most MAX_BODY_BYTES (BodySizeLimit runs first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        target = scope.get("raw_path", b"") + b"?" + scope.get("query_string", b"")
+        if b"%00" in target or b"\x00" in target or "\x00" in scope.get("path", ""):
+            await self._reject(send, "the URL contains a NUL character")
+            return
+        messages: list[Message] = []
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if _NUL.search(body):
+            await self._reject(send, "the body contains a NUL character (\\u0000)")
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, send: Send, detail: str) -> None:
+        response = JSONResponse({"detail": detail}, status_code=422)
+        await send(
+            {"type": "http.response.start", "status": 422, "headers": response.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})

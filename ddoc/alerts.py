@@ -261,7 +261,8 @@ def normalize_opsgenie(body: OpsgenieWebhook) -> list[NormalizedAlert]:
 class GenericAlert(BaseModel):
     """dd0c/run's own format, for any tool that can POST JSON."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity are not JSON: a label cannot be one (Python's parser would let them in).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     title: str = Field(min_length=1, max_length=1000)
     description: str | None = Field(default=None, max_length=20000)
     service: str | None = Field(default=None, max_length=200)

@@ -186,11 +186,20 @@ def _remember_delivery(state: AppState, tenant_id: str, source: str, delivery_id
         session.commit()
 
 
-def _body_doc(source: Source) -> dict[str, Any]:
+def _body_doc(source: Source, path: str) -> dict[str, Any]:
+    """The source's model as the request body schema; its `$defs` stay inside it and are
+    referenced by their absolute place in the OpenAPI document (so every `$ref` resolves)."""
+    here = (
+        "#/paths/"
+        + path.replace("~", "~0").replace("/", "~1")
+        + "/post/requestBody/content/application~1json/schema/$defs/{model}"
+    )
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": source.model.model_json_schema()}},
+            "content": {
+                "application/json": {"schema": source.model.model_json_schema(ref_template=here)}
+            },
         }
     }
 
@@ -244,7 +253,7 @@ def _webhook_route(source: Source) -> None:
         methods=["POST"],
         status_code=status.HTTP_202_ACCEPTED,
         summary=source.summary,
-        openapi_extra=_body_doc(source),
+        openapi_extra=_body_doc(source, f"/webhooks/{source.name}"),
         name=f"webhook_{source.name}",
     )
 
@@ -289,7 +298,7 @@ def _match_route(source: Source) -> None:
         match,
         methods=["POST"],
         summary=f"Rank runbooks for a {source.name} body; starts nothing",
-        openapi_extra=_body_doc(source),
+        openapi_extra=_body_doc(source, f"/match/{source.name}"),
         name=f"match_{source.name}",
         tags=["matching"],
     )
