@@ -236,7 +236,5 @@ class RejectNul:
 
     async def _reject(self, send: Send, detail: str) -> None:
         response = JSONResponse({"detail": detail}, status_code=422)
-        await send(
-            {"type": "http.response.start", "status": 422, "headers": response.raw_headers}
-        )
+        await send({"type": "http.response.start", "status": 422, "headers": response.raw_headers})
         await send({"type": "http.response.body", "body": response.body})
