@@ -89,6 +89,17 @@ class Intake:
                     await self._signal_resolved(decision.resolved_execution, alert)
                 if decision.start is None:
                     return None
+                log.info(
+                    "incident %s: starting execution %s",
+                    decision.outcome.incident_id,
+                    decision.start.execution_id,
+                    extra={
+                        "tenant_id": tenant_id,
+                        "incident_id": decision.outcome.incident_id,
+                        "execution_id": decision.start.execution_id,
+                        "source": alert.source,
+                    },
+                )
                 try:
                     await start_execution(
                         self._client, decision.start, task_queue=self._settings.control_task_queue
