@@ -226,7 +226,11 @@ class RejectNul:
             if not message.get("more_body", False):
                 break
         if _NUL.search(body):
-            await self._reject(send, "the body contains a NUL character (\\u0000)")
+            await self._reject(
+                send,
+                "the body contains a NUL character (\\u0000): text with NUL, or binary content, "
+                "cannot be stored; send text",
+            )
             return
 
         async def replay() -> Message:
