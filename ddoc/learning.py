@@ -439,13 +439,8 @@ def suggest(
 ) -> RunbookSuggestion | None:
     """The runbook's open suggestion, made anew from the evidence (in the caller's transaction).
     None when the evidence points to no change, or only to changes already dismissed."""
-    runbook = session.exec(
-        select(Runbook)
-        .where(Runbook.id == runbook_id, Runbook.tenant_id == tenant_id)
-        .with_for_update()
-    ).first()
-    if runbook is None:
-        raise runbooks.RunbookNotFound(f"runbook {runbook_id} not found")
+    # Locked: two executions finishing together do not race to open two suggestions.
+    runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id, for_update=True)
     version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook_id)
     evidence = load_evidence(
         session, tenant_id=tenant_id, runbook_ids=[runbook_id], window=policy.window

@@ -195,10 +195,10 @@ def versions(session: Session, *, tenant_id: str, runbook_id: str) -> list[Runbo
     )
 
 
-def get(session: Session, *, tenant_id: str, runbook_id: str) -> Runbook:
-    runbook = session.exec(
-        select(Runbook).where(Runbook.id == runbook_id, Runbook.tenant_id == tenant_id)
-    ).first()
+def get(session: Session, *, tenant_id: str, runbook_id: str, for_update: bool = False) -> Runbook:
+    """The tenant's runbook; `for_update` locks its row for the caller's transaction."""
+    query = select(Runbook).where(Runbook.id == runbook_id, Runbook.tenant_id == tenant_id)
+    runbook = session.exec(query.with_for_update() if for_update else query).first()
     if runbook is None:
         raise RunbookNotFound(f"runbook {runbook_id} not found")
     return runbook

@@ -256,13 +256,7 @@ def change(
     reason = reason.strip()
     if not reason:
         raise TrustError("a reason is required")
-    runbook = session.exec(
-        select(Runbook)
-        .where(Runbook.id == runbook_id, Runbook.tenant_id == tenant_id)
-        .with_for_update()
-    ).first()
-    if runbook is None:
-        raise runbooks.RunbookNotFound(f"runbook {runbook_id} not found")
+    runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id, for_update=True)
     previous = runbook.trust_level
     if previous == target.value:
         return TrustOutcome(runbook, previous, False, None, [])
@@ -346,12 +340,10 @@ def demote_after(
         or not policy.demote_on_failure
     ):
         return None
-    runbook = session.exec(
-        select(Runbook)
-        .where(Runbook.id == execution.runbook_id, Runbook.tenant_id == execution.tenant_id)
-        .with_for_update()
-    ).first()
-    if runbook is None or runbook.trust_level != ExecutionMode.AUTOPILOT.value:
+    runbook = runbooks.get(
+        session, tenant_id=execution.tenant_id, runbook_id=execution.runbook_id, for_update=True
+    )
+    if runbook.trust_level != ExecutionMode.AUTOPILOT.value:
         return None  # already demoted (by a person, or by another execution)
     reason = f"autopilot execution {execution.id} {status.value.replace('_', ' ')}"
     _record(

@@ -30,6 +30,7 @@ from ddoc.parsing.source import decode, split_front_matter
 from ddoc.risk import RiskAssessment, classify_command, classify_sql
 from ddoc.runbook import ParsedRunbook, RiskClass, RollbackOrigin, StepKind, VariableSource
 from tests.alert_payloads import alertmanager_v4, am_alert
+from tests.test_fuzz_http import mutate
 
 R = RiskClass.RED
 
@@ -603,22 +604,6 @@ JSON = st.recursive(
     ),
     max_leaves=15,
 )
-
-
-def mutate(body: Any, path: list[str | int], value: Any) -> Any:
-    """`body` with the value at `path` (as far as it exists) replaced by `value`."""
-    if not path or not isinstance(body, dict | list):
-        return value
-    key, rest = path[0], path[1:]
-    if isinstance(body, dict):
-        name = str(key) if str(key) in body else next(iter(body), None)
-        if name is None:
-            return value
-        return {**body, name: mutate(body[name], rest, value)}
-    if not body:
-        return value
-    index = int(key) % len(body) if isinstance(key, int) else 0
-    return [mutate(v, rest, value) if i == index else v for i, v in enumerate(body)]
 
 
 def _optional_str(value: Any) -> bool:
