@@ -60,13 +60,17 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
+def principal_for_key(state: AppState, key: str) -> Principal | None:
+    """The key's principal (None: unknown or revoked). Its own short session: the request's
+    session (if any) must not hold a connection checked out while the handler awaits Temporal."""
+    with Session(state.engine) as session:
+        return tenancy.authenticate_api_key(session, key)
+
+
 def get_principal(credentials: BearerDep, state: StateDep) -> Principal:
     if credentials is None:
         raise _unauthorized("missing API key: send `Authorization: Bearer <api key>`")
-    # Its own short session: the request's session (if any) must not hold a connection
-    # checked out while the handler awaits Temporal.
-    with Session(state.engine) as session:
-        principal = tenancy.authenticate_api_key(session, credentials.credentials)
+    principal = principal_for_key(state, credentials.credentials)
     if principal is None:
         raise _unauthorized("invalid or revoked API key")
     return principal
@@ -98,9 +102,30 @@ ApproverDep = Annotated[Principal, Depends(require(Role.APPROVER))]
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
-def client_address(request: Request) -> str | None:
-    """The caller's address as the server saw it (the proxy's, behind one), for the audit."""
-    return request.client.host if request.client else None
+@dataclass(frozen=True)
+class Origin:
+    """Where a request came from, for the audit trail: the client (`X-Ddoc-Client: cli` marks
+    the CLI), the address the server saw (the proxy's, behind one) and what the proxy and the
+    client say of themselves."""
+
+    source: str  # api | cli
+    address: str | None
+    forwarded_for: str | None
+    user_agent: str | None
+
+    def audit(self) -> dict[str, str]:
+        found = {"source": self.source, "ip": self.address}
+        found |= {"forwarded_for": self.forwarded_for, "user_agent": self.user_agent}
+        return {k: v for k, v in found.items() if v}
 
 
-AddressDep = Annotated[str | None, Depends(client_address)]
+def request_origin(request: Request) -> Origin:
+    return Origin(
+        source="cli" if request.headers.get("x-ddoc-client") == "cli" else "api",
+        address=request.client.host if request.client else None,
+        forwarded_for=(request.headers.get("x-forwarded-for") or "")[:200] or None,
+        user_agent=(request.headers.get("user-agent") or "")[:200] or None,
+    )
+
+
+OriginDep = Annotated[Origin, Depends(request_origin)]

@@ -45,7 +45,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import agent_worker.main as agent_main
 from agent_worker.main import build_agent
-from bench.harness import REPO, add_tenant, database
+from bench.harness import REPO, add_tenant, database, exit_now
 from ddoc import db, executions, runbooks
 from ddoc import temporal as temporal_conn
 from ddoc.contracts import ExecutionInput, ExecutionMode, ExecutionResult, ExecutionStatus
@@ -466,9 +466,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.chdir(REPO)
-    code = main()
-    # The SDK's runtime threads have been seen to crash the interpreter at exit: everything is
-    # stopped and written by now, so leave without running interpreter teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(main())

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -49,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.worker import Worker
 
     from activities.commands import CommandActivities
-    from bench.harness import REPO, database
+    from bench.harness import REPO, database, exit_now
     from ddoc import executions, runbooks
     from ddoc import temporal as temporal_conn
     from ddoc.contracts import (
@@ -394,9 +393,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.chdir(REPO)
-    code = main()
-    # The SDK's runtime threads have been seen to crash the interpreter at exit: everything is
-    # stopped and written by now, so leave without running interpreter teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(main())

@@ -13,13 +13,12 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, HTTPException
+from fastapi import APIRouter, Cookie, HTTPException, Request
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 from temporalio.api.common.v1 import Payload
 
 from api.deps import AppState, ResponderDep, StateDep, ViewerDep
-from ddoc import tenancy
+from api.routes.ui import signed_in
 from ddoc.codec import CodecError, EncryptionCodec
 from ddoc.tenancy import Principal, Role
 
@@ -103,13 +102,10 @@ async def codec_encode(body: PayloadsIn, principal: ResponderDep, state: StateDe
     return await encode(state, principal, body)
 
 
-def _cookie_principal(state: AppState, key: str | None, role: Role) -> Principal:
-    if not key:
-        raise HTTPException(401, "sign in at /ui/login first")
-    with Session(state.engine) as session:
-        principal = tenancy.authenticate_api_key(session, key)
+def _signed_in(state: AppState, request: Request, cookie: str | None, role: Role) -> Principal:
+    principal = signed_in(state, request, cookie)
     if principal is None:
-        raise HTTPException(401, "sign in at /ui/login again")
+        raise HTTPException(401, "sign in at /ui/login first")
     if not principal.at_least(role):
         raise HTTPException(403, f"this needs the {role.value} role or higher")
     return principal
@@ -119,13 +115,17 @@ Cookie_ = Annotated[str | None, Cookie(alias="ddoc_ui_key")]
 
 
 @router.post("/ui/codec/decode", include_in_schema=False)
-def ui_codec_decode(body: PayloadsIn, state: StateDep, key: Cookie_ = None) -> PayloadsOut:
-    return decode(state, _cookie_principal(state, key, Role.VIEWER), body)
+def ui_codec_decode(
+    body: PayloadsIn, request: Request, state: StateDep, key: Cookie_ = None
+) -> PayloadsOut:
+    return decode(state, _signed_in(state, request, key, Role.VIEWER), body)
 
 
 @router.post("/ui/codec/encode", include_in_schema=False)
-async def ui_codec_encode(body: PayloadsIn, state: StateDep, key: Cookie_ = None) -> PayloadsOut:
-    return await encode(state, _cookie_principal(state, key, Role.RESPONDER), body)
+async def ui_codec_encode(
+    body: PayloadsIn, request: Request, state: StateDep, key: Cookie_ = None
+) -> PayloadsOut:
+    return await encode(state, _signed_in(state, request, key, Role.RESPONDER), body)
 
 
 class CodecCors:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
-from api.deps import AddressDep, AppState, ResponderDep, SessionDep, StateDep, ViewerDep
+from api.deps import AppState, Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc import executions, live, runbooks
 from ddoc.approvals import RefusalCode
 from ddoc.contracts import (
@@ -190,11 +190,9 @@ async def post_decision(
     body: DecisionIn,
     principal: ResponderDep,
     state: StateDep,
-    address: AddressDep,
-    x_ddoc_client: Annotated[str | None, Header()] = None,
+    origin: OriginDep,
 ) -> dict[str, Any]:
-    source = "cli" if x_ddoc_client == "cli" else "api"
-    return await _decide(state, principal, execution_id, body, source, address)
+    return await _decide(state, principal, execution_id, body, origin)
 
 
 @router.post(
@@ -206,15 +204,13 @@ async def abort(
     execution_id: str,
     principal: ResponderDep,
     state: StateDep,
-    address: AddressDep,
+    origin: OriginDep,
     body: StopIn | None = None,
-    x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     body = body or StopIn()
     kind = DecisionKind.ROLLBACK if body.rollback else DecisionKind.ABORT
-    source = "cli" if x_ddoc_client == "cli" else "api"
     decision = DecisionIn(decision=kind, comment=body.comment)
-    return await _decide(state, principal, execution_id, decision, source, address)
+    return await _decide(state, principal, execution_id, decision, origin)
 
 
 @router.post(
@@ -226,12 +222,11 @@ async def rollback(
     execution_id: str,
     principal: ResponderDep,
     state: StateDep,
-    address: AddressDep,
+    origin: OriginDep,
     body: StopIn | None = None,
-    x_ddoc_client: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     stop = StopIn(comment=body.comment if body else None, rollback=True)
-    return await abort(execution_id, principal, state, address, stop, x_ddoc_client)
+    return await abort(execution_id, principal, state, origin, stop)
 
 
 async def _decide(
@@ -239,15 +234,14 @@ async def _decide(
     principal: Principal,
     execution_id: str,
     body: DecisionIn,
-    source: str,
-    address: str | None,
+    origin: Origin,
 ) -> dict[str, Any]:
     actor = Actor(
         user_id=principal.actor,
         display_name=principal.name,
-        source=source,
+        source=origin.source,
         roles=sorted(principal.roles),
-        address=address,
+        address=origin.address,
     )
     try:
         decision = await live.decide(

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 from sqlmodel import Session
 
-from api.deps import AdminDep, AppState, ResponderDep, SessionDep, StateDep, ViewerDep
+from api.deps import AdminDep, AppState, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc import learning, runbooks, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
@@ -336,27 +336,13 @@ class TrustOut(BaseModel):
     guards: list[GuardOut]
 
 
-def origin(request: Request, source: str = "api") -> dict[str, Any]:
-    """Where a request came from, for the audit trail."""
-    found: dict[str, Any] = {"source": source}
-    if request.client is not None:
-        found["ip"] = request.client.host
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        found["forwarded_for"] = forwarded[:200]
-    agent = request.headers.get("user-agent")
-    if agent:
-        found["user_agent"] = agent[:200]
-    return found
-
-
 @router.post(
     "/{runbook_id}/trust",
     summary="Set a runbook's trust level (admin); 409 names the promotion guard that failed",
     responses={409: {"description": "A promotion guard failed; `guards` has the evidence"}},
 )
 def set_trust(
-    runbook_id: str, body: TrustIn, request: Request, principal: AdminDep, session: SessionDep
+    runbook_id: str, body: TrustIn, origin: OriginDep, principal: AdminDep, session: SessionDep
 ) -> TrustOut:
     if not body.reason.strip():
         raise HTTPException(422, "reason: a reason is required")
@@ -369,7 +355,7 @@ def set_trust(
         actor=principal.actor,
         policy=trust.trust_policy(tenancy.settings(session, principal.tenant_id)),
         force=body.force,
-        origin=origin(request),
+        origin=origin.audit(),
     )
     session.commit()
     return TrustOut(

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Cookie, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import StateDep
-from ddoc import learning, tenancy
+from api.deps import AppState, StateDep, principal_for_key
+from ddoc import learning
 from ddoc.tenancy import Principal
 
 router = APIRouter(prefix="/ui", tags=["ui"], include_in_schema=False)
@@ -24,13 +24,11 @@ NONE = "\N{EN DASH}"  # an empty cell
 _MAX_FORM_BYTES = 4096
 
 
-def _principal(state: StateDep, request: Request, cookie: str | None) -> Principal | None:
+def signed_in(state: AppState, request: Request, cookie: str | None) -> Principal | None:
+    """The caller of a /ui page: the sign-in cookie, or `Authorization: Bearer` (scripts)."""
     header = request.headers.get("authorization", "")
     key = header[7:].strip() if header.lower().startswith("bearer ") else cookie
-    if not key:
-        return None
-    with Session(state.engine) as session:
-        return tenancy.authenticate_api_key(session, key)
+    return principal_for_key(state, key) if key else None
 
 
 @router.get("/login")
@@ -44,8 +42,7 @@ async def login(request: Request, state: StateDep) -> Response:
     if len(raw) > _MAX_FORM_BYTES:
         return HTMLResponse(_page("Sign in", _login_body("That is not an API key.")), 400)
     key = (parse_qs(raw.decode("utf-8", "replace")).get("api_key") or [""])[0].strip()
-    with Session(state.engine) as session:
-        principal = tenancy.authenticate_api_key(session, key) if key else None
+    principal = principal_for_key(state, key) if key else None
     if principal is None:
         return HTMLResponse(_page("Sign in", _login_body("Unknown or revoked API key.")), 401)
     response = RedirectResponse("/ui/health", status_code=303)
@@ -75,7 +72,7 @@ def health_page(
     ddoc_ui_key: Annotated[str | None, Cookie()] = None,
     days: Annotated[int, Query(ge=1, le=365)] = 30,
 ) -> Response:
-    principal = _principal(state, request, ddoc_ui_key)
+    principal = signed_in(state, request, ddoc_ui_key)
     if principal is None:
         return RedirectResponse("/ui/login", status_code=303)
     with Session(state.engine) as session:

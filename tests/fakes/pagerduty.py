@@ -24,9 +24,10 @@ import json
 import threading
 import uuid
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.server import FakeHTTPServer, ServedFake
 
 ENQUEUE_PATH = "/v2/enqueue"
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -66,9 +67,7 @@ def validate(event: dict[str, Any]) -> list[str]:
     return errors
 
 
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so stop() leaves nothing running.
-    daemon_threads = False
+class _Server(FakeHTTPServer):
     fake: FakePagerDuty
 
 
@@ -106,39 +105,15 @@ def _invalid(errors: list[str]) -> dict[str, Any]:
     return {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
 
 
-class FakePagerDuty:
+class FakePagerDuty(ServedFake):
     """`with FakePagerDuty() as pd:` posts go to `pd.url`; what arrived is in `pd.events`."""
 
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{ENQUEUE_PATH}"
         self._cond = threading.Condition()
         self._events: list[dict[str, Any]] = []
         self._errors: deque[int] = deque()
-        # A short poll interval: shutdown() waits for the serving loop's next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), name="fake-pagerduty", daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self) -> FakePagerDuty:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop serving, close the socket and join the serving and handler threads."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
+        port = self._serve(_Handler, _Server, "fake-pagerduty")
+        self.url = f"http://127.0.0.1:{port}{ENQUEUE_PATH}"
 
     @property
     def events(self) -> list[dict[str, Any]]:

@@ -43,10 +43,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.server import FakeHTTPServer, ServedFake
 
 API_PREFIX = "/api/"
 TEAM_ID = "T0FAKETEAM"
@@ -69,9 +70,7 @@ class _Failure:
     retry_after: int | None
 
 
-class _Server(ThreadingHTTPServer):
-    # Handler threads are joined by server_close(), so stop() leaves nothing running.
-    daemon_threads = False
+class _Server(FakeHTTPServer):
     fake: FakeSlack
 
 
@@ -159,7 +158,7 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-class FakeSlack:
+class FakeSlack(ServedFake):
     """`with FakeSlack(users={...}) as slack:` point a WebClient at `slack.base_url`.
 
     `users` maps a Slack user id to `{"email": ..., "real_name": ...}` (optionally also
@@ -197,32 +196,8 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "views.open": self._views_open,
         }
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
-        # A short poll interval: shutdown() waits for the serving loop's next poll.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.01,), name="fake-slack", daemon=True
-        )
-        self._thread.start()
-
-    def __enter__(self) -> FakeSlack:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop serving, close the socket and join the serving and handler threads."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
+        port = self._serve(_Handler, _Server, "fake-slack")
+        self.base_url = f"http://127.0.0.1:{port}{API_PREFIX}"
 
     # -- inspection ----------------------------------------------------------------------
 
