@@ -100,6 +100,7 @@ class Variable:
     syntax: str  # as written in the source, e.g. "$NAMESPACE", "<service-name>", "{{ namespace }}"
     source: VariableSource
     key: str | None = None  # the label/annotation name when source is label/annotation
+    prompt: str | None = None  # the words around it in the runbook, to ask a human with
 
 
 @dataclass
@@ -166,6 +167,7 @@ class ParsedRunbook:
                     syntax=v["syntax"],
                     source=VariableSource(v["source"]),
                     key=v.get("key"),
+                    prompt=v.get("prompt"),
                 )
                 for v in data.get("variables", [])
             ],

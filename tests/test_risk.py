@@ -272,7 +272,7 @@ def test_tenant_red_rule_needs_no_reason() -> None:
         ("rules:\n  - {id: x, risk: red}\n", "rule #1 ('x'): 'match' is required"),
         ("rules:\n  - just a string\n", "rule #1: must be a mapping"),
         ("rules: {id: x}\n", "'rules' must be a list"),
-        ("- id: x\n", "must be a mapping with exactly one key, 'rules'"),
+        ("- id: x\n", "must be a mapping with the keys 'rules' and/or 'programs'"),
         ("rules: [\n", "not valid YAML"),
         (
             "rules:\n  - {id: x, match: a, risk: red}\n  - {id: x, match: b, risk: red}\n",

@@ -34,11 +34,21 @@ def runbook_parser(ai: AIParserConfig | None = None) -> RunbookParser:
         content: str, fmt: str, source_path: str | None, rules: RuleSet | None = None
     ) -> ParsedRunbook:
         classify = default_classifier(rules)
+        programs = rules.programs if rules is not None else frozenset()
         if ai is None:
-            return parse_runbook(content, fmt, source_path=source_path, classify=classify)
+            return parse_runbook(
+                content, fmt, source_path=source_path, classify=classify, programs=programs
+            )
         from ddoc.parsing.ai import parse_with_ai
 
-        return parse_with_ai(content, fmt, config=ai, source_path=source_path, classify=classify)
+        return parse_with_ai(
+            content,
+            fmt,
+            config=ai,
+            source_path=source_path,
+            classify=classify,
+            programs=programs,
+        )
 
     return parse
 

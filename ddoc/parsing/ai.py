@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,7 @@ def parse_with_ai(
     classify: Classifier | None = None,
     http_client: httpx2.Client | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    programs: Iterable[str] = (),
 ) -> ParsedRunbook:
     """Parse with Claude, grounded and risk-checked; the deterministic result on any failure.
 
@@ -98,7 +99,12 @@ def parse_with_ai(
     """
     classifier = classify if classify is not None else default_classifier()
     baseline = parse_runbook(
-        content, fmt, source_path=source_path, classify=classifier, max_bytes=max_bytes
+        content,
+        fmt,
+        source_path=source_path,
+        classify=classifier,
+        max_bytes=max_bytes,
+        programs=programs,
     )
     fmt_key = fmt.strip().lower()
     text = decode(content, max_bytes)

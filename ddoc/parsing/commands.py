@@ -216,6 +216,12 @@ def is_inline_command(code: str, before: str = "") -> bool:
         if prog in _AMBIGUOUS:
             return len(args) >= 2 or any(_FLAG.match(a) or _ARGISH.search(a) for a in args)
         return True
+    if (
+        not args
+        and _SCRIPT_NAME.match(first)
+        and (_RUN_CONTEXT.search(before) or before.rstrip().endswith(":"))
+    ):
+        return True  # "To roll back: `unbump.sh`"
     if _EXEC_PATH.match(prog if prog == first else first) and (
         args or first.endswith((".sh", ".py", ".rb"))
     ):
@@ -223,6 +229,7 @@ def is_inline_command(code: str, before: str = "") -> bool:
     return bool(_WORD.match(prog) and any(_FLAG.match(a) for a in args))
 
 
+_SCRIPT_NAME = re.compile(r"^(?:\.{0,2}/)?[\w.+/-]+\.(?:sh|py|rb|pl)$")
 _RUN_CONTEXT = re.compile(r"\b(?:run|running|execute|type|invoke|use)\s*:?\s*$", re.I)
 _ARGISH = re.compile(r"[/$<.=:]|\d")
 

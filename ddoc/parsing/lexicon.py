@@ -93,12 +93,42 @@ SUMMARY_HEADINGS = re.compile(
 )
 
 
+# Only a heading that *is* a rollback section makes one ("Rollback", "How to undo", "5. Roll
+# back"); one that merely mentions it ("search-indexer rollback") names a forward procedure.
+_ROLLBACK_HEADING = re.compile(
+    r"^\W*(?:(?:step\s+)?\d+[.):]?\s*)?(?:(?:how|steps?) to\s+|in case you need to\s+"
+    r"|if you need to\s+|to\s+)?(?:roll(?:ing)? ?-?back|undo|undoing|revert(?:ing)?"
+    r"|back(?:ing)? ?out|if (?:it|this|that|something|things) (?:goes|go|went) wrong)\b"
+    r"|^\W*(?:rückgängig|zurückrollen|deshacer|revertir|reversión|annuler|retour arrière"
+    r"|reverter|desfazer|terugdraaien|ロールバック|元に戻)",
+    re.I,
+)
+
+
 def section_role(heading: str) -> str | None:
     text = heading.strip()
     for role, pattern in _ROLES:
         if pattern.search(text):
+            if role == ROLLBACK and not _ROLLBACK_HEADING.match(text):
+                continue
             return role
     return None
+
+
+# Lines of a chat export that carry no instruction: who spoke when ("Mei 01:42", "Jordan Lee
+# 2:14 AM", "[02:14] <ops-bot>"), reactions (":+1: 2"), "(edited)", "N replies".
+CHAT_NOISE = re.compile(
+    r"^\s*(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?\s*)?"
+    r"(?:@?[\w.-]+(?: [A-Z][\w.-]*){0,2}|<[^<>]+>)\s*[-\u2014\u2013,:]?\s*"
+    r"(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?|\(edited\))\s*:?\s*$"
+    r"|^\s*(?:(?::[\w+-]+:|[\u2600-\u27bf\U0001f300-\U0001faff])\s*\d*\s*)+$"
+    r"|^\s*\(edited\)\s*$"
+    r"|^\s*\d+ (?:replies|reply|more replies)\b.*$",
+)
+
+# A Confluence page pasted as text runs its section names into the first sentence:
+# "Diagnosis  Start by checking …" (two or more spaces, or a tab, after the name).
+RUN_IN_HEADING = re.compile(r"^(?P<head>[^\W\d_][\w &/'()-]{1,40}?)(?:\s{2,}|\t)(?=\S|$)")
 
 
 # --- imperatives -----------------------------------------------------------------------------
@@ -259,10 +289,29 @@ def prerequisite_kind(text: str) -> str:
 
 
 ROLLBACK_SENTENCE = re.compile(
-    r"^(?:to (?:undo|revert|roll ?back|back out)|in order to (?:undo|revert|roll back)"
-    r"|if you need to (?:undo|revert|roll back)|(?:rollback|undo|revert)\s*:|zum rückgängigmachen"
-    r"|rückgängig\b|para (?:deshacer|revertir)|元に戻すには|ロールバックするには)"
+    r"^\W{0,2}(?:to (?:undo|revert|roll ?-?back|back out)|in order to (?:undo|revert|roll back)"
+    r"|if you need to (?:undo|revert|roll back)|(?:rollback|roll back|undo|revert)\s*[:=-]"
+    r"|(?:rollback|roll back|undo|revert)(?: it| this| that)?\s+(?:with|by running|using|via|is)\b"
+    r"|zum rückgängigmachen|rückgängig\b|para (?:deshacer|revertir)|pour (?:annuler|revenir)"
+    r"|para reverter|om terug te draaien|元に戻すには|ロールバックするには)"
     r"|\bcan be (?:undone|reverted|rolled back)\b",
+    re.I,
+)
+# Words right before a command that make it the undo of the one before it in the sentence:
+# "bump it with bump.sh (revert: unbump.sh)", "…, undo with …", "…; to roll back run …".
+ROLLBACK_CUE = re.compile(
+    r"(?:\broll ?-?back|\brollback|\bundo|\brevert|\bback out|rückgängig|deshacer|revertir"
+    r"|annuler|reverter|terugdraaien)\w*\b[\w\s,]{0,20}[:=-]?\s*[(\"']?$",
+    re.I,
+)
+# A remark that says a step is destructive, after the step: "this wipes the queue, there is no
+# undo". It raises that step's risk to red.
+DESTRUCTIVE_WARNING = re.compile(
+    r"\b(?:wipes?|wiping|destroys?|irreversibl[ey]|irrecoverabl[ey]|cannot be undone|can'?t be"
+    r" undone|no undo|no way back|no rollback|not reversible|permanently|data loss|loses? (?:all"
+    r" )?(?:data|messages|the queue)|deletes? (?:all|every|everything)|unrecoverable)\b"
+    r"|\b(?:unwiderruflich|datenverlust|irreversible|pérdida de datos|perte de données"
+    r"|perda de dados|onomkeerbaar)",
     re.I,
 )
 STEP_REF = re.compile(r"\b(?:step|schritt|paso)\s+#?(\d+)\b|ステップ\s*(\d+)|手順\s*(\d+)", re.I)

@@ -11,6 +11,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from ddoc.parsing.bare import Vocabulary, split_prose
 from ddoc.parsing.nodes import (
     CodeBlock,
     Heading,
@@ -28,17 +29,18 @@ from ddoc.parsing.nodes import (
 _MD = MarkdownIt("commonmark", {"maxNesting": 40}).enable("table").enable("strikethrough")
 
 
-def read_markdown(text: str) -> list[Node]:
+def read_markdown(text: str, vocab: Vocabulary | None = None) -> list[Node]:
     tokens = _MD.parse(text)
-    reader = _Reader(tokens, text.split("\n"))
+    reader = _Reader(tokens, text.split("\n"), vocab)
     nodes, _ = reader.blocks(0, None)
     return nodes
 
 
 class _Reader:
-    def __init__(self, tokens: list[Any], lines: list[str]) -> None:
+    def __init__(self, tokens: list[Any], lines: list[str], vocab: Vocabulary | None) -> None:
         self.tokens = tokens
         self.lines = lines
+        self.vocab = vocab
         self.list_counter = 0
 
     def blocks(self, i: int, until: str | None) -> tuple[list[Node], int]:
@@ -198,6 +200,7 @@ class _Reader:
                 href = None
             elif ctype == "image":
                 segs.append(Seg("text", child.content, line))
+        segs = split_prose(segs, src, self.vocab)
         return Inline(segs=segs, start=first, end=max(first, last))
 
 

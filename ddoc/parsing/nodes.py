@@ -19,6 +19,7 @@ class Seg:
     line: int  # 1-based line where the segment starts
     verbatim: bool = True  # code only: the content occurs as-is on that source line
     href: str | None = None  # text only: set when the text is a link's label
+    bare: bool = False  # code only: found in prose (no backticks), already vetted as a command
 
 
 @dataclass(slots=True)

@@ -8,9 +8,12 @@ suggestions → variables → quality report.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from ddoc.parsing.bare import vocabulary_with
 from ddoc.parsing.commands import suggested_rollback
 from ddoc.parsing.errors import ParseError
 from ddoc.parsing.html import html_to_markdown
@@ -20,7 +23,7 @@ from ddoc.parsing.quality import assess
 from ddoc.parsing.source import decode, split_front_matter
 from ddoc.parsing.steps import Classifier, Outline, StepBuilder
 from ddoc.parsing.text import read_text
-from ddoc.parsing.variables import collect
+from ddoc.parsing.variables import collect, mask_placeholders
 
 if TYPE_CHECKING:
     from ddoc.risk import RuleSet
@@ -34,6 +37,7 @@ from ddoc.runbook import (
 
 FORMATS = ("markdown", "text", "html")
 DEFAULT_MAX_BYTES = 2_000_000
+DEFAULT_TIME_BUDGET = 20.0  # seconds; a 2 MB paste of log lines parses in about 2 s
 _SUMMARY_LIMIT = 500
 _TITLE_LIMIT = 200
 _CAMEL_ALERT = re.compile(r"^[A-Za-z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
@@ -47,11 +51,15 @@ def parse_runbook(
     source_path: str | None = None,
     classify: Classifier | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    programs: Iterable[str] = (),
+    time_budget: float = DEFAULT_TIME_BUDGET,
 ) -> ParsedRunbook:
     """Parse a runbook into steps, triggers, prerequisites, variables and a quality report.
 
     ``classify(command, language) -> (RiskClass, reason)`` rates each command; by default
     ``ddoc.risk`` does (SQL through ``classify_sql``, everything else ``classify_command``).
+    ``programs`` adds a tenant's own programs to the vocabulary that finds commands in prose;
+    past ``time_budget`` seconds building steps, the parse gives up with a ParseError.
     Raises ``ParseError`` (and only that) for input that is not a usable runbook document.
     """
     fmt_key = fmt.strip().lower() if isinstance(fmt, str) else ""
@@ -59,22 +67,25 @@ def parse_runbook(
         raise ParseError(f"unsupported format {fmt!r}; use markdown, text or html")
     text = decode(content, max_bytes)
     classifier = classify if classify is not None else default_classifier()
+    vocab = vocabulary_with(frozenset(programs))
     warnings: list[str] = []
     front: dict[str, Any] = {}
     nodes: list[Node]
     if fmt_key == "html":
         markdown, html_warnings = html_to_markdown(text)
         warnings.extend(html_warnings)
-        nodes = read_markdown(markdown)
+        nodes = read_markdown(markdown, vocab)
         first_line_source = markdown
     else:
         fm = split_front_matter(text)
         warnings.extend(fm.warnings)
         front = fm.data
-        nodes = read_markdown(fm.body) if fmt_key == "markdown" else read_text(fm.body)
+        nodes = (
+            read_markdown(fm.body, vocab) if fmt_key == "markdown" else read_text(fm.body, vocab)
+        )
         first_line_source = fm.body
 
-    builder = StepBuilder(classifier, warnings)
+    builder = StepBuilder(classifier, warnings, deadline=time.monotonic() + time_budget)
     steps = builder.build(nodes)
     outline = builder.outline
 
@@ -89,14 +100,14 @@ def parse_runbook(
         if alert:
             triggers.alerts.append(alert)
 
-    commands: list[tuple[str, str | None]] = []
+    commands: list[tuple[str, str | None, str | None]] = []
     for step in steps:
         if step.command is not None:
-            commands.append((step.command, step.language))
+            commands.append((step.command, step.language, step.text))
     for step in steps:
         rb = step.rollback
         if rb is not None and rb.command and rb.origin == RollbackOrigin.RUNBOOK:
-            commands.append((rb.command, step.language))
+            commands.append((rb.command, step.language, rb.text))
     variables, _ = collect(commands, [s.text for s in steps])
 
     return ParsedRunbook(
@@ -118,9 +129,9 @@ def default_classifier(rules: RuleSet | None = None) -> Classifier:
     from ddoc.risk import classify_command, classify_sql
 
     def classify(command: str, language: str | None) -> tuple[RiskClass, str]:
-        assessment = (
-            classify_sql(command) if language == "sql" else classify_command(command, rules)
-        )
+        # A placeholder is a word the human fills in, never a redirection or an expansion.
+        opaque = mask_placeholders(command)
+        assessment = classify_sql(opaque) if language == "sql" else classify_command(opaque, rules)
         return RiskClass(assessment.level), str(assessment.reason)
 
     return classify

@@ -6,7 +6,14 @@ import re
 from dataclasses import dataclass, field
 
 from ddoc.parsing.commands import _SHELL_PROMPT, is_inline_command, language_of
-from ddoc.parsing.lexicon import ABBREVIATIONS, SENTENCE_END
+from ddoc.parsing.lexicon import (
+    ABBREVIATIONS,
+    COND_START,
+    OTHERWISE,
+    ROLLBACK_CUE,
+    ROLLBACK_SENTENCE,
+    SENTENCE_END,
+)
 from ddoc.parsing.nodes import Seg, render_segs
 
 _INSIDE = re.compile(r"\b(?:inside|within|in a|from (?:a|the|inside))\s*$", re.I)
@@ -17,6 +24,7 @@ class InlineCommand:
     text: str
     language: str
     line: int
+    undo: bool = False  # the words before it say it undoes what came before ("revert: …")
 
 
 @dataclass(slots=True)
@@ -37,7 +45,15 @@ class Sentence:
 def split_sentences(segs: list[Seg]) -> list[Sentence]:
     out: list[Sentence] = []
     cur: list[Seg] = []
+    line = segs[0].line if segs else 0
     for seg in segs:
+        if seg.line > line and seg.value.strip():
+            # A new line that opens a rollback, a condition or an "otherwise" starts a new
+            # sentence even where the previous line has no full stop (list continuations).
+            line = seg.line
+            if cur and seg.kind == "text" and _opens_sentence(seg.value.lstrip()):
+                _close(cur, out)
+                cur = []
         if seg.kind != "text" or seg.href is not None:
             cur.append(seg)
             continue
@@ -61,6 +77,14 @@ def split_sentences(segs: list[Seg]) -> list[Sentence]:
     return out
 
 
+def _opens_sentence(text: str) -> bool:
+    return bool(
+        ROLLBACK_SENTENCE.match(text)
+        or OTHERWISE.match(text)
+        or (text[:1].isupper() and COND_START.match(text))
+    )
+
+
 def _close(segs: list[Seg], out: list[Sentence]) -> None:
     if not any(s.value.strip() for s in segs):
         return
@@ -69,12 +93,19 @@ def _close(segs: list[Seg], out: list[Sentence]) -> None:
     for seg in segs:
         if seg.kind == "code":
             # "(run inside `sudo gitlab-psql`)" names where to run what follows, not a step.
-            if seg.verbatim and not _INSIDE.search(before) and is_inline_command(seg.value, before):
+            if (
+                seg.verbatim
+                and not _INSIDE.search(before)
+                and (seg.bare or is_inline_command(seg.value, before))
+            ):
                 command = seg.value.strip()
                 m = _SHELL_PROMPT.match(command)
                 if m and m.group(1).strip() == "$":
                     command = command[m.end() :]
-                sentence.commands.append(InlineCommand(command, language_of(command), seg.line))
+                undo = bool(sentence.commands) and ROLLBACK_CUE.search(before) is not None
+                sentence.commands.append(
+                    InlineCommand(command, language_of(command), seg.line, undo=undo)
+                )
             before = ""
         else:
             before = seg.value

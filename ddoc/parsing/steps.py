@@ -9,11 +9,13 @@ hints are attached to the steps they undo rather than becoming steps themselves.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ddoc.parsing import lexicon as lx
 from ddoc.parsing.commands import Command, block_kind, extract_commands, undoes
+from ddoc.parsing.errors import ParseError
 from ddoc.parsing.nodes import (
     CodeBlock,
     Heading,
@@ -22,7 +24,9 @@ from ddoc.parsing.nodes import (
     ListItem,
     Node,
     Paragraph,
+    Seg,
     Table,
+    render_segs,
 )
 from ddoc.parsing.sentences import InlineCommand, Sentence, split_sentences
 from ddoc.runbook import (
@@ -41,6 +45,7 @@ Classifier = Callable[[str, str | None], tuple[RiskClass, str]]
 _FORWARD = frozenset({lx.ACTION, lx.DIAGNOSIS, lx.NEUTRAL, lx.ESCALATION})
 _STATE_CHANGING = frozenset({RiskClass.YELLOW, RiskClass.RED})
 _SUMMARY_LIMIT = 500
+STEP_TEXT_LIMIT = 4000
 _INTRO_LIMIT = 300
 _CONTEXT_CODE_LIMIT = 2000
 _COND_SPLIT = re.compile(r",\s*(?:then\b\s*)?|\s+then\s+|:\s+|\uff0c|\u3001")
@@ -101,9 +106,12 @@ class Outline:
 
 
 class StepBuilder:
-    def __init__(self, classify: Classifier, warnings: list[str]) -> None:
+    def __init__(
+        self, classify: Classifier, warnings: list[str], deadline: float | None = None
+    ) -> None:
         self.classify = classify
         self.warnings = warnings
+        self.deadline = deadline  # time.monotonic() after which parsing gives up
         self.steps: list[Step] = []
         self.outline = Outline()
         self._prereq_seen: set[str] = set()
@@ -123,10 +131,11 @@ class StepBuilder:
         self._hints: list[_RollbackHint] = []
         self._section_serial = 0
         self._classified: dict[tuple[str, str | None], tuple[RiskClass, str]] = {}
+        self._step_unit: dict[str, int] = {}
 
     # --- entry point ---------------------------------------------------------------------
     def build(self, nodes: list[Node]) -> list[Step]:
-        self._blocks(nodes)
+        self._blocks(_split_paragraphs(nodes))
         self._resolve_rollbacks()
         self._resolve_gotos()
         return self.steps
@@ -173,6 +182,9 @@ class StepBuilder:
         language: str | None = None,
     ) -> Step:
         text = text.strip() or (f"Run `{command.splitlines()[0]}`" if command else "Step")
+        if len(text) > STEP_TEXT_LIMIT:
+            # A paragraph of pasted log output is one "sentence": keep each step's text bounded.
+            text = text[: STEP_TEXT_LIMIT - 1].rstrip() + "\u2026"
         step = Step(
             id=f"s{len(self.steps) + 1}",
             text=text,
@@ -183,7 +195,13 @@ class StepBuilder:
         )
         if command is not None:
             step.risk, step.risk_reason = self._risk(command, language)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ParseError(
+                f"the runbook took too long to parse ({len(self.steps)} steps so far); "
+                "split it, or remove pasted command output"
+            )
         self.steps.append(step)
+        self._step_unit[step.id] = self._unit
         if self._pending_heading_branches:
             for branch, _ in self._pending_heading_branches:
                 branch.goto = step.id
@@ -215,6 +233,8 @@ class StepBuilder:
         while self._headings and self._headings[-1][0] >= level:
             self._headings.pop()
         own = lx.section_role(text)
+        if own == lx.ROLLBACK and level == 1 and self.outline.h1 == text:
+            own = None  # the runbook's title names the procedure ("search-indexer rollback")
         self._headings.append((level, text, own))
         self.role = next((r for _, _, r in reversed(self._headings) if r), lx.NEUTRAL)
         self.heading_text = text
@@ -255,6 +275,7 @@ class StepBuilder:
 
     # --- paragraphs ----------------------------------------------------------------------
     def _paragraph(self, inline: Inline) -> None:
+        inline = self._run_in_heading(inline)
         role = self.role
         text = inline.render()
         if not text:
@@ -288,6 +309,24 @@ class StepBuilder:
         if self.outline.first_paragraph is None and before == after:
             # Summary fallback: the first paragraph that is prose, not an instruction.
             self.outline.first_paragraph = text
+
+    def _run_in_heading(self, inline: Inline) -> Inline:
+        """ "Diagnosis  Start by checking …": the section name becomes a heading of its own."""
+        lead = 0
+        while lead < len(inline.segs) - 1 and not inline.segs[lead].value.strip():
+            lead += 1
+        first = inline.segs[lead] if inline.segs else None
+        if first is None or first.kind != "text" or first.href is not None:
+            return inline
+        m = lx.RUN_IN_HEADING.match(first.value.lstrip())
+        if m is None or lx.section_role(m.group("head")) is None:
+            return inline
+        head = Inline([Seg("text", m.group("head"), first.line)], first.line, first.line)
+        title = (self.outline.first_heading, self.outline.h1)
+        self._heading(Heading(2, head))
+        self.outline.first_heading, self.outline.h1 = title  # a section name is no title
+        rest = Seg("text", first.value.lstrip()[m.end() :], first.line)
+        return Inline([rest, *inline.segs[lead + 1 :]], inline.start, inline.end)
 
     def _actionable_text(self, sentences: list[Sentence]) -> bool:
         if not sentences:
@@ -337,7 +376,28 @@ class StepBuilder:
             return "prereq"
         if lx.ESCALATE.search(text):
             return "escalate"
+        if lx.DESTRUCTIVE_WARNING.search(text):
+            return "warning"
         return "plain"
+
+    def _warned_step(self) -> Step | None:
+        """The step a warning right after it qualifies: the last command of this or the
+        previous paragraph/item."""
+        if not self.steps or self.steps[-1].command is None:
+            return None
+        last = self.steps[-1]
+        return last if self._unit - self._step_unit.get(last.id, -9) <= 1 else None
+
+    def _warning(self, s: Sentence) -> None:
+        """ "This wipes the queue, there is no undo": the step it follows is destructive."""
+        step = self._warned_step()
+        if step is None:
+            return
+        if step.risk != RiskClass.RED:
+            step.risk = RiskClass.RED
+            step.risk_reason = f"the runbook warns: {_after_commands(s)[:200]}"
+        if s.text not in step.text:
+            step.text = f"{step.text}\n{s.text}"
 
     def _emit_sentence(self, s: Sentence, kind: str) -> None:
         if kind == "rollback":
@@ -355,7 +415,14 @@ class StepBuilder:
             self._decision(s)
         elif kind == "command":
             for c in s.commands:
-                self._add(StepKind.COMMAND, s.text, s.start, s.end, c.text, c.language)
+                if c.undo:
+                    self._runbook_rollback(s.text, c.text, c.line)
+                else:
+                    self._add(StepKind.COMMAND, s.text, s.start, s.end, c.text, c.language)
+            if lx.DESTRUCTIVE_WARNING.search(_after_commands(s)):
+                self._warning(s)
+        elif kind == "warning":
+            self._warning(s)
         elif kind == "prereq":
             self._prereq(s.text, s.start, s.end)
         elif kind == "escalate":
@@ -676,6 +743,9 @@ class StepBuilder:
             else:
                 cc = code_cmds[0]
                 self._add(StepKind.COMMAND, text, item.start, end, cc.text, cc.language)
+            for s in (s for ss in sentence_lists for s in ss):
+                if lx.DESTRUCTIVE_WARNING.search(_after_commands(s)):
+                    self._warning(s)
         elif not special and not inline_cmds and not code_cmds:
             if actionable:
                 prereq_only = (
@@ -814,6 +884,11 @@ class StepBuilder:
             target = next(
                 (s for s in reversed(self.steps) if s.command and undoes(command, s.command)), None
             )
+        if target is None and self.steps and self.steps[-1].command is not None:
+            # "2. Bump: `bump.sh`" then "To roll back: `unbump.sh`" in the same item/paragraph.
+            last = self.steps[-1]
+            if self._step_unit.get(last.id) == self._unit:
+                target = last
         if target is None:
             target = self._last_state_changing(len(self.steps))
         if target is None:
@@ -1035,3 +1110,53 @@ def _node_end(node: Node) -> int:
     if isinstance(node, Table):
         return max((r.line for r in node.rows), default=0)
     return 0
+
+
+def _after_commands(s: Sentence) -> str:
+    """The words after a sentence's last command ("… `cmd` — this wipes the queue")."""
+    if not s.commands:
+        return s.text
+    tail = s.text.rsplit(s.commands[-1].text, 1)[-1]
+    return tail.lstrip("` ")
+
+
+def _split_paragraphs(nodes: list[Node]) -> list[Node]:
+    """Paragraphs of pasted text cut where a new one plainly starts: a chat message's speaker
+    line (dropped), a run-in section name, a sentence that ends its line and a capital that
+    opens the next. Copied pages and chat exports rarely have blank lines between those."""
+    out: list[Node] = []
+    for node in nodes:
+        if isinstance(node, ListBlock):
+            for item in node.items:
+                item.body = _split_paragraphs(item.body)
+        if not isinstance(node, Paragraph) or node.inline.start == node.inline.end:
+            out.append(node)
+            continue
+        lines: list[list[Seg]] = []
+        for seg in node.inline.segs:
+            if not lines or seg.line != lines[-1][0].line:
+                lines.append([seg])
+            else:
+                lines[-1].append(seg)
+        parts: list[list[list[Seg]]] = [[]]
+        previous = ""
+        for segs in lines:
+            text = render_segs(segs)
+            if lx.CHAT_NOISE.match(text):
+                if parts[-1]:
+                    parts.append([])
+                previous = ""
+                continue
+            run_in = lx.RUN_IN_HEADING.match("".join(s.value for s in segs).lstrip())
+            if parts[-1] and (
+                (run_in is not None and lx.section_role(run_in.group("head")) is not None)
+                or (previous.endswith((".", "!", "?")) and text[:1].isupper())
+            ):
+                parts.append([])
+            parts[-1].append(segs)
+            previous = text
+        for part in parts:
+            segs = [seg for line in part for seg in line]
+            if segs:
+                out.append(Paragraph(Inline(segs, segs[0].line, segs[-1].line)))
+    return out

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 
+from ddoc.parsing.bare import Vocabulary, find_commands
 from ddoc.parsing.commands import (
     _SHELL_PROMPT,
     is_command_line,
     is_inline_command,
-    is_known_cli,
-    program_of,
 )
 from ddoc.parsing.lexicon import section_role
 from ddoc.parsing.nodes import (
@@ -42,8 +41,8 @@ _RUN_LABEL = re.compile(
 )
 
 
-def read_text(text: str) -> list[Node]:
-    return _TextReader(text.split("\n")).read()
+def read_text(text: str, vocab: Vocabulary | None = None) -> list[Node]:
+    return _TextReader(text.split("\n"), vocab).read()
 
 
 def _indent(line: str) -> int:
@@ -51,8 +50,9 @@ def _indent(line: str) -> int:
 
 
 class _TextReader:
-    def __init__(self, lines: list[str]) -> None:
+    def __init__(self, lines: list[str], vocab: Vocabulary | None) -> None:
         self.lines = lines
+        self.vocab = vocab
         self.n = len(lines)
         self.list_counter = 0
 
@@ -118,7 +118,7 @@ class _TextReader:
     def item(self, i: int, m: re.Match[str], ordered: bool, position: int) -> tuple[ListItem, int]:
         base = _indent(self.lines[i])
         text_col = base + (m.start("text") - len(m.group("indent")))
-        segs = _segs(m.group("text"), i + 1, whole_line=True)
+        segs = self._segs(m.group("text"), i + 1)
         body: list[Node] = []
         text_lines: list[Seg] = segs
         start = i + 1
@@ -155,7 +155,7 @@ class _TextReader:
                 end = i
                 continue
             text_lines.append(Seg("text", " ", i + 1))
-            text_lines.extend(_segs(stripped, i + 1, whole_line=False))
+            text_lines.extend(self._segs(stripped, i + 1))
             end = i + 1
             i += 1
         head = Inline(segs=text_lines, start=start, end=end if not body else start)
@@ -184,6 +184,31 @@ class _TextReader:
         info = "console" if prompt_mode else ""
         return CodeBlock(info=info, lines=trimmed, start=start + 1, fenced=False), i
 
+    def _segs(self, text: str, line: int) -> list[Seg]:
+        """Prose and code segments of one line: backtick spans, bare commands, ``Run: cmd``."""
+        segs: list[Seg] = []
+        for seg in _code_spans(text, line):
+            if seg.kind != "text" or len(seg.value) < 4:
+                segs.append(seg)
+                continue
+            pos = 0
+            for start, end in find_commands(seg.value, self.vocab):
+                if start > pos:
+                    segs.append(Seg("text", seg.value[pos:start], line))
+                segs.append(Seg("code", seg.value[start:end], line, bare=True))
+                pos = end
+            if pos < len(seg.value):
+                segs.append(Seg("text", seg.value[pos:], line))
+        if len(segs) == 1 and segs[0].kind == "text":
+            # "Run: ./deploy --check" names a program the vocabulary does not know.
+            run = _RUN_LABEL.match(text)
+            if run and is_command_line(run.group("cmd")):
+                cmd = run.group("cmd")
+                if cmd.endswith(".") and not cmd.endswith(".."):
+                    cmd = cmd[:-1]
+                return [Seg("text", run.group("lead"), line), Seg("code", cmd, line)]
+        return segs
+
     def paragraph(self, i: int) -> tuple[Paragraph, int]:
         start = i
         segs: list[Seg] = []
@@ -201,7 +226,7 @@ class _TextReader:
                 ):
                     break
                 segs.append(Seg("text", " ", i + 1))
-            segs.extend(_segs(s, i + 1, whole_line=False))
+            segs.extend(self._segs(s, i + 1))
             i += 1
         return Paragraph(Inline(segs=segs, start=start + 1, end=i)), i
 
@@ -217,30 +242,20 @@ def _cut_indent(line: str, width: int) -> str:
 
 
 def _inline(text: str, start: int, end: int) -> Inline:
-    return Inline(segs=_segs(text, start, whole_line=False), start=start, end=end)
+    return Inline(segs=_code_spans(text, start), start=start, end=end)
 
 
-def _segs(text: str, line: int, whole_line: bool) -> list[Seg]:
-    """Prose and code segments of one line: backtick spans, ``Run: cmd``, bare commands."""
-    if "`" in text:
-        segs: list[Seg] = []
-        pos = 0
-        for m in _BACKTICK.finditer(text):
-            if m.start() > pos:
-                segs.append(Seg("text", text[pos : m.start()], line))
-            segs.append(Seg("code", m.group(2), line))
-            pos = m.end()
-        if pos < len(text):
-            segs.append(Seg("text", text[pos:], line))
-        return segs
-    run = _RUN_LABEL.match(text)
-    if run and is_command_line(run.group("cmd")):
-        cmd = run.group("cmd")
-        if cmd.endswith(".") and not cmd.endswith(".."):
-            cmd = cmd[:-1]
-        return [Seg("text", run.group("lead"), line), Seg("code", cmd, line)]
-    if whole_line:
-        prog, args = program_of(text)
-        if args and is_known_cli(prog) and is_command_line(text):
-            return [Seg("code", text, line)]
-    return [Seg("text", text, line)]
+def _code_spans(text: str, line: int) -> list[Seg]:
+    """Prose and backtick code spans of one line."""
+    if "`" not in text:
+        return [Seg("text", text, line)]
+    segs: list[Seg] = []
+    pos = 0
+    for m in _BACKTICK.finditer(text):
+        if m.start() > pos:
+            segs.append(Seg("text", text[pos : m.start()], line))
+        segs.append(Seg("code", m.group(2), line))
+        pos = m.end()
+    if pos < len(text):
+        segs.append(Seg("text", text[pos:], line))
+    return segs

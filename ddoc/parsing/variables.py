@@ -53,6 +53,10 @@ _SHELL_BRACED = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?:[:?+=#%/-][^}]*)?\}")
 _SHELL_PLAIN = re.compile(r"\$(?P<name>[A-Za-z_]\w*)(?![\w(.])")
 _ANGLE = re.compile(r"(?<![<\w])<(?P<name>[A-Za-z][\w.:/-]*(?: [\w.:/-]+){0,5})>(?![>&])")
 _SINGLE_BRACE = re.compile(r"(?<![{$\w])\{(?P<name>[A-Za-z_]\w*)\}(?!\})")
+# "YOUR_CLUSTER_HERE", "YOUR_TOKEN", "<your-region>": a blank the reader fills in.
+_YOURS = re.compile(
+    r"(?<![\w$])(?:YOUR|MY)_(?P<name>[A-Z0-9_]+?)(?:_HERE)?(?![\w])|(?<![\w$])(?P<here>[A-Z][A-Z0-9_]*?)_HERE(?![\w])"
+)
 _ASSIGNED = re.compile(
     r"(?:^|[\s;&|(`])(?:export\s+|local\s+|declare\s+(?:-\w+\s+)*|readonly\s+)?([A-Za-z_]\w*)=",
     re.M,
@@ -131,6 +135,11 @@ def find_placeholders(
             if free(*m.span()):
                 found.append((m.start(), m.group(0), m.group("name"), None))
                 taken.append(m.span())
+    if "_" in command:
+        for m in _YOURS.finditer(command):
+            if free(*m.span()):
+                found.append((m.start(), m.group(0), m.group("name") or m.group("here"), None))
+                taken.append(m.span())
     if "{" in command:
         for m in _SINGLE_BRACE.finditer(command):
             if free(*m.span()) and m.group("name").lower() not in _NOT_BRACE_NAMES:
@@ -188,24 +197,59 @@ def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
     return any(a <= pos <= b for a, b in spans)
 
 
+def mask_placeholders(command: str) -> str:
+    """``command`` with ``<name>``, ``{{ name }}`` and ``YOUR_NAME_HERE`` blanks as plain words,
+    so that a classifier reads ``kubectl -n <namespace> get pod`` as a read, not a redirection."""
+    if "<" in command:
+        command = _ANGLE.sub(lambda m: _word(m.group("name")), command)
+    if "{{" in command:
+        command = _TEMPLATE.sub(lambda m: _word(m.group("name")), command)
+    return command
+
+
+def _word(name: str) -> str:
+    return _NON_WORD.sub("_", name.lstrip("$")) or "value"
+
+
+_NON_WORD = re.compile(r"[^\w./:-]+")
+_PROMPT_LIMIT = 160
+
+
+def prompt_for(syntax: str, command: str, context: str | None) -> str | None:
+    """The words around a placeholder in its step, to ask a human for its value with."""
+    if not context:
+        return None
+    text = context.replace(f"`{command}`", " ").replace(command, " ")
+    text = " ".join(text.replace("`", "").split()).strip(" :,-\u2014\u2013")
+    if not text:
+        return None
+    if len(text) > _PROMPT_LIMIT:
+        text = text[: _PROMPT_LIMIT - 1].rstrip() + "…"
+    return f"{syntax} in: {text}"
+
+
 def collect(
-    commands: Iterable[tuple[str, str | None]], texts: Iterable[str] = ()
+    commands: Iterable[tuple[str, str | None]] | Iterable[tuple[str, str | None, str | None]],
+    texts: Iterable[str] = (),
 ) -> tuple[list[Variable], dict[str, str]]:
     """Variables across a runbook's commands, deduplicated by name, in first-seen order.
 
-    Returns the variables and, for each name, the first command it appeared in.
+    ``commands`` are ``(command, language)`` or ``(command, language, step text)``; with the
+    step's text each variable gets a prompt. Returns the variables and, for each name, the
+    first command it appeared in.
     """
-    commands = list(commands)
-    assigned = assigned_names(c for c, _ in commands)
+    rows = [(c[0], c[1], c[2] if len(c) > 2 else None) for c in commands]
+    assigned = assigned_names(c for c, _, _ in rows)
     seen: dict[str, Variable] = {}
     first_in: dict[str, str] = {}
-    for command, language in commands:
+    for command, language, context in rows:
         for syntax, raw, scope in find_placeholders(command, language, assigned):
             name = normalise(raw)
             if not name or name in seen:
                 continue
             source, key = source_of(name, scope)
-            seen[name] = Variable(name=name, syntax=syntax, source=source, key=key)
+            prompt = prompt_for(syntax, command, context) if source == VariableSource.ASK else None
+            seen[name] = Variable(name=name, syntax=syntax, source=source, key=key, prompt=prompt)
             first_in[name] = command
     for text in texts:
         if "$labels." not in text and "$annotations." not in text:

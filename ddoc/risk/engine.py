@@ -75,10 +75,12 @@ class TenantRule:
 class RuleSet:
     """Built-in rules plus optional tenant rules (checked first, first match wins)."""
 
-    __slots__ = ("tenant",)
+    __slots__ = ("programs", "tenant")
 
-    def __init__(self, tenant: Iterable[TenantRule] = ()) -> None:
+    def __init__(self, tenant: Iterable[TenantRule] = (), programs: Iterable[str] = ()) -> None:
         self.tenant: tuple[TenantRule, ...] = tuple(tenant)
+        # The tenant's own programs: the parser recognises them as commands in prose.
+        self.programs: frozenset[str] = frozenset(programs)
 
     @classmethod
     def builtin(cls) -> RuleSet:
@@ -278,15 +280,26 @@ def load_tenant_rules(yaml_text: str) -> RuleSet:
         raise RiskRulesError(f"tenant risk rules are not valid YAML: {exc}") from exc
     if data is None:
         return RuleSet()
-    if not isinstance(data, dict) or set(data) != {"rules"}:
-        raise RiskRulesError("tenant risk rules must be a mapping with exactly one key, 'rules'")
-    items = data["rules"]
-    if items is None:
-        return RuleSet()
+    if not isinstance(data, dict) or not data or set(data) - {"rules", "programs"}:
+        raise RiskRulesError(
+            "tenant risk rules must be a mapping with the keys 'rules' and/or 'programs'"
+        )
+    programs = data.get("programs") or []
+    if not isinstance(programs, list) or not all(
+        isinstance(p, str) and _PROGRAM_NAME.fullmatch(p) for p in programs
+    ):
+        raise RiskRulesError(
+            "'programs' must be a list of program names (letters, digits, . _ + -), "
+            "e.g. [deployctl, ./bin/failover.sh]"
+        )
+    items = data.get("rules") or []
     if not isinstance(items, list):
         raise RiskRulesError("'rules' must be a list of rule mappings")
     seen: set[str] = set()
-    return RuleSet(_tenant_rule(i, item, seen) for i, item in enumerate(items))
+    return RuleSet((_tenant_rule(i, item, seen) for i, item in enumerate(items)), programs)
+
+
+_PROGRAM_NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,63}")
 
 
 def _tenant_rule(index: int, item: Any, seen: set[str]) -> TenantRule:

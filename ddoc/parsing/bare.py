@@ -1,0 +1,461 @@
+"""Commands written in running prose, without backticks: find them and cut them exactly.
+
+Pasted Confluence pages lose their code formatting, Slack threads and notes never had it:
+"drain it first: kubectl drain <node> --ignore-daemonsets, then …". A command starts at a
+known program (or ``sudo``/``env``/``VAR=value``/``./script``/an absolute path to one) and
+ends where the prose resumes: a function word ("and", "to", "then", "und", "y" …), a
+parenthesis or dash that opens a remark, an arrow, a clause's punctuation. Quotes are
+honoured, so ``psql -c "select … where a and b"`` stays whole. What is found is always a
+verbatim slice of the text it was found in.
+
+The vocabulary of programs is data (``programs.yaml``), extended per tenant.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from ddoc.parsing.nodes import Seg
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Program names, naming conventions, English-word programs and known sub-commands."""
+
+    programs: frozenset[str]
+    families: re.Pattern[str]
+    ambiguous: frozenset[str]
+    subcommands: dict[str, frozenset[str]]
+
+    def knows(self, prog: str) -> bool:
+        return prog in self.programs or self.families.fullmatch(prog) is not None
+
+    def extended(self, extra: Iterable[str]) -> Vocabulary:
+        names = frozenset(p.strip() for p in extra if p and p.strip())
+        if not names - self.programs:
+            return self
+        return Vocabulary(
+            self.programs | names, self.families, self.ambiguous - names, self.subcommands
+        )
+
+
+@functools.cache
+def default_vocabulary() -> Vocabulary:
+    raw: Any = yaml.safe_load(
+        resources.files("ddoc.parsing").joinpath("programs.yaml").read_text(encoding="utf-8")
+    )
+    families = "|".join(f"(?:{p})" for p in raw["families"])
+    return Vocabulary(
+        programs=frozenset(raw["programs"].split()),
+        families=re.compile(families),
+        ambiguous=frozenset(raw["ambiguous"].split()),
+        subcommands={k: frozenset((v or "").split()) for k, v in raw["subcommands"].items()},
+    )
+
+
+@functools.cache
+def vocabulary_with(extra: frozenset[str]) -> Vocabulary:
+    return default_vocabulary().extended(extra)
+
+
+# Words that end a command when they follow it: prose resumes. Function words of the languages
+# runbooks are written in; content words are left alone (they can be arguments).
+_STOPWORDS = frozenset(
+    """
+    and or then than to which that so but if until when while because since once after before unless
+    otherwise where whether it this these those is are was were be been being has have had do
+    does did you we they i he she my your our their its the a an of in on at for with from by as
+    into onto also again now please just only not should will would could can may might must
+    until till via per about like e.g i.e etc see check look compare make note wait every each
+    first next afterwards instead too anyway here there what why how who whom whose
+    und oder dann um zu mit für auf im den die das der dem des ist sind wenn damit bis danach
+    und ob nicht noch auch mal bitte vorher nachher sonst aber weil
+    y o luego para con del en el la los las que si hasta después antes pero porque sin
+    et ou puis pour avec du des le les que si jusqu après avant mais sans ensuite
+    e ou depois com do da em os que se até antes mas sem então
+    en of dan om met van het als tot daarna eerst voor maar zonder
+    """.split()
+)
+# Tokens after which a command never continues.
+_CHAIN = frozenset({"|", "||", "&&", ";", "&"})
+_BREAKERS = frozenset(
+    "\u2014 \u2013 -> => \u2192 <- \u2190 <-- --> :: // ... \u2026 ( ) [ ] { }".split()
+)
+_ARTICLES = frozenset(
+    "the a an our your their its this that his her these those some any der die das den ein eine "
+    "el la los las un una le les une des o os um uma de het een".split()
+)
+_WRAPPERS = frozenset("sudo doas env time nohup exec timeout watch nice ionice stdbuf".split())
+_WRAPPER_ARG_OPTS = frozenset("-u -g -C -D -h -p -r -t -U -n -d -s -k -i -o -e".split())
+_BARE_OK = frozenset(
+    "df top htop free uptime dmesg iostat vmstat ps w who lsblk netstat nvidia-smi".split()
+)
+_ASSIGN = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
+_PROG = re.compile(r"^[a-z0-9][a-zA-Z0-9._+-]*$")
+_EXEC_PATH = re.compile(r"^(?:\.{1,2}/|~/|/)[\w.@+/-]*[\w]$")
+_SCRIPT = re.compile(r"^[\w.+-]+\.(?:sh|py|rb|pl)$")
+_OPENERS = "([\"'\u201c\u2018\u00ab"
+_CLOSERS = {
+    ")": "(",
+    "]": "[",
+    "}": "{",
+    "\u201d": "\u201c",
+    "\u2019": "\u2018",
+    "\u00bb": "\u00ab",
+}
+_TRAILING = ".,;:!?\u2026`"
+_TECHNICAL = re.compile(r"[-/=:.<>${}@*_~%\d\"'|\\]")
+_STRONG = re.compile(r"^-|[/=<>$\"'|*]")
+_PLAIN_WORD = re.compile(r"^[A-Za-z][a-z']*$")
+_CAPITALISED = re.compile(r"^[A-Z][a-z][a-z']*$")
+_NON_ASCII_WORD = re.compile(r"[^\x00-\x7f]")
+_PLACEHOLDER = re.compile(r"^(?:<[^<>\s]+>|\{\{[^{}]+\}\}|\$\{?\w+\}?)[.,;:!?)]*$")
+_EMOJI = re.compile(r"^:[a-z0-9_+-]+:$")
+_SPACE = re.compile(r"\S+")
+_MAX_TOKENS = 60
+
+
+@dataclass(slots=True)
+class _Tok:
+    start: int
+    end: int
+    text: str
+
+
+def _tokens(text: str) -> list[_Tok]:
+    """Whitespace-separated words; a quote opened inside a word runs to its closing quote."""
+    out: list[_Tok] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and not text[i].isspace():
+            ch = text[i]
+            if ch in "\"'" and (i == start or text[i - 1] not in "\\"):
+                close = text.find(ch, i + 1)
+                # A quote that closes within the line (and is not an apostrophe in prose).
+                if close != -1 and not (ch == "'" and i > start and text[i - 1].isalpha()):
+                    i = close + 1
+                    continue
+            i += 1
+        out.append(_Tok(start, i, text[start:i]))
+    return out
+
+
+def find_commands(text: str, vocab: Vocabulary | None = None) -> list[tuple[int, int]]:
+    """(start, end) offsets of the commands written in ``text``, in order, not overlapping."""
+    vocab = vocab or default_vocabulary()
+    if not any(ch.isalpha() for ch in text):
+        return []
+    toks = _tokens(text)
+    found: list[tuple[int, int]] = []
+    i = 0
+    n = len(toks)
+    while i < n:
+        span = _command_at(text, toks, i, vocab)
+        if span is None:
+            i += 1
+            continue
+        start, end, next_i = span
+        if start >= 0:
+            found.append((start, end))
+        i = max(next_i, i + 1)
+    return found
+
+
+def _command_at(
+    text: str, toks: list[_Tok], i: int, vocab: Vocabulary
+) -> tuple[int, int, int] | None:
+    first = toks[i]
+    word = first.text
+    lead = 0
+    while lead < len(word) - 1 and word[lead] in _OPENERS:
+        lead += 1
+    word = word[lead:]
+    if lead and word[:1] in "\"'":
+        return None
+    prev = toks[i - 1].text.lower().strip(_TRAILING + _OPENERS) if i > 0 else ""
+    if prev in _ARTICLES:
+        return None
+    # Walk wrappers and VAR=value prefixes to the program.
+    j = i
+    cur = word
+    wrapped = False
+    while True:
+        bare = cur.rstrip(_TRAILING)
+        if _ASSIGN.match(cur):
+            wrapped = True
+        elif bare in _WRAPPERS and j + 1 < len(toks):
+            # "sudo gitlab-psql" runs a program; "time more" is prose.
+            wrapped = wrapped or bare in ("sudo", "doas")
+            while j + 1 < len(toks) and toks[j + 1].text.startswith("-"):
+                j += 2 if toks[j + 1].text in _WRAPPER_ARG_OPTS else 1
+        else:
+            break
+        j += 1
+        if j >= len(toks):
+            return None
+        cur = toks[j].text
+    prog_tok = cur.rstrip(_TRAILING + ")")
+    prog = prog_tok.rsplit("/", 1)[-1] if "/" in prog_tok else prog_tok
+    known = vocab.knows(prog) and _PROG.match(prog) is not None
+    script = _SCRIPT.match(prog_tok) is not None or (
+        _EXEC_PATH.match(prog_tok) is not None and _looks_executable(prog_tok)
+    )
+    if "`" in cur:
+        return None
+    if not (known or script) or prog_tok != cur[: len(prog_tok)]:
+        return None
+    # Extend over the arguments.
+    args: list[str] = []
+    end = toks[j].end
+    if cur != prog_tok:
+        # "… then run uptime." — the program alone, punctuation after it.
+        start = first.start + lead
+        if not _plausible(prog_tok, prog, [], wrapped, vocab, text[:start], script):
+            return None
+        return start, toks[j].start + len(prog_tok), j + 1
+    k = j + 1
+    technical_seen = False
+    paren = 0
+    while k < len(toks) and k - j <= _MAX_TOKENS:
+        tok = toks[k].text
+        if tok in _CHAIN:
+            nxt = toks[k + 1].text if k + 1 < len(toks) else ""
+            if tok == "&" and not nxt:
+                end = toks[k].end  # a background job
+                k += 1
+                break
+            if nxt and _starts_command(nxt, vocab):
+                args.append(tok)
+                end = toks[k].end
+                k += 1
+                continue
+            break
+        if _stops(tok, args, technical_seen, toks, k, vocab, prog):
+            break
+        if tok == "." and not (args and args[-1] in _DOT_ARG_AFTER):
+            break  # "check it with kubectl get nodes -o wide ." — the sentence's full stop
+        core, cut = _trim(tok, paren)
+        if core is None:
+            break
+        if core:
+            paren += core.count("(") - core.count(")")
+            args.append(core)
+            end = toks[k].start + len(core)
+            if _TECHNICAL.search(core):
+                technical_seen = True
+        k += 1
+        if cut:
+            break
+    start = first.start + lead
+    if not _plausible(prog_tok, prog, args, wrapped, vocab, text[:start], script):
+        return None
+    if not _balanced(text[start:end]):
+        return -1, -1, k  # a broken cut: nothing in it starts a command either
+    # A command inside a clause ends before dangling chain operators.
+    command = text[start:end]
+    stripped = command.rstrip(" |&;")
+    end = start + len(stripped)
+    return start, end, k
+
+
+def _starts_command(tok: str, vocab: Vocabulary) -> bool:
+    word = tok.rstrip(_TRAILING)
+    if _ASSIGN.match(word) or word in _WRAPPERS:
+        return True
+    prog = word.rsplit("/", 1)[-1]
+    return (vocab.knows(prog) and _PROG.match(prog) is not None) or _SCRIPT.match(word) is not None
+
+
+def _looks_executable(path: str) -> bool:
+    if path.startswith(("./", "../", "~/")):
+        return not path.endswith((".yml", ".yaml", ".json", ".conf", ".md", ".log", ".txt"))
+    return bool(re.search(r"/(?:s?bin|scripts?|tools)/[\w.+-]+$", path)) or path.endswith(
+        (".sh", ".py")
+    )
+
+
+def _stops(
+    tok: str,
+    args: list[str],
+    technical_seen: bool,
+    toks: list[_Tok],
+    k: int,
+    vocab: Vocabulary,
+    prog: str,
+) -> bool:
+    if tok in _BREAKERS:
+        return True
+    if tok == "-":
+        # "prune -f - safe, images are re-pulled": a dash that opens a remark.
+        nxt = toks[k + 1].text if k + 1 < len(toks) else ""
+        return bool(nxt) and not nxt.startswith("-")
+    if tok[0] == "(" and not tok.startswith("(("):
+        return True
+    if tok[0] in "\u2014\u2013\u2192\u2190#" or _EMOJI.match(tok):
+        return True
+    word = tok.rstrip(_TRAILING + ")\"'\u201d\u2019")
+    low = word.lower()
+    if _PLACEHOLDER.match(tok):
+        return False
+    if _NON_ASCII_WORD.search(word) and tok[0] not in "\"'":
+        return True
+    if _PLAIN_WORD.match(word):
+        if low in _STOPWORDS:
+            return True
+        if _CAPITALISED.match(word) and not (args and args[-1].startswith("-")):
+            return True
+        subs = vocab.subcommands.get(prog)
+        if technical_seen and low in _PROSE_VERBS and not (args and args[-1].startswith("-")):
+            # "kubectl get pods -n payments look for …": a verb after arguments is prose.
+            return not (subs and low in subs and len(args) <= 1)
+    return False
+
+
+# Arguments after which a lone "." is the current directory, not a full stop.
+_DOT_ARG_AFTER = frozenset(
+    """build add apply -k --kustomize -f -C -chdir lint template install upgrade diff checkout
+    restore cd ls du find rsync cp scp stat grep rg chown chmod tar -czf""".split()
+)
+_PROSE_VERBS = frozenset(
+    """look check see verify confirm compare make wait watch ensure note keep expect find try
+    repeat run use notice mind remember continue proceed ask tell ping page escalate open
+    go""".split()
+)
+
+
+def _trim(tok: str, paren: int) -> tuple[str | None, bool]:
+    """The part of ``tok`` that belongs to the command, and whether the command ends there.
+
+    ``paren`` is the command's open-parenthesis balance before ``tok``."""
+    core = tok
+    cut = False
+    while core:
+        last = core[-1]
+        if last in _TRAILING and len(core) > 1 and core not in ("..", "./"):
+            if last == "." and core.endswith("/."):
+                break
+            core = core[:-1]
+            cut = True
+            continue
+        if last == ")" and paren + core.count("(") - core.count(")") < 0:
+            core = core[:-1]
+            cut = True
+            continue
+        if last in _CLOSERS and last != ")" and core.count(_CLOSERS[last]) < core.count(last):
+            core = core[:-1]
+            cut = True
+            continue
+        if last in "\"'" and core.count(last) % 2 == 1:
+            core = core[:-1]
+            cut = True
+            continue
+        break
+    if not core:
+        return None, True
+    return core, cut
+
+
+def _plausible(
+    path: str,
+    prog: str,
+    args: list[str],
+    wrapped: bool,
+    vocab: Vocabulary,
+    before: str,
+    script: bool,
+) -> bool:
+    """Enough evidence that this is a command and not prose that names a program."""
+    plain = [a for a in args if a not in _CHAIN]
+    if not plain:
+        if script:
+            # "To roll back: unbump.sh"; an absolute path alone only where a line starts with it.
+            if path.startswith("/"):
+                return not before.strip()
+            return _RUN_BEFORE.search(before) is not None
+        if prog in _BARE_OK:
+            return wrapped or _RUN_BEFORE.search(before) is not None
+        return wrapped
+    technical = [a for a in plain if _TECHNICAL.search(a) and a != "-"]
+    subs = vocab.subcommands.get(prog)
+    first_word = next((a for a in plain if not a.startswith("-")), "")
+    if prog in vocab.ambiguous:
+        if prog == "service" and len(plain) >= 2:
+            return plain[1] in ("start", "stop", "restart", "status", "reload", "force-reload")
+        # "top 10", "node Patroni-08": an English word needs a flag, a path, an assignment.
+        strong = [a for a in technical if _STRONG.search(a) or (a.isdigit() and prog == "kill")]
+        return bool(strong) or (bool(subs) and first_word in (subs or ()))
+    if technical or script or wrapped:
+        return True
+    # Only plain words after it: "consul members" is a command, "pgbouncer fleet" is not.
+    return bool(subs) and first_word in (subs or ())
+
+
+def _balanced(command: str) -> bool:
+    """Quotes closed and ``$(``/``(`` balanced: a cut that leaves them open is no command."""
+    depth = 0
+    quote = ""
+    escaped = False
+    for ch in command:
+        if escaped:
+            escaped = False
+            continue
+        if ch == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return not quote and depth == 0
+
+
+_RUN_BEFORE = re.compile(
+    r"(?:\b(?:run|running|execute|type|use|with|try|via)\s*:?|[:>→-]|^)\s*[\"'(]?$", re.I
+)
+
+
+def split_prose(segs: list[Seg], lines: list[str], vocab: Vocabulary | None) -> list[Seg]:
+    """``segs`` with the commands found in their prose turned into (bare) code segments.
+
+    A command is kept as code only where it occurs verbatim on its source line (markdown
+    may have unescaped or dropped characters from the text it shows)."""
+    vocab = vocab or default_vocabulary()
+    out: list[Seg] = []
+    for seg in segs:
+        if seg.kind != "text" or seg.href is not None or len(seg.value) < 4:
+            out.append(seg)
+            continue
+        spans = find_commands(seg.value, vocab)
+        if not spans:
+            out.append(seg)
+            continue
+        src = lines[seg.line - 1] if 0 < seg.line <= len(lines) else ""
+        pos = 0
+        for start, end in spans:
+            command = seg.value[start:end]
+            if start > pos:
+                out.append(Seg("text", seg.value[pos:start], seg.line))
+            out.append(Seg("code", command, seg.line, verbatim=command in src, bare=True))
+            pos = end
+        if pos < len(seg.value):
+            out.append(Seg("text", seg.value[pos:], seg.line))
+    return out
