@@ -80,7 +80,7 @@ _STOPWORDS = frozenset(
     y o luego para con del en el la los las que si hasta después antes pero porque sin
     et ou puis pour avec du des le les que si jusqu après avant mais sans ensuite
     e ou depois com do da em os que se até antes mas sem então
-    en of dan om met van het als tot daarna eerst voor maar zonder
+    en of dan om met van het als tot daarna eerst voor maar zonder uit aan kijk
     """.split()
 )
 # Tokens after which a command never continues.
@@ -111,8 +111,8 @@ _CLOSERS = {
     "\u00bb": "\u00ab",
 }
 _TRAILING = ".,;:!?\u2026`"
-_TECHNICAL = re.compile(r"[-/=:.<>${}@*_~%\d\"'|\\]")
-_STRONG = re.compile(r"^-|[/=<>$\"'|*]")
+_TECHNICAL = re.compile(r"[-/=:.<>${}@*_~%\d\"'|\\\[\]]")
+_STRONG = re.compile(r"^-|[/=<>$\"'|*@]|\w\.\w")
 _PLAIN_WORD = re.compile(r"^[A-Za-z][a-z']*$")
 _CAPITALISED = re.compile(r"^[A-Z][a-z][a-z']*$")
 _NON_ASCII_WORD = re.compile(r"[^\x00-\x7f]")
@@ -210,6 +210,9 @@ def _command_at(
     prog_tok = cur.rstrip(_TRAILING + ")")
     prog = prog_tok.rsplit("/", 1)[-1] if "/" in prog_tok else prog_tok
     known = vocab.knows(prog) and _PROG.match(prog) is not None
+    if not known and j > i and vocab.knows(word) and not _ASSIGN.match(word):
+        # "watch -n 5 'kubectl get pods'": the wrapper is the program.
+        j, cur, prog_tok, prog, known, wrapped = i, word, word, word, True, False
     script = _SCRIPT.match(prog_tok) is not None or (
         _EXEC_PATH.match(prog_tok) is not None and _looks_executable(prog_tok)
     )
@@ -243,6 +246,9 @@ def _command_at(
                 k += 1
                 continue
             break
+        gap = text[toks[k - 1].end : toks[k].start]
+        if "\t" in gap or ("   " in gap and not _TECHNICAL.search(tok)):
+            break  # a table pasted as text: the next cell
         if _stops(tok, args, technical_seen, toks, k, vocab, prog):
             break
         if tok == "." and not (args and args[-1] in _DOT_ARG_AFTER):
@@ -397,7 +403,7 @@ def _plausible(
         # "top 10", "node Patroni-08": an English word needs a flag, a path, an assignment.
         strong = [a for a in technical if _STRONG.search(a) or (a.isdigit() and prog == "kill")]
         return bool(strong) or (bool(subs) and first_word in (subs or ()))
-    if technical or script or wrapped:
+    if technical or script or wrapped or any(a in _CHAIN for a in args):
         return True
     # Only plain words after it: "consul members" is a command, "pgbouncer fleet" is not.
     return bool(subs) and first_word in (subs or ())

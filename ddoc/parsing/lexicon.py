@@ -307,9 +307,10 @@ ROLLBACK_CUE = re.compile(
 # A remark that says a step is destructive, after the step: "this wipes the queue, there is no
 # undo". It raises that step's risk to red.
 DESTRUCTIVE_WARNING = re.compile(
-    r"\b(?:wipes?|wiping|destroys?|irreversibl[ey]|irrecoverabl[ey]|cannot be undone|can'?t be"
-    r" undone|no undo|no way back|no rollback|not reversible|permanently|data loss|loses? (?:all"
-    r" )?(?:data|messages|the queue)|deletes? (?:all|every|everything)|unrecoverable)\b"
+    r"\b(?:wipes|wiping|will wipe|destroys|irreversibl[ey]|irrecoverabl[ey]|cannot be undone"
+    r"|can'?t be undone|no undo|no way back|no rollback|not reversible|permanently|data loss"
+    r"|loses? (?:all )?(?:data|messages|the queue)|deletes? (?:all|every|everything)"
+    r"|unrecoverable)\b"
     r"|\b(?:unwiderruflich|datenverlust|irreversible|pérdida de datos|perte de données"
     r"|perda de dados|onomkeerbaar)",
     re.I,
