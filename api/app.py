@@ -23,7 +23,7 @@ from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
 from api.routes.codec import CodecCors
-from ddoc import db, learning, metrics, search, trust
+from ddoc import db, learned, learning, metrics, search, trust
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound, server_codec
@@ -128,6 +128,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RunbookNotFound, not_found)
     app.add_exception_handler(ExecutionNotFound, not_found)
     app.add_exception_handler(IncidentNotFound, not_found)
+    app.add_exception_handler(learned.LearnedTriggerNotFound, not_found)
     app.add_exception_handler(ParseError, unprocessable)
     app.add_exception_handler(StartFailed, unavailable)
 

@@ -78,10 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.set_defaults(func=_cmd_tenant_create)
 
-    from ddoc import cli_alerts, cli_audit, cli_exec, cli_runbooks, cli_users
+    from ddoc import cli_alerts, cli_audit, cli_exec, cli_incidents, cli_runbooks, cli_users
 
     cli_runbooks.add_parser(sub)
     cli_alerts.add_parsers(sub)
+    cli_incidents.add_parser(sub)
     cli_exec.add_parser(sub)
     cli_users.add_parser(sub)
     cli_audit.add_parser(sub)

@@ -65,6 +65,12 @@ def add_parser(sub: Any) -> None:
     abort.add_argument("execution_id")
     abort.add_argument("--rollback", action="store_true")
     abort.add_argument("--comment")
+    abort.add_argument(
+        "--wrong-runbook",
+        action="store_true",
+        help="the runbook is the wrong one for the incident (a learned trigger that attached it "
+        "is forgotten)",
+    )
     abort.set_defaults(action=cmd_abort)
 
     rollback = actions.add_parser("rollback", help="stop and undo the completed steps")
@@ -111,9 +117,15 @@ def cmd_abort(args: argparse.Namespace, client: Any) -> int:
     body: dict[str, Any] = {"rollback": bool(args.rollback)}
     if args.comment:
         body["comment"] = args.comment
-    client.request("POST", f"/executions/{args.execution_id}/abort", json=body, headers=_CLI)
+    if getattr(args, "wrong_runbook", False):
+        body["wrong_runbook"] = True
+    result = client.request(
+        "POST", f"/executions/{args.execution_id}/abort", json=body, headers=_CLI
+    )
     what = "rollback" if args.rollback else "abort"
     print(f"{what} sent for {args.execution_id}")
+    if result.get("learned_trigger_removed"):
+        print(f"forgot learned trigger {result['learned_trigger_removed']}")
     return 0
 
 

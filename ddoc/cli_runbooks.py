@@ -1,8 +1,10 @@
-"""`ddoc runbook …`: add, preview, import, show and list runbooks through the API."""
+"""`ddoc runbook …`: add, preview, import, show and list runbooks through the API; trust,
+stats, suggested revisions and learned triggers."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -76,13 +78,26 @@ def add_parser(sub: Any) -> None:
         help="a Notion database whose pages are runbooks (token: DDOC_NOTION_TOKEN)",
     )
     imp.add_argument("--notion-page", action="append", default=[], metavar="ID")
+    imp.add_argument(
+        "--web-url",
+        metavar="BASE",
+        help="with files or --git: the web URL the files are shown at, e.g. "
+        "https://git.example.com/ops/runbooks/-/blob/main/ (an alert's runbook_url matches it)",
+    )
     imp.set_defaults(action=cmd_import)
 
-    show = commands.add_parser("show", help="show a runbook's steps")
+    show = commands.add_parser("show", help="show a runbook's steps, URLs and learned triggers")
     show.add_argument("runbook_id")
     show.add_argument("--version", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(action=cmd_show)
+
+    forget = commands.add_parser(
+        "forget", help="remove a learned trigger (ddoc runbook show lists them)"
+    )
+    forget.add_argument("runbook_id")
+    forget.add_argument("trigger_id")
+    forget.set_defaults(action=cmd_forget)
 
     lst = commands.add_parser("list", help="list runbooks")
     lst.add_argument("--all", action="store_true", help="include archived runbooks")
@@ -164,6 +179,20 @@ def cmd_show(args: argparse.Namespace, client: ApiClient) -> int:
         return 0
     print(f"{runbook['id']}  version {runbook['version']}  trust: {runbook['trust_level']}")
     _print_structure(runbook["parsed"])
+    for url in runbook.get("urls") or []:
+        print(f"url: {url}")
+    for trigger in runbook.get("learned_triggers") or []:
+        incident = f" for {trigger['incident_id']}" if trigger["incident_id"] else ""
+        print(
+            f"learned {trigger['id']}: {trigger['fingerprint']}  (picked by "
+            f"{trigger['created_by_name']}{incident} on {trigger['created_at'][:10]})"
+        )
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace, client: ApiClient) -> int:
+    client.request("DELETE", f"/runbooks/{args.runbook_id}/learned-triggers/{args.trigger_id}")
+    print(f"forgot {args.trigger_id}: alerts like it are matched as before")
     return 0
 
 
@@ -192,7 +221,7 @@ def cmd_import(args: argparse.Namespace, client: ApiClient) -> int:
     from ddoc.ingest.files import iter_files
 
     errors: list[SourceError] = []
-    documents = list(iter_files(args.paths, errors=errors))
+    documents = _with_web_urls(list(iter_files(args.paths, errors=errors)), args.web_url, None)
     for error in errors:
         print(f"skipped: {error}", file=sys.stderr)
     failed = import_batches(client, documents)
@@ -214,7 +243,8 @@ def _import_git(args: argparse.Namespace, client: ApiClient) -> int:
             snapshot = source.sync()
             for error in snapshot.errors:
                 print(f"skipped: {error}", file=sys.stderr)
-            failed = import_batches(client, snapshot.documents)
+            documents = _with_web_urls(snapshot.documents, args.web_url, "path")
+            failed = import_batches(client, documents)
             if args.archive_missing:
                 _archive_missing(client, source.prefix, snapshot.documents)
             imported = snapshot.commit
@@ -258,6 +288,29 @@ def _import_service(args: argparse.Namespace, client: ApiClient) -> int:
     return 1 if failed else 0
 
 
+def _with_web_urls(
+    documents: list[SourceDocument], base: str | None, path_key: str | None
+) -> list[SourceDocument]:
+    """Each document with its web URL: `base` + its path (in the repository, or as imported)."""
+    if not base:
+        return documents
+    from ddoc import runbook_urls  # the database's modules: not on the agent's light install
+
+    if not runbook_urls.is_url(base):
+        raise SourceError(f"--web-url {base!r} is not an http(s) URL")
+    prefix = base if base.endswith("/") else base + "/"
+    return [
+        dataclasses.replace(
+            d,
+            urls=(
+                *(d.urls or ()),
+                prefix + (d.metadata.get(path_key, "") if path_key else d.source_path).lstrip("/"),
+            ),
+        )
+        for d in documents
+    ]
+
+
 def _archive_missing(client: ApiClient, prefix: str, documents: Sequence[SourceDocument]) -> None:
     archived = client.request(
         "POST",
@@ -281,12 +334,7 @@ def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> in
     total, done, failed = len(documents), 0, 0
     counts: dict[str, int] = {}
     for batch in _batches(documents):
-        body = {
-            "documents": [
-                {"content": d.content, "format": d.format, "source_path": d.source_path}
-                for d in batch
-            ]
-        }
+        body = {"documents": [_document_body(d) for d in batch]}
         for result in client.request("POST", "/runbooks/import", json=body):
             done += 1
             counts[result["outcome"]] = counts.get(result["outcome"], 0) + 1
@@ -299,6 +347,20 @@ def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> in
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
     print(f"imported {total} document(s): {summary or 'none'}", file=sys.stderr)
     return failed
+
+
+def _document_body(document: SourceDocument) -> dict[str, Any]:
+    from ddoc import runbook_urls
+
+    body: dict[str, Any] = {
+        "content": document.content,
+        "format": document.format,
+        "source_path": document.source_path,
+    }
+    urls = runbook_urls.document_urls(document)
+    if urls is not None:  # none named: the runbook keeps the URLs it has
+        body["urls"] = urls
+    return body
 
 
 def _batches(documents: Sequence[SourceDocument]) -> Iterator[list[SourceDocument]]:

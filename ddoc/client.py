@@ -61,7 +61,7 @@ class ApiClient:
             raise ApiError(f"cannot reach the API at {self._http.base_url}: {err}") from None
         if response.status_code >= 400:
             raise ApiError(f"{response.status_code}: {_detail(response)}")
-        return response.json()
+        return response.json() if response.content else None  # 204: no body
 
 
 def webhook_client(env: Mapping[str, str] | None = None) -> ApiClient:

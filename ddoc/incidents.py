@@ -75,6 +75,7 @@ def view(session: Session, *, tenant_id: str, incident_id: str) -> dict[str, Any
         "labels": incident.labels,
         "annotations": incident.annotations,
         "match": incident.match,
+        "fingerprint": incident.fingerprint,  # what a pick is learned for (ddoc/learned.py)
         "keys": [dict(k) for k in keys],
         "alerts": [
             {

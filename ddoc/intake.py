@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -27,7 +28,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ddoc import audit, executions, metrics, runbooks
+from ddoc import audit, executions, fingerprints, learned, metrics, runbooks
 from ddoc import temporal as attrs
 from ddoc.alerts import NormalizedAlert
 from ddoc.contracts import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
@@ -264,10 +265,11 @@ class Intake:
             text(
                 "INSERT INTO incidents (id, tenant_id, dedup_key, source, status, title, service,"
                 " severity, environment, labels, annotations, match_status, match, runbook_id,"
-                " runbook_version, execution_id)"
+                " runbook_version, execution_id, fingerprint)"
                 " VALUES (:id, :tenant, :key, :source, 'open', :title, :service, :severity,"
                 " :environment, CAST(:labels AS jsonb), CAST(:annotations AS jsonb), :status,"
-                " CAST(:match AS jsonb), :runbook, :version, :execution)"
+                " CAST(:match AS jsonb), :runbook, :version, :execution,"
+                " CAST(:fingerprint AS jsonb))"
             ),
             {
                 "id": incident_id,
@@ -285,6 +287,7 @@ class Intake:
                 "runbook": execution_input.runbook_id if execution_input else None,
                 "version": execution_input.runbook_version if execution_input else None,
                 "execution": execution_input.execution_id if execution_input else None,
+                "fingerprint": json.dumps(fingerprints.of_alert(alert).to_dict()),
             },
         )
         session.execute(
@@ -420,9 +423,12 @@ def pick_runbook(
     incident_id: str,
     runbook_id: str,
     actor: str,
+    actor_name: str | None = None,
 ) -> ExecutionInput:
-    """A human picks the runbook for an open incident that has none running (a suggestion, or
-    any runbook): its execution is created for the incident's alert. The caller starts it."""
+    """A human picks the runbook for an open incident that has none running (a suggestion, any
+    runbook, or another one after the attached one was aborted): its execution is created for
+    the incident's alert, and the pick is learned for alerts with the same fingerprint
+    (ddoc/learned.py). The caller starts the execution."""
     _lock(session, tenant_id, "incident", incident_id)
     incident = session.get(Incident, incident_id)
     if incident is None or incident.tenant_id != tenant_id:
@@ -430,15 +436,22 @@ def pick_runbook(
     if incident.status != "open":
         raise IncidentConflict(f"incident {incident_id} is {incident.status}")
     if incident.execution_id is not None:
-        raise IncidentConflict(
-            f"incident {incident_id} already runs execution {incident.execution_id}"
-        )
+        previous = session.get(Execution, incident.execution_id)
+        if previous is None or previous.status not in executions.TERMINAL_STATUSES:
+            raise IncidentConflict(
+                f"incident {incident_id} already runs execution {incident.execution_id}"
+            )
+    execution_id = execution_id_for(tenant_id, incident.dedup_key, incident_id)
+    if session.get(Execution, execution_id) is not None:
+        # An execution ran for the incident before (or was aborted as the wrong runbook): a
+        # new id, since a workflow id is never reused.
+        execution_id = f"{execution_id}-{secrets.token_hex(3)}"
     runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
     if runbook.archived_at is not None:
         raise IncidentConflict(f"runbook {runbook.id} is archived")
     version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
     inp = executions.build_input(
-        execution_id=execution_id_for(tenant_id, incident.dedup_key, incident_id),
+        execution_id=execution_id,
         tenant_id=tenant_id,
         environment=incident.environment or settings.environment,
         runbook=runbook,
@@ -473,8 +486,34 @@ def pick_runbook(
         subject=incident_id,
         data={"runbook_id": runbook.id, "execution_id": inp.execution_id},
     )
+    fingerprint = _incident_fingerprint(incident)
+    if fingerprint.specific:
+        learned.record(
+            session,
+            tenant_id=tenant_id,
+            fingerprint=fingerprint,
+            runbook_id=runbook.id,
+            incident_id=incident_id,
+            actor=actor,
+            actor_name=actor_name or actor,
+        )
     notify_incident(session, incident_id)
     return inp
+
+
+def _incident_fingerprint(incident: Incident) -> fingerprints.Fingerprint:
+    """The opening alert's fingerprint, as intake stored it (rebuilt from the incident for
+    incidents opened before fingerprints were kept)."""
+    stored = fingerprints.from_dict(incident.fingerprint) if incident.fingerprint else None
+    if stored is not None:
+        return stored
+    name = incident.labels.get("alertname")
+    return fingerprints.build(
+        source=incident.source,
+        alert_name=name if isinstance(name, str) and incident.source != "pagerduty" else None,
+        service=incident.service,
+        title=incident.title,
+    )
 
 
 async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: str) -> None:

@@ -1,9 +1,13 @@
 """Alert → runbook matching: explicit triggers first, then hybrid retrieval.
 
-1. Explicit: runbooks that name the alert (`alerts:`) or whose label selector (`labels:`) the
-   alert's labels satisfy. One such runbook is a certain match. Several are offered as
-   suggestions unless the alert's service singles one out: attaching one of them silently
-   could be the wrong one.
+1. Explicit: a learned trigger for the alert's fingerprint (a responder picked that runbook for
+   an alert like this one, ddoc/learned.py) attaches its runbook, whatever else matches. Else
+   the runbooks the alert's `runbook_url` shows (ddoc/runbook_urls.py), and the runbooks that
+   name the alert (`alerts:`) or whose label selector (`labels:`) the alert's labels satisfy.
+   One such runbook is a certain match; a URL that picks one of several declaring runbooks
+   decides. Several are offered as suggestions unless the alert's service singles one out, and
+   so are runbooks when the URL and the declarations disagree: attaching one of them silently
+   could be the wrong one (docs/decisions/0007).
 2. Statistical: PostgreSQL full-text search and pgvector cosine similarity over sentence
    embeddings, fused by reciprocal rank, with a boost when the alert's service is one the
    runbook declares. The confidence of a candidate is its cosine similarity plus bounded
@@ -25,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 from sqlmodel import Session
 
-from ddoc import search
+from ddoc import fingerprints, learned, runbook_urls, search
 from ddoc.alerts import NormalizedAlert
 
 if TYPE_CHECKING:
@@ -76,6 +80,7 @@ class Candidate:
     reasons: list[str] = field(default_factory=list)
     method: str = "hybrid"  # explicit | hybrid
     alert_names: list[str] = field(default_factory=list)  # the alerts the runbook declares
+    learned_trigger_id: str | None = None  # the learned trigger that matched (explicit)
 
 
 @dataclass
@@ -174,6 +179,47 @@ class Matcher:
     def _explicit(
         self, session: Session, tenant_id: str, alert: NormalizedAlert
     ) -> MatchResult | None:
+        found: dict[str, Candidate] = {}
+        services: dict[str, list[str]] = {}
+
+        def candidate(
+            runbook_id: str,
+            title: str,
+            source_path: str | None,
+            runbook_services: list[str],
+            alert_names: list[str],
+        ) -> Candidate:
+            services[runbook_id] = list(runbook_services)
+            return found.setdefault(
+                runbook_id,
+                Candidate(
+                    runbook_id,
+                    title,
+                    source_path,
+                    1.0,
+                    [],
+                    method="explicit",
+                    alert_names=list(alert_names),
+                ),
+            )
+
+        hit = learned.lookup(session, tenant_id=tenant_id, fingerprint=fingerprints.of_alert(alert))
+        if hit is not None:
+            chosen = candidate(
+                hit.runbook_id, hit.title, hit.source_path, hit.services, hit.alert_names
+            )
+            chosen.reasons.append(hit.reason)
+            chosen.learned_trigger_id = hit.trigger_id
+        by_url: set[str] = set()
+        for url_hit in runbook_urls.resolve(session, tenant_id=tenant_id, alert=alert):
+            candidate(
+                url_hit.runbook_id,
+                url_hit.title,
+                url_hit.source_path,
+                url_hit.services,
+                url_hit.alert_names,
+            ).reasons.extend(url_hit.reasons)
+            by_url.add(url_hit.runbook_id)
         rows = session.execute(
             text(
                 "SELECT id, title, source_path, services, alert_names, trigger_labels"
@@ -187,42 +233,55 @@ class Matcher:
                 "labels": json.dumps(alert.labels),
             },
         ).all()
-        if not rows:
-            return None
-        candidates = []
+        declared: set[str] = set()
         for row in rows:
-            reasons = []
+            declaring = candidate(row.id, row.title, row.source_path, row.services, row.alert_names)
+            declared.add(row.id)
             if alert.alert_name and alert.alert_name in row.alert_names:
-                reasons.append(f"declares alert {alert.alert_name!r} in its triggers")
+                declaring.reasons.append(f"declares alert {alert.alert_name!r} in its triggers")
             if row.trigger_labels and all(
                 alert.labels.get(k) == v for k, v in row.trigger_labels.items()
             ):
                 selector = ", ".join(f"{k}={v}" for k, v in sorted(row.trigger_labels.items()))
-                reasons.append(f"its label selector {selector} matches the alert")
-            candidates.append(
-                Candidate(
-                    row.id,
-                    row.title,
-                    row.source_path,
-                    1.0,
-                    reasons,
-                    method="explicit",
-                    alert_names=list(row.alert_names),
+                declaring.reasons.append(f"its label selector {selector} matches the alert")
+        if not found:
+            return None
+        candidates = sorted(found.values(), key=lambda c: (c.title, c.runbook_id))
+        if hit is not None:
+            # A human picked this runbook for alerts with exactly this fingerprint: the latest
+            # and most specific evidence there is (and a pick is how a human corrects the rest).
+            chosen = found[hit.runbook_id]
+            others = [c for c in candidates if c is not chosen]
+            return MatchResult([chosen, *others][:3], chosen)
+        if by_url and declared and not by_url & declared:
+            ordered = sorted(candidates, key=lambda c: c.runbook_id not in by_url)
+            for c in ordered:
+                c.reasons.append(
+                    "the alert's runbook_url and the runbooks declaring the alert disagree:"
+                    " a human picks one"
                 )
-            )
-        candidates.sort(key=lambda c: (c.title, c.runbook_id))
-        if len(candidates) == 1:
-            return MatchResult(candidates, candidates[0])
-        services = {row.id: row.services for row in rows}
-        by_service = [c for c in candidates if alert.service in services[c.runbook_id]]
+            return MatchResult(ordered[:3], None)
+        # The URL narrows the declaring runbooks to those it shows (or stands alone).
+        pool = [c for c in candidates if c.runbook_id in (by_url & declared or by_url or declared)]
+        if len(pool) == 1:
+            others = [c for c in candidates if c is not pool[0]]
+            if others and by_url and declared:
+                pool[0].reasons.append(
+                    "the only runbook declaring the alert that its runbook_url shows"
+                )
+            return MatchResult([pool[0], *others][:3], pool[0])
+        by_service = [c for c in pool if alert.service in services[c.runbook_id]]
         if alert.service and len(by_service) == 1:
             by_service[0].reasons.append(f"the only one of them for service {alert.service!r}")
-            return MatchResult(candidates[:3], by_service[0])
-        for candidate in candidates:
-            candidate.reasons.append(
-                f"{len(candidates)} runbooks declare this alert: a human picks one"
-            )
-        return MatchResult(candidates[:3], None)
+            return MatchResult(pool[:3], by_service[0])
+        why = (
+            f"the alert's runbook_url shows {len(pool)} runbooks"
+            if by_url
+            else f"{len(pool)} runbooks declare this alert"
+        )
+        for c in pool:
+            c.reasons.append(f"{why}: a human picks one")
+        return MatchResult(pool[:3], None)
 
     def _fulltext(
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from ddoc import audit, search
+from ddoc import audit, runbook_urls, search
 from ddoc.ids import new_id
 from ddoc.runbook import ParsedRunbook
 from ddoc.tables import Runbook, RunbookVersion
@@ -56,9 +56,13 @@ def save(
     actor: str,
     runbook_id: str | None = None,
     embedding: Embedding | None = None,
+    urls: Sequence[str] | None = None,
 ) -> SavedRunbook:
     """Store a runbook: a new one, the next version of an existing one (by id, or by its source
-    path within the tenant), or nothing at all when the content is unchanged."""
+    path within the tenant), or nothing at all when the content is unchanged.
+
+    `urls`: the URLs its source shows it at (None: keep the ones it has); with the front-matter's
+    `urls:` they are what an alert's `runbook_url` is matched against."""
     digest = hashlib.sha256(content.encode()).hexdigest()
     existing: Runbook | None = None
     if runbook_id is not None:
@@ -76,6 +80,8 @@ def save(
             if existing.archived_at is not None:
                 existing.archived_at = None  # back at the source: bring it back
                 session.add(existing)
+            if urls is not None and _set_urls(existing, urls, content, fmt):
+                session.add(existing)  # a source that now names its URL: no new version
             return SavedRunbook(existing, current, "unchanged")
         runbook = existing
         runbook.current_version += 1
@@ -95,6 +101,7 @@ def save(
     runbook.alert_names = sorted(set(parsed.triggers.alerts))
     runbook.services = sorted(set(parsed.triggers.services))
     runbook.trigger_labels = dict(parsed.triggers.labels)
+    _set_urls(runbook, runbook.source_urls if urls is None else urls, content, fmt)
     runbook.updated_at = now
     runbook.archived_at = None
     session.add(runbook)
@@ -144,6 +151,7 @@ def store(
     runbook_id: str | None = None,
     embedder: Embedder | None = None,
     embedding: Embedding | None = None,
+    urls: Sequence[str] | None = None,
 ) -> SavedRunbook:
     """`save` in its own transaction. Two first imports of one source path can race to insert;
     the loser retries once and then finds the winner's runbook."""
@@ -163,6 +171,7 @@ def store(
                     actor=actor,
                     runbook_id=runbook_id,
                     embedding=embedding,
+                    urls=urls,
                 )
                 session.commit()
                 return saved
@@ -171,6 +180,16 @@ def store(
                     raise
                 session.rollback()
     raise AssertionError("unreachable")
+
+
+def _set_urls(runbook: Runbook, source_urls: Sequence[str], content: str, fmt: str) -> bool:
+    """Set the runbook's URL columns; whether they changed."""
+    given = runbook_urls.clean_urls(source_urls)
+    urls, keys = runbook_urls.url_columns(source_urls=given, content=content, fmt=fmt)
+    if (given, urls, keys) == (runbook.source_urls, runbook.urls, runbook.url_keys):
+        return False
+    runbook.source_urls, runbook.urls, runbook.url_keys = given, urls, keys
+    return True
 
 
 def archive(session: Session, *, tenant_id: str, runbook_id: str, actor: str) -> Runbook:

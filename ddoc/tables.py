@@ -65,6 +65,13 @@ class Runbook(SQLModel, table=True):
     search_text: str = ""
     # search_tsv (tsvector) is written only by SQL in ddoc/search.py and stays unmapped.
     trust_level: str = "copilot"
+    # URLs that show the runbook (ddoc/runbook_urls.py): from its source, and all with the
+    # front-matter's; url_keys normalised for lookup.
+    source_urls: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False)
+    )
+    urls: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
+    url_keys: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
     archived_at: datetime | None = _ts()
     created_at: datetime = _now()
     updated_at: datetime = _now()
@@ -103,9 +110,27 @@ class Incident(SQLModel, table=True):
     runbook_id: str | None = None
     runbook_version: int | None = None
     execution_id: str | None = None
+    # The opening alert's fingerprint (ddoc/fingerprints.py): a pick learns it.
+    fingerprint: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     opened_at: datetime = _now()
     last_seen_at: datetime = _now()
     resolved_at: datetime | None = _ts()
+
+
+class LearnedTrigger(SQLModel, table=True):
+    __tablename__ = "learned_triggers"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    fingerprint: str
+    source: str
+    alert_name: str | None = None
+    service: str | None = None
+    title_pattern: str
+    incident_id: str | None = None
+    created_by: str
+    created_by_name: str
+    created_at: datetime = _now()
 
 
 class Alert(SQLModel, table=True):

@@ -392,3 +392,8 @@ async def test_a_suggested_runbook_is_picked_from_slack(
         headers=slack_stack.api(),
     )
     assert again.status_code == 409 and "already runs" in again.json()["detail"]
+    # The pick is learned, in Ana's name: the next alert like this one gets the runbook.
+    shown = await slack_stack.http.get(f"/runbooks/{runbook_id}", headers=slack_stack.api())
+    [trigger] = shown.json()["learned_triggers"]
+    assert (trigger["created_by_name"], trigger["incident_id"]) == ("Ana", outcome["incident_id"])
+    assert trigger["created_by"].startswith("user:")

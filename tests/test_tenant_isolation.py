@@ -21,9 +21,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ddoc import tenancy, users
+from ddoc import fingerprints, learned, tenancy, users
 from ddoc.slack.inbound import button_value
-from ddoc.tables import RunbookSuggestion
+from ddoc.tables import Incident, RunbookSuggestion
 from ddoc.tenancy import Role
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually
@@ -72,6 +72,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Body]] = {
     ("GET", "/runbooks"): ("admin", None),
     ("PUT", "/runbooks/{runbook_id}"): ("admin", {"content": BETA_RUNBOOK}),
     ("GET", "/runbooks/{runbook_id}"): ("admin", None),
+    ("DELETE", "/runbooks/{runbook_id}/learned-triggers/{trigger_id}"): ("admin", None),
     ("POST", "/runbooks/import"): (
         "admin",
         {"documents": [{"content": BETA_RUNBOOK, "source_path": "imported/beta.md"}]},
@@ -203,8 +204,22 @@ async def a_world(stack: Stack, engine: Engine) -> dict[str, str]:
                 diff="",
             )
         )
+        incident = session.get(Incident, inc)
+        assert incident is not None and incident.fingerprint
+        fingerprint = fingerprints.from_dict(incident.fingerprint)
+        assert fingerprint is not None
+        trigger = learned.record(
+            session,
+            tenant_id=stack.settings.tenant,
+            fingerprint=fingerprint,
+            runbook_id=rb,
+            incident_id=inc,
+            actor="test",
+            actor_name="Alpha",
+        )
         session.commit()
-    return {"rb": rb, "ex": ex, "inc": inc, "key": key, "sug": "sug_alpha_zx81"}
+        lt = trigger.id
+    return {"rb": rb, "ex": ex, "inc": inc, "key": key, "sug": "sug_alpha_zx81", "lt": lt}
 
 
 def a_secrets(a: dict[str, str]) -> list[str]:
@@ -222,6 +237,7 @@ async def a_state(stack: Stack, a: dict[str, str]) -> dict[str, Any]:
     users_ = (await stack.http.get("/users", headers=headers)).json()
     return {
         "runbook": (runbook["version"], runbook["trust_level"], runbook["archived"]),
+        "learned_triggers": [t["id"] for t in runbook["learned_triggers"]],
         "execution": (
             execution["status"],
             [len(s["decisions"]) for s in execution["steps"]],
@@ -276,6 +292,7 @@ async def test_tenant_b_cannot_see_or_touch_anything_of_tenant_a(
         "incident_id": a["inc"],
         "suggestion_id": a["sug"],
         "key_id": a["key"],
+        "trigger_id": a["lt"],
     }
     failures = []
     for (method, path), (caller, body) in sorted(ROUTES.items()):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AppState, Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import executions, live, runbooks
+from ddoc import executions, learned, live, runbooks
 from ddoc.approvals import RefusalCode
 from ddoc.contracts import (
     Actor,
@@ -59,6 +59,15 @@ class DecisionIn(BaseModel):
 class StopIn(BaseModel):
     comment: str | None = Field(default=None, max_length=2000)
     rollback: bool = Field(default=False, description="undo the completed steps first")
+    wrong_runbook: bool = Field(
+        default=False,
+        description="the runbook is the wrong one for the incident: recorded, the execution is "
+        "detached from the incident (pick another at once), and the learned trigger that "
+        "attached it (if one did) is removed; the answer names it (learned_trigger_removed)",
+    )
+    reason: Literal["wrong_runbook"] | None = Field(
+        default=None, description='"wrong_runbook" is the same as wrong_runbook: true'
+    )
 
 
 @router.post(
@@ -210,7 +219,22 @@ async def abort(
     body = body or StopIn()
     kind = DecisionKind.ROLLBACK if body.rollback else DecisionKind.ABORT
     decision = DecisionIn(decision=kind, comment=body.comment)
-    return await _decide(state, principal, execution_id, decision, origin)
+    accepted = await _decide(state, principal, execution_id, decision, origin)
+    if body.wrong_runbook or body.reason == "wrong_runbook":
+        removed = await asyncio.to_thread(
+            _wrong_runbook, state, principal.tenant_id, execution_id, principal.actor
+        )
+        accepted["learned_trigger_removed"] = removed
+    return accepted
+
+
+def _wrong_runbook(state: AppState, tenant_id: str, execution_id: str, actor: str) -> str | None:
+    with Session(state.engine) as session:
+        removed = learned.wrong_runbook(
+            session, tenant_id=tenant_id, execution_id=execution_id, actor=actor
+        )
+        session.commit()
+        return removed
 
 
 @router.post(
@@ -225,7 +249,7 @@ async def rollback(
     origin: OriginDep,
     body: StopIn | None = None,
 ) -> dict[str, Any]:
-    stop = StopIn(comment=body.comment if body else None, rollback=True)
+    stop = (body or StopIn()).model_copy(update={"rollback": True})
     return await abort(execution_id, principal, state, origin, stop)
 
 

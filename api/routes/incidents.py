@@ -57,7 +57,8 @@ class PickIn(BaseModel):
 @router.post(
     "/{incident_id}/runbook",
     status_code=201,
-    summary="Run this runbook for an incident that has none running (a suggestion, or any)",
+    summary="Run this runbook for an incident that has none running (a suggestion, or any); "
+    "the pick is learned: the next alert like this one is attached to it",
 )
 async def pick_runbook(
     incident_id: str, body: PickIn, principal: ResponderDep, state: StateDep
@@ -68,13 +69,20 @@ async def pick_runbook(
         incident_id=incident_id,
         runbook_id=body.runbook_id,
         actor=principal.actor,
+        actor_name=principal.name,
     )
 
 
 async def pick(
-    state: AppState, *, tenant_id: str, incident_id: str, runbook_id: str, actor: str
+    state: AppState,
+    *,
+    tenant_id: str,
+    incident_id: str,
+    runbook_id: str,
+    actor: str,
+    actor_name: str | None = None,
 ) -> dict[str, Any]:
-    """The API's and Slack's "run this runbook for the incident"."""
+    """The API's and Slack's "run this runbook for the incident" (and learn the pick)."""
 
     def create() -> ExecutionInput:
         with Session(state.engine) as session:
@@ -86,6 +94,7 @@ async def pick(
                     incident_id=incident_id,
                     runbook_id=runbook_id,
                     actor=actor,
+                    actor_name=actor_name,
                 )
             except intake.IncidentConflict as err:
                 raise HTTPException(409, str(err)) from None

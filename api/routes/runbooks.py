@@ -6,11 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlmodel import Session
 
 from api.deps import AdminDep, AppState, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import learning, runbooks, tenancy, trust
+from ddoc import learned, learning, runbooks, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
@@ -20,6 +20,7 @@ from ddoc.tenancy import Principal
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
 RunbookFormat = Literal["markdown", "text", "html"]
+RunbookUrl = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
 
 
 class RunbookIn(BaseModel):
@@ -30,6 +31,25 @@ class RunbookIn(BaseModel):
         max_length=1024,
         description="Relative path at the source; re-posting the same path makes a new version.",
     )
+    urls: list[RunbookUrl] | None = Field(
+        default=None,
+        max_length=20,
+        description="URLs its source shows it at (a wiki page, the git web URL of the file): an "
+        "alert whose runbook_url is one of them matches it. Omitted: the stored ones are kept.",
+    )
+
+
+class LearnedTriggerOut(BaseModel):
+    id: str
+    fingerprint: str = Field(description="source · alert name · service · masked title")
+    source: str
+    alert_name: str | None
+    service: str | None
+    title_pattern: str
+    created_by: str = Field(description="who picked the runbook (actor id)")
+    created_by_name: str
+    created_at: datetime
+    incident_id: str | None = Field(description="the incident it was picked for")
 
 
 class RunbookOut(BaseModel):
@@ -45,6 +65,13 @@ class RunbookOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     parsed: dict[str, Any] | None = None
+    urls: list[str] = Field(
+        default_factory=list, description="URLs that show it (its source's and front-matter's)"
+    )
+    learned_triggers: list[LearnedTriggerOut] | None = Field(
+        default=None,
+        description="Alerts it was picked for, by fingerprint (GET /runbooks/{id} only)",
+    )
 
 
 # A runbook can also be posted as the raw document (`curl --data-binary @runbook.md`).
@@ -105,7 +132,10 @@ _BODY_DOC = {
 
 
 def _out(
-    runbook: Runbook, version: RunbookVersion | None, outcome: str | None = None
+    runbook: Runbook,
+    version: RunbookVersion | None,
+    outcome: str | None = None,
+    triggers: list[LearnedTriggerOut] | None = None,
 ) -> RunbookOut:
     return RunbookOut(
         id=runbook.id,
@@ -120,6 +150,8 @@ def _out(
         created_at=runbook.created_at,
         updated_at=runbook.updated_at,
         parsed=version.parsed if version else None,
+        urls=list(runbook.urls),
+        learned_triggers=triggers,
     )
 
 
@@ -142,6 +174,7 @@ def _store(
         actor=principal.actor,
         runbook_id=runbook_id,
         embedder=state.matcher.embedder,
+        urls=body.urls,
     )
 
 
@@ -218,7 +251,12 @@ def import_runbooks(
         state.engine,
         tenant_id=principal.tenant_id,
         documents=[
-            SourceDocument(source_path=d.source_path or "", content=d.content, format=d.format)
+            SourceDocument(
+                source_path=d.source_path or "",
+                content=d.content,
+                format=d.format,
+                urls=tuple(d.urls) if d.urls is not None else None,
+            )
             for d in body.documents
         ],
         actor=principal.actor,
@@ -263,7 +301,10 @@ def list_runbooks(
     ]
 
 
-@router.get("/{runbook_id}", summary="A runbook with its parsed structure (latest or ?version=N)")
+@router.get(
+    "/{runbook_id}",
+    summary="A runbook with its parsed structure (latest or ?version=N), URLs and learned triggers",
+)
 def get_runbook(
     runbook_id: str,
     principal: ViewerDep,
@@ -274,7 +315,30 @@ def get_runbook(
     row = runbooks.version(
         session, tenant_id=principal.tenant_id, runbook_id=runbook_id, number=version
     )
-    return _out(runbook, row)
+    triggers = learned.for_runbook(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    return _out(runbook, row, triggers=[LearnedTriggerOut(**learned.view(t)) for t in triggers])
+
+
+@router.delete(
+    "/{runbook_id}/learned-triggers/{trigger_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Forget a learned trigger: alerts like the one it was picked for match as before",
+    responses={404: {"description": "No such learned trigger on this runbook"}},
+)
+def delete_learned_trigger(
+    runbook_id: str, trigger_id: str, principal: ResponderDep, session: SessionDep
+) -> Response:
+    runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    learned.remove(
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        trigger_id=trigger_id,
+        actor=principal.actor,
+        reason="removed by a responder",
+    )
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 class VersionOut(BaseModel):

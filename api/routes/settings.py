@@ -1,4 +1,5 @@
-"""Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy."""
+"""Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy,
+runbook URL rewrite rules."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
-from ddoc import policy, ratelimit, tenancy, trust
+from ddoc import policy, ratelimit, runbook_urls, tenancy, trust
 from ddoc.risk import RiskRulesError, load_tenant_rules
 from ddoc.slack import tenants
 
@@ -50,6 +51,14 @@ class SettingsIn(BaseModel):
         description="Promotion guards: copilot_min_rehearsals, autopilot_min_successes, "
         "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure "
         "(ddoc/trust.py has the defaults)",
+    )
+    runbook_url_rules: list[dict[str, str]] | None = Field(
+        default=None,
+        max_length=runbook_urls.MAX_RULES,
+        description="How an alert's runbook_url names a runbook's source path: "
+        '[{"pattern": "https://runbooks.example.dev/runbooks/{group}/{name}", '
+        '"path": "content/runbooks/{group}/{Name}.md"}] ({Name}: first letter upper-cased; '
+        "compared case-insensitively with source paths)",
     )
 
 
@@ -139,6 +148,12 @@ def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -
             trust.validate(new_trust)
         except trust.TrustError as err:
             raise HTTPException(422, f"invalid trust_policy: {err}") from None
+    new_rules = changes.get(runbook_urls.SETTINGS_KEY)
+    if isinstance(new_rules, list):
+        try:
+            changes[runbook_urls.SETTINGS_KEY] = runbook_urls.validate_rules(new_rules)
+        except runbook_urls.RulesError as err:
+            raise HTTPException(422, f"invalid runbook_url_rules: {err}") from None
     tenancy.update_settings(
         session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor
     )

@@ -115,6 +115,7 @@ async def _pick(
             incident_id=action.incident_id,
             runbook_id=action.runbook_id,
             actor=actor.user_id,
+            actor_name=actor.display_name,
         )
     except HTTPException as err:
         return f"Not started: {err.detail}"

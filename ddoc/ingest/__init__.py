@@ -21,6 +21,8 @@ class SourceDocument:
     format: str  # markdown | text | html
     title_hint: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # URLs that show the document (e.g. its git web URL); None: the source names none.
+    urls: tuple[str, ...] | None = None
 
 
 class SourceError(RuntimeError):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ddoc import audit, runbooks
+from ddoc import audit, runbook_urls, runbooks
 from ddoc.ingest import SourceDocument
 from ddoc.parsing import ParseError, RunbookParser, runbook_parser
 from ddoc.runbook import ParsedRunbook
@@ -132,6 +132,7 @@ def _store(
         source_path=document.source_path,
         actor=actor,
         embedding=embedding,
+        urls=runbook_urls.document_urls(document),
     )
     return ImportResult(
         document.source_path,
