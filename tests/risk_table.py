@@ -4,6 +4,13 @@ from __future__ import annotations
 
 # fmt: off
 GREEN = [
+    # services and clouds whose read forms runbooks use
+    "nginx -t",
+    "rabbitmqctl list_queues name messages consumers",
+    "certbot renew --cert-name example.org --dry-run",
+    "gcloud container clusters get-credentials prod --region europe-west1",
+    "az aks get-credentials -g rg-prod -n aks-prod --overwrite-existing",
+    "mysql -h db-replica-2 -e 'SHOW REPLICA STATUS\\G'",
     # kubectl
     "kubectl get pods -n payments -o wide",
     "kubectl -n kube-system describe pod coredns-5d78c9869d-abcde",
@@ -129,6 +136,8 @@ GREEN = [
 ]
 
 YELLOW = [
+    "certbot renew --cert-name example.org",
+    "rabbitmqctl stop_app",
     "frobnicate --now",
     "df -h > /tmp/report.txt",
     "psql -c \"DELETE FROM sessions WHERE expires_at < now()\"",
@@ -206,6 +215,8 @@ YELLOW = [
 ]
 
 RED = [
+    "rabbitmqctl purge_queue jobs.dlq",
+    "certbot delete --cert-name example.org",
     "kubectl get pods -o name | xargs kubectl delete",
     "psql -c \"DELETE FROM sessions\"",
     "echo 1 > /proc/sys/vm/drop_caches",

@@ -74,6 +74,7 @@ _STOPWORDS = frozenset(
     does did you we they i he she my your our their its the a an of in on at for with from by as
     into onto also again now please just only not should will would could can may might must
     until till via per about like e.g i.e etc see check look compare make note wait every each
+    say says said seems seem looks shows showed gives gave returns returned
     first next afterwards instead too anyway here there what why how who whom whose
     und oder dann um zu mit für auf im den die das der dem des ist sind wenn damit bis danach
     und ob nicht noch auch mal bitte vorher nachher sonst aber weil
@@ -89,7 +90,7 @@ _BREAKERS = frozenset(
     "\u2014 \u2013 -> => \u2192 <- \u2190 <-- --> :: // ... \u2026 ( ) [ ] { }".split()
 )
 _ARTICLES = frozenset(
-    "the a an our your their its this that his her these those some any der die das den ein eine "
+    "the a an our your their its his her some any der die das den ein eine "
     "el la los las un una le les une des o os um uma de het een".split()
 )
 _WRAPPERS = frozenset("sudo doas env time nohup exec timeout watch nice ionice stdbuf".split())
@@ -188,6 +189,8 @@ def _command_at(
     prev = toks[i - 1].text.lower().strip(_TRAILING + _OPENERS) if i > 0 else ""
     if prev in _ARTICLES:
         return None
+    if _NEVER.search(text, max(0, first.start - 40), first.start):
+        return None  # "never run terraform destroy here": a warning, not a step
     # Walk wrappers and VAR=value prefixes to the program.
     j = i
     cur = word
@@ -322,8 +325,16 @@ def _stops(
         if low in _STOPWORDS:
             return True
         if _CAPITALISED.match(word) and not (args and args[-1].startswith("-")):
-            return True
+            # "… | grep Sealed" searches for a word; elsewhere a capital opens a sentence.
+            return _segment_program(args, prog) not in _PATTERN_PROGRAMS or _has_pattern(args)
         subs = vocab.subcommands.get(prog)
+        if (
+            technical_seen
+            and len(low) > 5
+            and low.endswith(("ed", "ing"))
+            and not (args and args[-1].startswith("-"))
+        ):
+            return True  # "… --state NotReady) cleaned up the sandboxes"
         if technical_seen and low in _PROSE_VERBS and not (args and args[-1].startswith("-")):
             # "kubectl get pods -n payments look for …": a verb after arguments is prose.
             return not (subs and low in subs and len(args) <= 1)
@@ -335,6 +346,25 @@ _DOT_ARG_AFTER = frozenset(
     """build add apply -k --kustomize -f -C -chdir lint template install upgrade diff checkout
     restore cd ls du find rsync cp scp stat grep rg chown chmod tar -czf""".split()
 )
+_PATTERN_PROGRAMS = frozenset("grep egrep fgrep zgrep rg ag".split())
+
+
+def _segment_program(args: list[str], prog: str) -> str:
+    """The program of the pipeline segment the next argument belongs to."""
+    for k in range(len(args) - 1, -1, -1):
+        if args[k] in _CHAIN:
+            return args[k + 1] if k + 1 < len(args) else ""
+    return prog
+
+
+def _has_pattern(args: list[str]) -> bool:
+    """Whether the current grep already has its pattern (then a capital is prose again)."""
+    for k in range(len(args) - 1, -1, -1):
+        if args[k] in _CHAIN:
+            return any(not a.startswith("-") for a in args[k + 2 :])
+    return any(not a.startswith("-") for a in args)
+
+
 _PROSE_VERBS = frozenset(
     """look check see verify confirm compare make wait watch ensure note keep expect find try
     repeat run use notice mind remember continue proceed ask tell ping page escalate open
@@ -434,6 +464,11 @@ def _balanced(command: str) -> bool:
     return not quote and depth == 0
 
 
+_NEVER = re.compile(
+    r"\b(?:never|don'?t|do not|must not|should not|shouldn'?t|nie|nunca|jamais|niemals|nooit)"
+    r"(?:\s+(?:ever|run|use|type|execute|do|try|call))*\s*:?\s*$",
+    re.I,
+)
 _RUN_BEFORE = re.compile(
     r"(?:\b(?:run|running|execute|type|use|with|try|via)\s*:?|[:>→-]|^)\s*[\"'(]?$", re.I
 )

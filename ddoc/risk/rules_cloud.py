@@ -62,8 +62,11 @@ _CLOUD_VERBS: dict[str, Rule] = {
     **_ops("cloud", "G", "list describe show read get-iam-policy get-value info version help "
            "tail get-server-config list-* get-versions get-upgrades show-* browse logs query",
            "read verb only reads"),
+    # Writes only the local kubeconfig: nothing in the cloud changes.
+    **_ops("cloud", "G", "get-credentials",
+           "read verb only reads (it writes the local kubeconfig)"),
     **_ops("cloud", "Y", "create update resize start stop restart reset patch set-* add-* "
-           "remove-* deploy rollback import export ssh scp connect set login get-credentials "
+           "remove-* deploy rollback import export ssh scp connect set login "
            "scale deallocate redeploy enable disable execute invoke wait-for attach "
            "detach rotate upgrade submit",
            "write verb changes resources (reversible)"),

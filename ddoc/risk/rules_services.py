@@ -106,6 +106,32 @@ PATRONICTL = Y("patronictl.unknown", "unrecognised patronictl command", sub={
            "member"),
 })
 
+NGINX = Y("nginx.unknown", "nginx: not proven read-only", modes={
+    "-t": G("nginx.test", "nginx -t only tests the configuration"),
+    "-T": G("nginx.test", "nginx -T only tests and prints the configuration"),
+    "-v": G("nginx.version", "nginx -v only prints the version"),
+    "-V": G("nginx.version", "nginx -V only prints the version"),
+})
+
+RABBITMQCTL = Y("rabbitmqctl.unknown", "unrecognised rabbitmqctl command", sub={
+    "list_*": G("rabbitmqctl.list", "rabbitmqctl list_* only reads"),
+    **greens("rabbitmqctl", "status cluster_status environment report node_health_check",
+             "only reads"),
+    **yellows("rabbitmqctl", "stop_app start_app set_policy clear_policy close_connection "
+              "set_vm_memory_high_watermark rotate_logs", "changes the broker (reversible)"),
+    **reds("rabbitmqctl", "purge_queue delete_queue reset force_reset forget_cluster_node "
+           "delete_user delete_vhost stop", "deletes messages, queues or cluster state"),
+})
+
+CERTBOT = Y("certbot.unknown", "unrecognised certbot command", sub={
+    **greens("certbot", "certificates plugins show_account", "only reads"),
+    "renew": Y("certbot.renew", "certbot renew replaces certificates", modes={
+        "--dry-run": G("certbot.dry_run", "certbot --dry-run changes nothing")}),
+    "certonly": Y("certbot.certonly", "certbot certonly issues a certificate", modes={
+        "--dry-run": G("certbot.dry_run", "certbot --dry-run changes nothing")}),
+    **reds("certbot", "delete revoke", "removes or revokes certificates"),
+})
+
 GITLAB_CTL = Y("gitlab_ctl.unknown", "unrecognised gitlab-ctl command", sub={
     **greens("gitlab_ctl", "status tail service-list show-config get-postgresql-primary",
              "only reads"),
@@ -267,6 +293,10 @@ TOOLS: dict[str, Tool] = {
     "service": Tool(SERVICE),
     "journalctl": Tool(JOURNALCTL),
     "patronictl": Tool(PATRONICTL, opts("-c --config-file -d --dcs-url --dcs")),
+    "nginx": Tool(NGINX, opts("-c -g -p -e")),
+    "rabbitmqctl": Tool(RABBITMQCTL, opts("-n --node -p --vhost -q -t --timeout")),
+    "certbot": Tool(CERTBOT, opts("--cert-name -d --domains -m --email --config-dir "
+                                  "--work-dir --logs-dir -a --authenticator -i --installer")),
     "gitlab-ctl": Tool(GITLAB_CTL),
     "gitlab-rails": Tool(GITLAB_RAILS, opts("-e --environment")),
     "nodetool": Tool(NODETOOL, opts("-h --host -p --port -u --username -pw --password -pwf")),

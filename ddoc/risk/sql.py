@@ -367,6 +367,9 @@ def _meta(text: str, shell: ShellClassifier | None) -> list[PartAssessment]:
         if shell is not None and inner:
             return list(shell(inner).parts)
         return [PartAssessment(text, Y, "runs a shell command", "sql.meta.shell")]
+    if name in ("G", "g", "gx"):
+        # mysql's vertical-output terminator, psql's "run the buffer": the statement is rated.
+        return [PartAssessment(text, G, f"\\{name} ends a statement", "sql.meta.terminator")]
     if name == "lo_unlink":
         return [PartAssessment(text, R, "\\lo_unlink deletes a large object", "sql.meta.lo")]
     if name in _META_YELLOW:
