@@ -90,7 +90,7 @@ _BREAKERS = frozenset(
     "\u2014 \u2013 -> => \u2192 <- \u2190 <-- --> :: // ... \u2026 ( ) [ ] { }".split()
 )
 _ARTICLES = frozenset(
-    "the a an our your their its his her some any der die das den ein eine "
+    "the a an our your their its his her some any no every der die das den ein eine kein keine "
     "el la los las un una le les une des o os um uma de het een".split()
 )
 _WRAPPERS = frozenset("sudo doas env time nohup exec timeout watch nice ionice stdbuf".split())
@@ -113,7 +113,7 @@ _CLOSERS = {
 }
 _TRAILING = ".,;:!?\u2026`"
 _TECHNICAL = re.compile(r"[-/=:.<>${}@*_~%\d\"'|\\\[\]]")
-_STRONG = re.compile(r"^-|[/=<>$\"'|*@]|\w\.\w")
+_STRONG = re.compile(r"^-|[/=<>$\"'|*@]")
 _PLAIN_WORD = re.compile(r"^[A-Za-z][a-z']*$")
 _CAPITALISED = re.compile(r"^[A-Z][a-z][a-z']*$")
 _NON_ASCII_WORD = re.compile(r"[^\x00-\x7f]")
@@ -164,8 +164,18 @@ def find_commands(text: str, vocab: Vocabulary | None = None) -> list[tuple[int,
     i = 0
     n = len(toks)
     while i < n:
+        quoted = _quoted_command(text, toks[i], vocab)
+        if quoted is not None:
+            found.append(quoted)
+            i += 1
+            continue
         span = _command_at(text, toks, i, vocab)
         if span is None:
+            sql = _SQL_STATEMENT.match(text, toks[i].start)
+            if sql is not None and (i == 0 or not _SQL_STATEMENT.match(text, toks[i - 1].start)):
+                found.append((sql.start(), sql.end()))
+                i = next((k for k in range(i, n) if toks[k].start >= sql.end()), n)
+                continue
             i += 1
             continue
         start, end, next_i = span
@@ -173,6 +183,30 @@ def find_commands(text: str, vocab: Vocabulary | None = None) -> list[tuple[int,
             found.append((start, end))
         i = max(next_i, i + 1)
     return found
+
+
+# An upper-case SQL statement in prose, up to its semicolon: "run SELECT count(*) FROM jobs;".
+_SQL_STATEMENT = re.compile(
+    r"(?:SELECT|UPDATE|DELETE FROM|INSERT INTO|ALTER (?:TABLE|SYSTEM|DATABASE|ROLE)|VACUUM|"
+    r"ANALYZE|TRUNCATE|DROP (?:TABLE|INDEX|DATABASE|SCHEMA)|CREATE (?:INDEX|TABLE)|REINDEX|"
+    r"SHOW|EXPLAIN|GRANT|REVOKE|CHECKPOINT)\b[^;\n`]{0,400}?;"
+)
+_QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019", "\u00ab": "\u00bb"}
+
+
+def _quoted_command(text: str, tok: _Tok, vocab: Vocabulary) -> tuple[int, int] | None:
+    """'run "kubectl get pods -n web" to list them': the command inside the quotes."""
+    close = _QUOTES.get(tok.text[:1])
+    if close is None:
+        return None
+    end = text.find(close, tok.start + 1)
+    if end <= tok.start + 1:
+        return None
+    inner = text[tok.start + 1 : end]
+    spans = find_commands(inner, vocab) if " " in inner else []
+    if len(spans) == 1 and spans[0] == (0, len(inner)):
+        return tok.start + 1, end
+    return None
 
 
 def _command_at(
@@ -431,7 +465,13 @@ def _plausible(
         if prog == "service" and len(plain) >= 2:
             return plain[1] in ("start", "stop", "restart", "status", "reload", "force-reload")
         # "top 10", "node Patroni-08": an English word needs a flag, a path, an assignment.
-        strong = [a for a in technical if _STRONG.search(a) or (a.isdigit() and prog == "kill")]
+        strong = [
+            a
+            for a in technical
+            if _STRONG.search(a)
+            or (a.isdigit() and prog == "kill")
+            or (prog == "ping" and re.search(r"\w\.\w", a))
+        ]
         return bool(strong) or (bool(subs) and first_word in (subs or ()))
     if technical or script or wrapped or any(a in _CHAIN for a in args):
         return True
