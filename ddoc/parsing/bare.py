@@ -78,7 +78,7 @@ _STOPWORDS = frozenset(
     first next afterwards instead too anyway here there what why how who whom whose
     und oder dann um zu mit für auf im den die das der dem des ist sind wenn damit bis danach
     und ob nicht noch auch mal bitte vorher nachher sonst aber weil
-    y o luego para con del en el la los las que si hasta después antes pero porque sin
+    y o luego para con en el la los las que si hasta después antes pero porque sin
     et ou puis pour avec du des le les que si jusqu après avant mais sans ensuite
     e ou depois com do da em os que se até antes mas sem então
     en of dan om met van het als tot daarna eerst voor maar zonder uit aan kijk
@@ -86,6 +86,7 @@ _STOPWORDS = frozenset(
 )
 # Tokens after which a command never continues.
 _CHAIN = frozenset({"|", "||", "&&", ";", "&"})
+_LONE_PUNCT = frozenset({":", ",", "!", "?", "+", "\u00ab", "\u00bb", "=", "~"})
 _BREAKERS = frozenset(
     "\u2014 \u2013 -> => \u2192 <- \u2190 <-- --> :: // ... \u2026 ( ) [ ] { }".split()
 )
@@ -120,6 +121,10 @@ _NON_ASCII_WORD = re.compile(r"[^\x00-\x7f]")
 _PLACEHOLDER = re.compile(r"^(?:<[^<>\s]+>|\{\{[^{}]+\}\}|\$\{?\w+\}?)[.,;:!?)]*$")
 _EMOJI = re.compile(r"^:[a-z0-9_+-]+:$")
 _SPACE = re.compile(r"\S+")
+# Full-width colon, semicolon, commas, full stop, parentheses, brackets, ! and ?.
+_CJK_PUNCT = frozenset(
+    "\uff1a\uff1b\u3001\u3002\uff08\uff09\u300c\u300d\u300e\u300f\u3010\u3011\uff01\uff1f\uff0c"
+)
 _MAX_TOKENS = 60
 
 
@@ -131,17 +136,19 @@ class _Tok:
 
 
 def _tokens(text: str) -> list[_Tok]:
-    """Whitespace-separated words; a quote opened inside a word runs to its closing quote."""
+    """Whitespace-separated words; a quote opened inside a word runs to its closing quote.
+    Full-width punctuation (a Japanese colon, parenthesis or comma) separates words as a space
+    does."""
     out: list[_Tok] = []
     i = 0
     n = len(text)
     while i < n:
-        while i < n and text[i].isspace():
+        while i < n and (text[i].isspace() or text[i] in _CJK_PUNCT):
             i += 1
         if i >= n:
             break
         start = i
-        while i < n and not text[i].isspace():
+        while i < n and not text[i].isspace() and text[i] not in _CJK_PUNCT:
             ch = text[i]
             if ch in "\"'" and (i == start or text[i - 1] not in "\\"):
                 close = text.find(ch, i + 1)
@@ -233,7 +240,7 @@ def _command_at(
         bare = cur.rstrip(_TRAILING)
         if _ASSIGN.match(cur):
             wrapped = True
-        elif bare in _WRAPPERS and j + 1 < len(toks):
+        elif bare in _WRAPPERS and bare == cur and j + 1 < len(toks):
             # "sudo gitlab-psql" runs a program; "time more" is prose.
             wrapped = wrapped or bare in ("sudo", "doas")
             while j + 1 < len(toks) and toks[j + 1].text.startswith("-"):
@@ -341,6 +348,10 @@ def _stops(
 ) -> bool:
     if tok in _BREAKERS:
         return True
+    if tok in _LONE_PUNCT:
+        return True  # French spacing ("recharger nginx : sudo …"), "nginx + php-fpm"
+    if tok == "/" and args and not args[-1].startswith("-"):
+        return True  # "mysql replica lag / broken replication": a slash between words
     if tok == "-":
         # "prune -f - safe, images are re-pulled": a dash that opens a remark.
         nxt = toks[k + 1].text if k + 1 < len(toks) else ""
@@ -362,11 +373,18 @@ def _stops(
             # "… | grep Sealed" searches for a word; elsewhere a capital opens a sentence.
             return _segment_program(args, prog) not in _PATTERN_PROGRAMS or _has_pattern(args)
         subs = vocab.subcommands.get(prog)
+        after_value = bool(args) and args[-1].startswith("-")
+        nxt = toks[k + 1].text.lower() if k + 1 < len(toks) else ""
+        if technical_seen and nxt in ("out", "off") and not (subs and low in subs):
+            return True  # "… flushdb logs out every user"
+        if technical_seen and low in _PROSE_VERBS_AFTER:
+            return True  # "… --force brings it back", "… reverts to", "… ansehen."
         if (
             technical_seen
+            and not after_value
             and len(low) > 5
             and low.endswith(("ed", "ing"))
-            and not (args and args[-1].startswith("-"))
+            and _followed_by_prose(toks, k)
         ):
             return True  # "… --state NotReady) cleaned up the sandboxes"
         if technical_seen and low in _PROSE_VERBS and not (args and args[-1].startswith("-")):
@@ -380,7 +398,22 @@ _DOT_ARG_AFTER = frozenset(
     """build add apply -k --kustomize -f -C -chdir lint template install upgrade diff checkout
     restore cd ls du find rsync cp scp stat grep rg chown chmod tar -czf""".split()
 )
+# Verbs that follow a command in prose ("… --force brings it back as leader"): never arguments
+# once the command has a technical one.
+_PROSE_VERBS_AFTER = frozenset(
+    """reverts brings takes makes shows gives returns prints lists says seems looks restores
+    fixes drops kills removes deletes clears resets moves puts sends keeps helps works fails
+    should would will must needs needed tells confirms verifies ensures checks waits stops
+    starts restarts rolls recycles triggers blocks hangs succeeds finishes completes outputs
+    ansehen anschauen ausführen aufrufen prüfen überprüfen starten neustarten löschen eingeben
+    laufen verwenden nutzen benutzen""".split()
+)
 _PATTERN_PROGRAMS = frozenset("grep egrep fgrep zgrep rg ag".split())
+
+
+def _followed_by_prose(toks: list[_Tok], k: int) -> bool:
+    nxt = toks[k + 1].text if k + 1 < len(toks) else ""
+    return not nxt or bool(_PLAIN_WORD.match(nxt.rstrip(_TRAILING)))
 
 
 def _segment_program(args: list[str], prog: str) -> str:
@@ -505,8 +538,9 @@ def _balanced(command: str) -> bool:
 
 
 _NEVER = re.compile(
-    r"\b(?:never|don'?t|do not|must not|should not|shouldn'?t|nie|nunca|jamais|niemals|nooit)"
-    r"(?:\s+(?:ever|run|use|type|execute|do|try|call))*\s*:?\s*$",
+    r"\b(?:never|don'?t|do not|must not|should not|shouldn'?t|nie|nunca|jamais|niemals|nooit"
+    r"|nicht|niet|no (?:ejecutes|uses|lances)|ne (?:pas|jamais)|não)"
+    r"(?:\s+(?:ever|run|use|type|execute|do|try|call|mit|with|using|con|avec|met|com))*\s*:?\s*$",
     re.I,
 )
 _RUN_BEFORE = re.compile(

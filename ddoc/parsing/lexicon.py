@@ -118,12 +118,14 @@ def section_role(heading: str) -> str | None:
 # Lines of a chat export that carry no instruction: who spoke when ("Mei 01:42", "Jordan Lee
 # 2:14 AM", "[02:14] <ops-bot>"), reactions (":+1: 2"), "(edited)", "N replies".
 CHAT_NOISE = re.compile(
-    r"^\s*(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?\s*)?"
-    r"(?:@?[\w.-]+(?: [A-Z][\w.-]*){0,2}|<[^<>]+>)\s*[-\u2014\u2013,:]?\s*"
-    r"(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?|\(edited\))\s*:?\s*$"
+    r"^\s*(?:(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?\s*)"
+    r"(?:@?[\w.-]+(?: [A-Z][\w.-]*){0,2}|<[^<>]+>)\s*:?"
+    r"|(?:@?[\w.-]+(?: [A-Z][\w.-]*){0,2}|<[^<>]+>)\s*[-\u2014\u2013,:]?\s*"
+    r"(?:\[?\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?\]?|\(edited\))\s*:?)\s*$"
     r"|^\s*(?:(?::[\w+-]+:|[\u2600-\u27bf\U0001f300-\U0001faff])\s*\d*\s*)+$"
     r"|^\s*\(edited\)\s*$"
-    r"|^\s*\d+ (?:replies|reply|more replies)\b.*$",
+    r"|^\s*\d+ (?:replies|reply|more replies)\b.*$"
+    r"|^\s*(?:like|likes|reactions?)\s+\d+\s*$",
 )
 
 # A Confluence page pasted as text runs its section names into the first sentence:
@@ -289,11 +291,14 @@ def prerequisite_kind(text: str) -> str:
 
 
 ROLLBACK_SENTENCE = re.compile(
-    r"^\W{0,2}(?:to (?:undo|revert|roll ?-?back|back out)|in order to (?:undo|revert|roll back)"
+    r"^\W{0,2}(?:(?:fyi|ps|note|nb|btw|also|and|oh and)[:,]?\s+)?"
+    r"(?:to (?:undo|revert|roll ?-?back|back out)|in order to (?:undo|revert|roll back)"
     r"|if you need to (?:undo|revert|roll back)|(?:rollback|roll back|undo|revert)\s*[:=-]"
     r"|(?:rollback|roll back|undo|revert)(?: it| this| that)?\s+(?:with|by running|using|via|is)\b"
-    r"|zum rückgängigmachen|rückgängig\b|para (?:deshacer|revertir)|pour (?:annuler|revenir)"
-    r"|para reverter|om terug te draaien|元に戻すには|ロールバックするには)"
+    r"|zum rückgängigmachen|rückgängig\b|zurück(?:rollen|setzen)\s*:|para (?:deshacer|revertir"
+    r"|volver atrás|volver a la versión anterior)|pour (?:annuler|revenir)|para (?:reverter|voltar)"
+    r"|om terug te (?:draaien|zetten|gaan)|元に戻すには|元に戻す場合|戻す場合|ロールバックするには"
+    r"|ロールバック(?:する)?場合)"
     r"|\bcan be (?:undone|reverted|rolled back)\b",
     re.I,
 )
@@ -301,7 +306,7 @@ ROLLBACK_SENTENCE = re.compile(
 # "bump it with bump.sh (revert: unbump.sh)", "…, undo with …", "…; to roll back run …".
 ROLLBACK_CUE = re.compile(
     r"(?:\broll ?-?back|\brollback|\bundo|\brevert|\bback out|rückgängig|deshacer|revertir"
-    r"|annuler|reverter|terugdraaien)\w*\b[\w\s,]{0,20}[:=-]?\s*[(\"']?$",
+    r"|volver atrás|annuler|reverter|terugdraaien)\w*\b[\w\s,]{0,20}[:=-]?\s*[(\"']?$",
     re.I,
 )
 # A remark that says a step is destructive, after the step: "this wipes the queue, there is no

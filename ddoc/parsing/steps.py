@@ -43,6 +43,7 @@ from ddoc.runbook import (
 Classifier = Callable[[str, str | None], tuple[RiskClass, str]]
 
 _FORWARD = frozenset({lx.ACTION, lx.DIAGNOSIS, lx.NEUTRAL, lx.ESCALATION})
+_PARAGRAPH_ROLES = frozenset({lx.INFO, lx.REFS, lx.PREREQ, lx.ROLLBACK})
 _STATE_CHANGING = frozenset({RiskClass.YELLOW, RiskClass.RED})
 _SUMMARY_LIMIT = 500
 STEP_TEXT_LIMIT = 4000
@@ -132,6 +133,8 @@ class StepBuilder:
         self._section_serial = 0
         self._classified: dict[tuple[str, str | None], tuple[RiskClass, str]] = {}
         self._step_unit: dict[str, int] = {}
+        self._step_section: dict[str, int] = {}
+        self._heading_serial = 0
 
     # --- entry point ---------------------------------------------------------------------
     def build(self, nodes: list[Node]) -> list[Step]:
@@ -202,6 +205,7 @@ class StepBuilder:
             )
         self.steps.append(step)
         self._step_unit[step.id] = self._unit
+        self._step_section[step.id] = self._heading_serial
         if self._pending_heading_branches:
             for branch, _ in self._pending_heading_branches:
                 branch.goto = step.id
@@ -226,6 +230,7 @@ class StepBuilder:
     def _heading(self, node: Heading) -> None:
         text = node.inline.render().replace("`", "").strip()
         level = node.level
+        self._heading_serial += 1
         if self.outline.first_heading is None and text:
             self.outline.first_heading = text
         if level == 1 and self.outline.h1 is None and text:
@@ -275,7 +280,17 @@ class StepBuilder:
 
     # --- paragraphs ----------------------------------------------------------------------
     def _paragraph(self, inline: Inline) -> None:
+        before = (list(self._headings), self.role, self.heading_text)
         inline = self._run_in_heading(inline)
+        if self.role != before[1] and self.role in _PARAGRAPH_ROLES:
+            # A pasted page's "Background  …" or "Rollback  …" governs its own paragraph only:
+            # the procedure goes on in the next one, which has no name of its own.
+            self._paragraph_body(inline)
+            self._headings, self.role, self.heading_text = before
+            return
+        self._paragraph_body(inline)
+
+    def _paragraph_body(self, inline: Inline) -> None:
         role = self.role
         text = inline.render()
         if not text:
@@ -319,8 +334,8 @@ class StepBuilder:
         if first is None or first.kind != "text" or first.href is not None:
             return inline
         m = lx.RUN_IN_HEADING.match(first.value.lstrip())
-        if m is None or lx.section_role(m.group("head")) is None:
-            return inline
+        if m is None or lx.section_role(m.group("head")) is None or first.value.count("\t") > 1:
+            return inline  # "Symptom<tab>Command<tab>Notes" is a table's header row
         head = Inline([Seg("text", m.group("head"), first.line)], first.line, first.line)
         title = (self.outline.first_heading, self.outline.h1)
         self._heading(Heading(2, head))
@@ -386,6 +401,8 @@ class StepBuilder:
         if not self.steps or self.steps[-1].command is None:
             return None
         last = self.steps[-1]
+        if self._step_section.get(last.id) != self._heading_serial:
+            return None  # a warning under another heading is about that section's steps
         return last if self._unit - self._step_unit.get(last.id, -9) <= 1 else None
 
     def _warning(self, s: Sentence) -> None:
@@ -920,15 +937,14 @@ class StepBuilder:
             if hint.step_ref is not None:
                 target = self._step_for_item(hint.list_id, hint.step_ref)
             if target is None and hint.command:
-                target = next(
-                    (
-                        s
-                        for s in reversed(self.steps[: hint.steps_before])
-                        if s.command
-                        and s.kind == StepKind.COMMAND
-                        and undoes(hint.command, s.command)
-                    ),
-                    None,
+                undone = [
+                    s
+                    for s in reversed(self.steps[: hint.steps_before])
+                    if s.command and s.kind == StepKind.COMMAND and undoes(hint.command, s.command)
+                ]
+                # "rollout undo" undoes the restart, not the "rollout status" that checked it.
+                target = next((s for s in undone if s.risk in _STATE_CHANGING), None) or next(
+                    iter(undone), None
                 )
             if target is not None:
                 _attach(
@@ -1139,24 +1155,55 @@ def _split_paragraphs(nodes: list[Node]) -> list[Node]:
             else:
                 lines[-1].append(seg)
         parts: list[list[list[Seg]]] = [[]]
+        titles: set[int] = set()  # indexes of parts that are a title line
         previous = ""
-        for segs in lines:
+        for k, segs in enumerate(lines):
             text = render_segs(segs)
             if lx.CHAT_NOISE.match(text):
                 if parts[-1]:
                     parts.append([])
                 previous = ""
                 continue
-            run_in = lx.RUN_IN_HEADING.match("".join(s.value for s in segs).lstrip())
+            raw = "".join(s.value for s in segs)
+            last = k == len(lines) - 1
+            if len(lines) > 1 and not last and "\t" not in raw and _title_line(segs, text):
+                # "Reset offsets" on a line of its own in a pasted page: a heading.
+                if parts[-1]:
+                    parts.append([])
+                titles.add(len(parts) - 1)
+                parts[-1].append(segs)
+                parts.append([])
+                previous = ""
+                continue
+            run_in = lx.RUN_IN_HEADING.match(raw.lstrip())
             if parts[-1] and (
-                (run_in is not None and lx.section_role(run_in.group("head")) is not None)
+                (run_in is not None and run_in.group("head")[:1].isupper() and raw.count("\t") < 2)
                 or (previous.endswith((".", "!", "?")) and text[:1].isupper())
             ):
                 parts.append([])
             parts[-1].append(segs)
             previous = text
-        for part in parts:
+        for k, part in enumerate(parts):
             segs = [seg for line in part for seg in line]
-            if segs:
-                out.append(Paragraph(Inline(segs, segs[0].line, segs[-1].line)))
+            if not segs:
+                continue
+            inline = Inline(segs, segs[0].line, segs[-1].line)
+            out.append(Heading(3, inline) if k in titles else Paragraph(inline))
     return out
+
+
+_TITLE_WORDS = 5
+
+
+def _title_line(segs: list[Seg], text: str) -> bool:
+    """A short line that names what follows: capitalised, no full stop, no command."""
+    words = text.split()
+    return (
+        0 < len(words) <= _TITLE_WORDS
+        and text[:1].isupper()
+        and not text.endswith((".", ",", ";", "!", "?", ":"))
+        and all(seg.kind == "text" for seg in segs)
+        and not lx.CHAT_NOISE.match(text)
+        and not lx.COND_START.match(text)
+        and (len(words) <= 2 or not lx.is_imperative(text))
+    )

@@ -55,6 +55,11 @@ AWS = Y("aws.unknown", "unrecognised aws command: not proven read-only", sub={
             "--force-failover": R("aws.rds.force_failover", "--force-failover switches the "
                                   "primary")})),
     "sts": _aws_service(),
+    # Taking a target out of a load balancer is undone by registering it again.
+    **{svc: _aws_service(**{op: Y(f"aws.{svc}.deregister", "aws deregisters a target from a "
+                                  "load balancer (reversible: register it again)")})
+       for svc, op in (("elbv2", "deregister_targets"),
+                       ("elb", "deregister_instances_from_load_balancer"))},
     "*": _aws_service(),
 })
 

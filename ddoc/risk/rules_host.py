@@ -54,7 +54,10 @@ TOOLS: dict[str, Tool] = {
     **_each("chmod chown chgrp setfacl chattr mkdir touch mv", Y,
             "{name} changes files (reversible)", paths="any"),
     **_each("cp ln install scp", Y, "{name} writes files (reversible)", paths="last"),
-    "rsync": Tool(Y("host.rsync", "rsync writes files (reversible)", paths="last", flags={
+    "rsync": Tool(Y("host.rsync", "rsync writes files (reversible)", paths="last", modes={
+        "-n": G("host.rsync.dry_run", "rsync -n (--dry-run) only lists what would change"),
+        "--dry-run": G("host.rsync.dry_run", "rsync --dry-run only lists what would change"),
+    }, flags={
         k: R("host.rsync.delete", "rsync --delete removes files at the destination")
         for k in ("--delete", "--delete-after", "--delete-before", "--delete-during",
                   "--delete-excluded", "--remove-source-files")})),

@@ -106,6 +106,18 @@ PATRONICTL = Y("patronictl.unknown", "unrecognised patronictl command", sub={
            "member"),
 })
 
+ARGOCD = Y("argocd.unknown", "unrecognised argocd command", sub={
+    "app": Y("argocd.app", "unrecognised argocd app command", sub={
+        **greens("argocd.app", "get list history diff manifests logs resources wait",
+                 "only reads"),
+        **yellows("argocd.app", "sync rollback set unset patch terminate-op actions restart",
+                  "changes an application (reversible)"),
+        **reds("argocd.app", "delete delete-resource", "removes an application or resources"),
+    }),
+    **greens("argocd", "version account context", "only reads"),
+    "login": G("argocd.login", "argocd login only stores a session"),
+})
+
 NGINX = Y("nginx.unknown", "nginx: not proven read-only", modes={
     "-t": G("nginx.test", "nginx -t only tests the configuration"),
     "-T": G("nginx.test", "nginx -T only tests and prints the configuration"),
@@ -286,7 +298,10 @@ KAFKA = {
 TOOLS: dict[str, Tool] = {
     "docker": Tool(DOCKER, _DOCKER_OPTS),
     "docker-compose": Tool(COMPOSE, _DOCKER_OPTS),
-    "crictl": Tool(CRICTL),
+    "crictl": Tool(CRICTL, opts("-r --runtime-endpoint -i --image-endpoint -t --timeout "
+                                "-c --config")),
+    "argocd": Tool(ARGOCD, opts("--server --grpc-web-root-path --auth-token --config "
+                                "--plaintext --insecure --core")),
     "systemctl": Tool(SYSTEMCTL, opts("-t --type -p --property -H --host -M --machine --state "
                                       "-n --lines -o --output -s --signal --kill-who "
                                       "--job-mode --root --what")),
