@@ -35,7 +35,7 @@ class Vocabulary:
     subcommands: dict[str, frozenset[str]]
 
     def knows(self, prog: str) -> bool:
-        return prog in self.programs or self.families.fullmatch(prog) is not None
+        return prog in self.programs or _family(self.families, prog)
 
     def extended(self, extra: Iterable[str]) -> Vocabulary:
         names = frozenset(p.strip() for p in extra if p and p.strip())
@@ -44,6 +44,11 @@ class Vocabulary:
         return Vocabulary(
             self.programs | names, self.families, self.ambiguous - names, self.subcommands
         )
+
+
+@functools.lru_cache(maxsize=65536)
+def _family(families: re.Pattern[str], prog: str) -> bool:
+    return families.fullmatch(prog) is not None
 
 
 @functools.cache
@@ -139,6 +144,8 @@ def _tokens(text: str) -> list[_Tok]:
     """Whitespace-separated words; a quote opened inside a word runs to its closing quote.
     Full-width punctuation (a Japanese colon, parenthesis or comma) separates words as a space
     does."""
+    if "'" not in text and '"' not in text and not _CJK_PUNCT.intersection(text):
+        return [_Tok(m.start(), m.end(), m.group()) for m in _SPACE.finditer(text)]
     out: list[_Tok] = []
     i = 0
     n = len(text)
@@ -178,7 +185,7 @@ def find_commands(text: str, vocab: Vocabulary | None = None) -> list[tuple[int,
             continue
         span = _command_at(text, toks, i, vocab)
         if span is None:
-            sql = _SQL_STATEMENT.match(text, toks[i].start)
+            sql = _SQL_STATEMENT.match(text, toks[i].start) if toks[i].text[:1].isupper() else None
             if sql is not None and (i == 0 or not _SQL_STATEMENT.match(text, toks[i - 1].start)):
                 found.append((sql.start(), sql.end()))
                 i = next((k for k in range(i, n) if toks[k].start >= sql.end()), n)
@@ -227,11 +234,9 @@ def _command_at(
     word = word[lead:]
     if lead and word[:1] in "\"'":
         return None
-    prev = toks[i - 1].text.lower().strip(_TRAILING + _OPENERS) if i > 0 else ""
-    if prev in _ARTICLES:
-        return None
-    if _NEVER.search(text, max(0, first.start - 40), first.start):
-        return None  # "never run terraform destroy here": a warning, not a step
+    head = word[:1]
+    if not (head.islower() or head in "./~" or (head.isupper() and "=" in word)):
+        return None  # programs, paths and scripts are lower-case; "VAR=x" may not be
     # Walk wrappers and VAR=value prefixes to the program.
     j = i
     cur = word
@@ -264,6 +269,11 @@ def _command_at(
         return None
     if not (known or script) or prog_tok != cur[: len(prog_tok)]:
         return None
+    prev = toks[i - 1].text.lower().strip(_TRAILING + _OPENERS) if i > 0 else ""
+    if prev in _ARTICLES:
+        return None
+    if _NEVER.search(text, max(0, first.start - 40), first.start):
+        return None  # "never run terraform destroy here": a warning, not a step
     # Extend over the arguments.
     args: list[str] = []
     end = toks[j].end

@@ -320,6 +320,44 @@ DESTRUCTIVE_WARNING = re.compile(
     r"|perda de dados|onomkeerbaar)",
     re.I,
 )
+_WARNING_HINTS = (
+    "wip",
+    "destroy",
+    "irrevers",
+    "irrecover",
+    "undo",
+    "undone",
+    "no way",
+    "rollback",
+    "reversible",
+    "permanent",
+    "data loss",
+    "lose",
+    "delete",
+    "unrecover",
+    "unwiderruf",
+    "datenverlust",
+    "pérdida",
+    "perte",
+    "perda",
+    "onomkeer",
+)
+
+
+def warns_destructive(text: str) -> bool:
+    """Does this remark say a step destroys something (DESTRUCTIVE_WARNING)? A substring
+    check first: the pattern is an alternation, slow to search on every sentence."""
+    low = text.lower()
+    return any(h in low for h in _WARNING_HINTS) and DESTRUCTIVE_WARNING.search(text) is not None
+
+
+def is_rollback_sentence(text: str) -> bool:
+    """Does this sentence give a rollback (ROLLBACK_SENTENCE), cheaply."""
+    if ROLLBACK_SENTENCE.match(text):
+        return True
+    return "can be " in text.lower() and ROLLBACK_SENTENCE.search(text) is not None
+
+
 STEP_REF = re.compile(r"\b(?:step|schritt|paso)\s+#?(\d+)\b|ステップ\s*(\d+)|手順\s*(\d+)", re.I)
 NEXT_REF = re.compile(
     r"\b(?:continue|proceed|move on|go on)\b(?:\s+(?:with|to)\s+the\s+next\s+step)?|\bnext step\b",

@@ -379,7 +379,7 @@ class StepBuilder:
 
     def _sentence_kind(self, s: Sentence) -> str:
         text = s.text
-        if lx.ROLLBACK_SENTENCE.search(text):
+        if lx.is_rollback_sentence(text):
             return "rollback"
         if lx.OTHERWISE.match(text) and self._recent_decision() is not None:
             return "otherwise"
@@ -391,7 +391,7 @@ class StepBuilder:
             return "prereq"
         if lx.ESCALATE.search(text):
             return "escalate"
-        if lx.DESTRUCTIVE_WARNING.search(text):
+        if lx.warns_destructive(text):
             return "warning"
         return "plain"
 
@@ -436,7 +436,7 @@ class StepBuilder:
                     self._runbook_rollback(s.text, c.text, c.line)
                 else:
                     self._add(StepKind.COMMAND, s.text, s.start, s.end, c.text, c.language)
-            if lx.DESTRUCTIVE_WARNING.search(_after_commands(s)):
+            if lx.warns_destructive(_after_commands(s)):
                 self._warning(s)
         elif kind == "warning":
             self._warning(s)
@@ -584,7 +584,7 @@ class StepBuilder:
         if role == lx.ROLLBACK:
             self._hint(text, [c.text for c in commands], start)
             return
-        if intro is not None and lx.ROLLBACK_SENTENCE.search(intro_text):
+        if intro is not None and lx.is_rollback_sentence(intro_text):
             self._runbook_rollback(intro_text, "\n".join(c.text for c in commands), start)
             return
         self._unit += 1
@@ -761,7 +761,7 @@ class StepBuilder:
                 cc = code_cmds[0]
                 self._add(StepKind.COMMAND, text, item.start, end, cc.text, cc.language)
             for s in (s for ss in sentence_lists for s in ss):
-                if lx.DESTRUCTIVE_WARNING.search(_after_commands(s)):
+                if lx.warns_destructive(_after_commands(s)):
                     self._warning(s)
         elif not special and not inline_cmds and not code_cmds:
             if actionable:
