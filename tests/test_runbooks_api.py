@@ -199,3 +199,49 @@ async def test_tenant_risk_rules_change_how_new_versions_classify(
         headers={"Authorization": f"Bearer {viewer_key}", "Content-Type": "application/yaml"},
     )
     assert forbidden.status_code == 403
+
+
+async def test_a_messy_paste_parses_over_http_and_tenant_programs_count(stack: Stack) -> None:
+    paste = (
+        "Mei 01:42\n"
+        "1) drain it first: kubectl drain <node> --ignore-daemonsets\n"
+        "2) then shipit freeze --env prod, and page #payments\n"
+        "to roll back: kubectl uncordon <node>\n"
+    )
+    headers = {**stack.api_headers(), "Content-Type": "text/plain"}
+    first = await stack.http.post("/runbooks/parse", content=paste, headers=headers)
+    assert first.status_code == 200, first.text
+    steps = first.json()["steps"]
+    assert [s["command"] for s in steps if s["command"]] == [
+        "kubectl drain <node> --ignore-daemonsets"
+    ]
+    assert steps[0]["rollback"]["command"] == "kubectl uncordon <node>"
+    yaml_headers = {**stack.api_headers(), "Content-Type": "application/yaml"}
+    stored = await stack.http.put(
+        "/settings/risk-rules", content="programs: [shipit]\n", headers=yaml_headers
+    )
+    assert stored.json() == {"rules": [], "programs": ["shipit"]}
+    again = await stack.http.post("/runbooks/parse", content=paste, headers=headers)
+    assert [s["command"] for s in again.json()["steps"] if s["command"]] == [
+        "kubectl drain <node> --ignore-daemonsets",
+        "shipit freeze --env prod",
+    ]
+
+
+async def test_pasted_log_output_and_deep_lists_get_a_bounded_answer(stack: Stack) -> None:
+    headers = {**stack.api_headers(), "Content-Type": "text/plain"}
+    log = "\n".join(
+        f"2026-12-03T01:02:{i % 60:02d}Z api-{i} upstream reset; curl -s http://10.0.0.{i % 250}/x"
+        for i in range(10_000)
+    )
+    response = await stack.http.post("/runbooks/parse", content=log, headers=headers)
+    assert response.status_code == 200
+    steps = response.json()["steps"]
+    assert len(steps) == 10_000 and max(len(s["text"]) for s in steps) <= 4000
+    nested = "".join("  " * depth + "- check `kubectl get pods -n x`\n" for depth in range(500))
+    response = await post(stack, "/runbooks/parse", {"content": nested})
+    assert response.status_code == 200
+    assert response.json()["steps"][0]["command"] == "kubectl get pods -n x"
+    five_mb = b"kubectl get pods -n x\n" * (5 * 1024 * 1024 // 22)
+    response = await stack.http.post("/runbooks/parse", content=five_mb, headers=headers)
+    assert response.status_code == 413

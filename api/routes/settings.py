@@ -110,7 +110,10 @@ async def put_risk_rules(
     )
     session.commit()
     # Runbooks parsed from now on use them; stored versions keep the classes they were given.
-    return {"rules": [r.id for r in rules.tenant] if rules else []}
+    shown: dict[str, Any] = {"rules": [r.id for r in rules.tenant] if rules else []}
+    if rules is not None and rules.programs:
+        shown["programs"] = sorted(rules.programs)
+    return shown
 
 
 @router.get("", summary="The tenant's settings (secrets shown as set/unset)")
