@@ -34,6 +34,13 @@ WEBHOOKS_REJECTED = Counter(
     "(auth, signature, invalid, duplicate, too_large, rate_limited)",
     ["source", "reason"],
 )
+WEBHOOK_COERCED = Counter(
+    "ddoc_webhook_coerced",
+    "Fields of accepted webhook deliveries that came in another shape than the usual one and were "
+    "coerced (a number for a string, null, a missing per-alert status, an epoch time, …), by "
+    "source and field; once per field per delivery",
+    ["source", "field"],
+)
 MATCH_CONFIDENCE = Histogram(
     "ddoc_match_confidence",
     "Confidence of the best runbook candidate for each new incident (0 when none)",

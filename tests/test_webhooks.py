@@ -301,8 +301,15 @@ async def test_token_in_query_and_unknown_source(stack: Stack) -> None:
     assert response.status_code == 202
     unknown = await send(stack, "nagios", body)
     assert unknown.status_code == 404
-    extra = await send(stack, "generic", {"title": "x", "surprise": 1})
-    assert extra.status_code == 422
+    # An unknown field (a misspelt one, say) costs no page: it is kept in raw and counted.
+    extra = await send(stack, "generic", {"title": "x", "sevrity": "critical"})
+    assert extra.status_code == 202
+    assert [a["status"] for a in extra.json()["alerts"]] == ["unmatched"]
+    # A status word no source defines is read as firing, never refused.
+    odd = alertmanager_v4(am_alert("Exploded", fingerprint="odd-1", status="exploded"))
+    odd_response = await send(stack, "alertmanager", odd)
+    assert odd_response.status_code == 202
+    assert [a["status"] for a in odd_response.json()["alerts"]] == ["unmatched"]
 
 
 SLOW_RUNBOOK = """---

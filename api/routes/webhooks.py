@@ -1,6 +1,10 @@
 """Alert webhooks, one route per source, and `POST /match/{source}` (the same bodies, no side
 effects: for debugging routing).
 
+Bodies are read tolerantly (ddoc/alerts.py): every shape the sources send is accepted, and
+each field that had to be coerced is counted in `ddoc_webhook_coerced_total{source,field}` (and
+listed by `/match` as `coerced`). Only a body that cannot be an alert at all is refused (422).
+
 Every delivery is authenticated with the tenant's webhook token (`Authorization: Bearer …`, or
 `?token=` for tools that cannot set headers). Sources that sign (PagerDuty, Grafana) are
 verified in addition when the tenant configured a signing secret.
@@ -53,13 +57,14 @@ SOURCES = {
             "alertmanager",
             sources.AlertmanagerWebhook,
             sources.normalize_alertmanager,
-            "Prometheus Alertmanager webhook (version 4)",
+            "Prometheus Alertmanager webhook (version 4, or legacy 3)",
         ),
         Source(
             "pagerduty",
             sources.PagerDutyWebhook,
             sources.normalize_pagerduty,
-            "PagerDuty v3 webhook (X-PagerDuty-Signature verified when configured)",
+            "PagerDuty v3 webhook, or v2/v1 `messages` (X-PagerDuty-Signature verified when "
+            "configured)",
         ),
         Source(
             "opsgenie",
@@ -129,10 +134,17 @@ def webhook_tenant(request: Request, state: StateDep) -> WebhookCaller:
 _REJECTION_REASONS = {401: "signature", 409: "duplicate", 413: "too_large", 429: "rate_limited"}
 
 
-def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
+@dataclass(frozen=True)
+class ParsedBody:
+    alerts: list[NormalizedAlert]
+    coerced: list[str]  # the source's fields that came in another shape and were coerced
+
+
+def parse_body(source: Source, raw: bytes) -> ParsedBody:
     try:
-        body = source.model.model_validate_json(raw)
-        alerts = source.normalize(body)
+        with sources.recording_coercions() as coerced:
+            body = source.model.model_validate_json(raw)
+            alerts = source.normalize(body)
     except ValidationError as err:
         raise RequestValidationError(
             [
@@ -146,7 +158,7 @@ def parse_body(source: Source, raw: bytes) -> list[NormalizedAlert]:
             f"{len(alerts)} alerts in one delivery; the limit is {MAX_ALERTS_PER_DELIVERY} "
             "(Alertmanager: set max_alerts in the webhook_config)",
         )
-    return alerts
+    return ParsedBody(alerts, sorted(coerced))
 
 
 def _verify(source: str, raw: bytes, request: Request, settings: dict[str, Any]) -> None:
@@ -241,8 +253,10 @@ def _webhook_route(source: Source) -> None:
             )
             if seen:
                 raise HTTPException(409, f"delivery {delivery_id} was already received")
-        alerts = parse_body(source, raw)
-        outcomes = await state.intake.handle(tenant_id, alerts)
+        parsed = parse_body(source, raw)
+        outcomes = await state.intake.handle(tenant_id, parsed.alerts)
+        for name in parsed.coerced:
+            metrics.WEBHOOK_COERCED.labels(source.name, name).inc()
         if delivery_id:
             await asyncio.to_thread(_remember_delivery, state, tenant_id, source.name, delivery_id)
         return WebhookResponse(alerts=[AlertOutcomeOut(**o.__dict__) for o in outcomes])
@@ -262,10 +276,10 @@ def _match_route(source: Source) -> None:
     def match(
         raw: Annotated[bytes, Depends(_raw_body)], principal: ViewerDep, state: StateDep
     ) -> dict[str, Any]:
-        alerts = parse_body(source, raw)
+        parsed = parse_body(source, raw)
         results = []
         with Session(state.engine) as session:
-            for alert in alerts:
+            for alert in parsed.alerts:
                 result = state.matcher.match(session, tenant_id=principal.tenant_id, alert=alert)
                 results.append(
                     {
@@ -291,7 +305,7 @@ def _match_route(source: Source) -> None:
                         else None,
                     }
                 )
-        return {"alerts": results}
+        return {"alerts": results, "coerced": parsed.coerced}
 
     router.add_api_route(
         f"/match/{source.name}",
