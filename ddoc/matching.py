@@ -9,22 +9,30 @@
    so are runbooks when the URL and the declarations disagree: attaching one of them silently
    could be the wrong one (docs/decisions/0007).
 2. Statistical: PostgreSQL full-text search and pgvector cosine similarity over sentence
-   embeddings, fused by reciprocal rank, with a boost when the alert's service is one the
-   runbook declares. The confidence of a candidate is its cosine similarity plus bounded
-   bonuses for full-text agreement and service; the top candidate is attached only when it
-   clears `attach` and leads the next one by `margin`. Otherwise candidates above `suggest` are
-   offered, and below that the alert is recorded as having no runbook (a coverage gap).
+   embeddings of the alert's text without its variable parts (ddoc/search.py). The confidence
+   of a candidate is its cosine similarity plus bounded bonuses for full-text agreement and
+   service, less up to `TITLE_PENALTY` for the (rarity-weighted) share of its title's words the
+   alert does not mention. The top candidate is attached only when it clears `attach`, leads
+   the next one by `margin`, full-text search ranks it first, and the alert mentions every
+   distinctive word of its title ("server" for an alert about a "client" certificate keeps it
+   a suggestion). Otherwise candidates above `suggest` are offered, and below that the alert is
+   recorded as having no runbook (a coverage gap). With a `Confirmer` (Claude,
+   ddoc/match_confirm.py), that decision is then confirmed or changed among its candidates.
 
-Thresholds were measured on the public corpus (`bench/match_quality.py`, docs/BENCHMARKS.md).
+Thresholds were measured on the public corpus (`bench/match_renderings.py`,
+`bench/match_sweep.py`, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import text
 from sqlmodel import Session
@@ -35,6 +43,16 @@ from ddoc.alerts import NormalizedAlert
 if TYPE_CHECKING:
     from ddoc.embedding import Embedder
 
+
+class Confirmer(Protocol):
+    """Asked about a statistical decision with candidates: returns it, or another decision
+    that attaches one of its candidates or none (ddoc/match_confirm.py)."""
+
+    def confirm(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert, result: MatchResult
+    ) -> MatchResult: ...
+
+
 _SEARCH_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ddoc-match")
 _RRF_K = 60
 _COMMON_SHARE = 0.2
@@ -44,19 +62,30 @@ _RETRIEVE = 20
 FTS_TOP_BONUS = 0.08  # the full-text search ranks the candidate first
 FTS_HIT_BONUS = 0.04  # the full-text search finds it at all
 SERVICE_BONUS = 0.05  # the alert's service is one the runbook declares
+SERVICE_TITLE_BONUS = 0.03  # the runbook's title names the alert's service (declares none)
+# Confidence lost when the alert mentions none of the words of the runbook's title (weighted by
+# how rare each word is among the tenant's titles); in proportion when it mentions some.
+TITLE_PENALTY = 0.10
+# A word found in more than this share of the tenant's runbook titles (and in more than
+# _GENERIC_MIN of them) is generic ("kube", "error"): the alert need not repeat it.
+_GENERIC_SHARE = 1 / 10
+_GENERIC_MIN = 2
+_TITLES_TTL_SECONDS = 300.0
+_EXACT_ONLY = search.MEANINGFUL_STOP_WORDS | {"not"}
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Measured on the corpus (docs/BENCHMARKS.md): attaching needs a high confidence, a clear
-    lead over the next candidate, and full-text search agreeing on the same runbook. Without
-    an explicit trigger that attaches about a quarter of correct matches and offers the rest
-    as suggestions, while keeping wrong attachments near zero."""
+    lead over the next candidate, full-text search agreeing on the same runbook, and an alert
+    that mentions every distinctive word of the runbook's title. The rest is offered as
+    suggestions, keeping wrong attachments near zero."""
 
-    attach: float = 0.78
+    attach: float = 0.65
     suggest: float = 0.45
     margin: float = 0.10
     require_fulltext_agreement: bool = True
+    require_title_words: bool = True
 
 
 def thresholds_from(
@@ -103,6 +132,18 @@ class MatchResult:
 
 
 @dataclass
+class Ranked:
+    """A retrieved candidate with what the attach decision looks at."""
+
+    confidence: float
+    candidate: Candidate
+    fts_rank: int | None = None
+    # Distinctive words of the runbook's title (and declared alert names) the alert does not
+    # mention: a runbook about "server" certificates for an alert about "client" ones.
+    missing_words: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _Hit:
     runbook_id: str
     title: str
@@ -119,10 +160,18 @@ class _Hit:
 
 
 class Matcher:
-    def __init__(self, embedder: Embedder | None, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        thresholds: Thresholds | None = None,
+        confirmer: Confirmer | None = None,
+    ) -> None:
         self.embedder = embedder
         self.thresholds = thresholds or Thresholds()
+        # Asked to confirm or reject a statistical decision (Claude, ddoc/match_confirm.py).
+        self.confirmer = confirmer
         self._common: dict[str, tuple[float, list[str]]] = {}
+        self._titles: dict[str, tuple[float, int, Counter[str]]] = {}
 
     def match(
         self, session: Session, *, tenant_id: str, alert: NormalizedAlert, methods: str = "all"
@@ -132,13 +181,25 @@ class Matcher:
             explicit = self._explicit(session, tenant_id, alert)
             if explicit is not None or methods == "explicit":
                 return explicit or MatchResult([], None)
-        ranked = self.rank(session, tenant_id=tenant_id, alert=alert, methods=methods)
-        return self._decide(alert, ranked)
+        ranked = self.ranked(session, tenant_id=tenant_id, alert=alert, methods=methods)
+        result = decide(alert, ranked, self.thresholds)
+        if self.confirmer is not None and result.candidates:
+            result = self.confirmer.confirm(session, tenant_id, alert, result)
+        return result
 
     def rank(
         self, session: Session, *, tenant_id: str, alert: NormalizedAlert, methods: str = "all"
     ) -> list[tuple[float, Candidate]]:
         """Every retrieved candidate with its confidence, best first; no thresholds applied."""
+        return [
+            (r.confidence, r.candidate)
+            for r in self.ranked(session, tenant_id=tenant_id, alert=alert, methods=methods)
+        ]
+
+    def ranked(
+        self, session: Session, *, tenant_id: str, alert: NormalizedAlert, methods: str = "all"
+    ) -> list[Ranked]:
+        """`rank` with the evidence the attach decision (`decide`) looks at."""
         hits: dict[str, _Hit] = {}
         use_vector = methods in ("all", "vector") and self.embedder is not None
         if methods == "all" and use_vector:
@@ -157,13 +218,30 @@ class Matcher:
             self._fulltext(session, tenant_id, alert, hits)
         elif use_vector:
             self._vector(session, tenant_id, alert, hits)
-        scored: list[tuple[float, float, Candidate]] = []
+        titles = (
+            {}
+            if methods == "fulltext"
+            else self._title_evidence(session, tenant_id, alert, list(hits.values()))
+        )
+        scored: list[tuple[float, Ranked]] = []
         for hit in hits.values():
             reasons: list[str]
+            missing: list[str] = []
             if methods == "fulltext":
                 confidence, reasons = 1.0 / hit.fts_rank if hit.fts_rank else 0.0, []
             else:
                 confidence, reasons = self._confidence(alert, hit)
+                evidence = titles.get(hit.runbook_id)
+                if evidence is not None:
+                    covered, missing, names_service = evidence
+                    if covered < 1.0:
+                        confidence -= TITLE_PENALTY * (1.0 - covered)
+                        reasons.append(f"the alert mentions {covered:.0%} of its title")
+                    declared = f"declares service {alert.service!r}" in reasons
+                    if names_service and not declared:
+                        confidence += SERVICE_TITLE_BONUS
+                        reasons.append(f"its title names service {alert.service!r}")
+                confidence = max(0.0, min(confidence, 0.99))
             candidate = Candidate(
                 hit.runbook_id,
                 hit.title,
@@ -172,9 +250,83 @@ class Matcher:
                 reasons,
                 alert_names=list(hit.alert_names),
             )
-            scored.append((confidence, hit.rrf(), candidate))
-        scored.sort(key=lambda s: (-s[0], -s[1], s[2].runbook_id))
-        return [(confidence, candidate) for confidence, _, candidate in scored]
+            scored.append((hit.rrf(), Ranked(confidence, candidate, hit.fts_rank, missing)))
+        scored.sort(key=lambda s: (-s[1].confidence, -s[0], s[1].candidate.runbook_id))
+        return [r for _, r in scored]
+
+    def _title_evidence(
+        self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: list[_Hit]
+    ) -> dict[str, tuple[float, list[str], bool]]:
+        """Per hit: the share of its title's words the alert mentions (each word weighted by
+        how rare it is among the tenant's titles), the distinctive ones it does not mention,
+        and whether the title names the alert's service. Words compare by their English stems
+        (`_mentioned`), and two title words count when the alert writes them as one."""
+        if not hits:
+            return {}
+        total, frequency = self._title_stats(session, tenant_id)
+        per_hit = {h.runbook_id: search.title_words(h.title, h.alert_names) for h in hits}
+        # Words that CamelCase split apart ("Mis Scheduled", "Start Up") and an alert may write
+        # as one ("misscheduled", "startup").
+        pairs = {a + b for ws in per_hit.values() for a, b in pairwise(ws)}
+        alert_words = search.alert_words(alert)
+        service_words = _service_words(alert.service or "")
+        stems = search.lexemes(
+            session,
+            [*alert_words, *service_words, *pairs, *(w for ws in per_hit.values() for w in ws)],
+        )
+        mentioned = {lexeme for w in alert_words for lexeme in stems[w]}
+        service = {lexeme for w in service_words for lexeme in stems[w]}
+        generic = max(_GENERIC_MIN, total * _GENERIC_SHARE)
+        evidence: dict[str, tuple[float, list[str], bool]] = {}
+        for runbook_id, words in per_hit.items():
+            weight = covered = 0.0
+            missing: list[str] = []
+            title_lexemes: set[str] = set()
+            joined: set[str] = set()  # words covered as part of a pair the alert writes as one
+            for first, second in pairwise(words):
+                pair = stems[first + second]
+                parts = {*stems[first], *stems[second]}
+                # ("quotafully" stems to "quota": a pair counts only as a word of its own)
+                if pair and not parts & set(pair) and all(lx in mentioned for lx in pair):
+                    joined.update((first, second))
+            for word in words:
+                lexemes = stems[word]
+                if not lexemes:
+                    continue  # a stop word
+                title_lexemes.update(lexemes)
+                rarity = max(math.log((total + 1) / (frequency.get(lx, 0) + 1)) for lx in lexemes)
+                rarity = max(rarity, 0.1)
+                weight += rarity
+                if word in joined or all(_mentioned(lx, mentioned) for lx in lexemes):
+                    covered += rarity
+                elif min(frequency.get(lx, 0) for lx in lexemes) <= generic:
+                    missing.append(word)
+            share = covered / weight if weight else 1.0
+            names_service = bool(service) and service <= title_lexemes
+            evidence[runbook_id] = (share, missing, names_service)
+        return evidence
+
+    def _title_stats(self, session: Session, tenant_id: str) -> tuple[int, Counter[str]]:
+        """How many of the tenant's runbook titles each stem is in, recomputed every few
+        minutes per process."""
+        now = time.monotonic()
+        cached = self._titles.get(tenant_id)
+        if cached is not None and now - cached[0] < _TITLES_TTL_SECONDS:
+            return cached[1], cached[2]
+        rows = session.execute(
+            text(
+                "SELECT title, alert_names FROM runbooks"
+                " WHERE tenant_id = :t AND archived_at IS NULL"
+            ),
+            {"t": tenant_id},
+        ).all()
+        words = [search.title_words(row.title, row.alert_names) for row in rows]
+        stems = search.lexemes(session, [w for ws in words for w in ws])
+        frequency: Counter[str] = Counter()
+        for ws in words:
+            frequency.update({lexeme for w in ws for lexeme in stems[w]})
+        self._titles[tenant_id] = (now, len(rows), frequency)
+        return len(rows), frequency
 
     def _explicit(
         self, session: Session, tenant_id: str, alert: NormalizedAlert
@@ -376,34 +528,9 @@ class Matcher:
             hit.vector_rank = position
             hit.similarity = float(row.similarity)
 
-    def _decide(self, alert: NormalizedAlert, scored: list[tuple[float, Candidate]]) -> MatchResult:
-        thresholds = self.thresholds
-        offered = [c for conf, c in scored if conf >= thresholds.suggest][:3]
-        if not offered:
-            return MatchResult([], None)
-        top, best = scored[0]
-        runner_up = scored[1][0] if len(scored) > 1 else 0.0
-        if alert.alert_name and best.alert_names and alert.alert_name not in best.alert_names:
-            # The runbook is explicitly about other alerts: a lookalike, not this alert's.
-            best.reasons.append(
-                f"not attached: written for {', '.join(best.alert_names[:3])},"
-                f" not {alert.alert_name}"
-            )
-        elif top < thresholds.attach:
-            best.reasons.append(f"not attached: confidence below {thresholds.attach:.2f}")
-        elif top - runner_up < thresholds.margin:
-            best.reasons.append(
-                f"not attached: the next candidate is within {thresholds.margin:.2f}"
-            )
-        elif thresholds.require_fulltext_agreement and not any(
-            r.startswith("full-text match (rank 1)") for r in best.reasons
-        ):
-            best.reasons.append("not attached: full-text search ranks another runbook first")
-        else:
-            return MatchResult(offered, best)
-        return MatchResult(offered, None)
-
     def _confidence(self, alert: NormalizedAlert, hit: _Hit) -> tuple[float, list[str]]:
+        """The candidate's similarity plus its full-text and service bonuses (the title
+        evidence is applied by `ranked`)."""
         reasons = []
         confidence = 0.0
         if hit.similarity is not None:
@@ -415,7 +542,73 @@ class Matcher:
         if hit.fts_rank is not None:
             confidence += FTS_TOP_BONUS if hit.fts_rank == 1 else FTS_HIT_BONUS
             reasons.append(f"full-text match (rank {hit.fts_rank})")
-        if alert.service and alert.service in hit.services:
+        if alert.service and _same_service(alert.service, hit.services):
             confidence += SERVICE_BONUS
             reasons.append(f"declares service {alert.service!r}")
-        return min(confidence, 0.99), reasons
+        return confidence, reasons
+
+
+def decide(alert: NormalizedAlert, ranked: list[Ranked], thresholds: Thresholds) -> MatchResult:
+    """The statistical decision: attach the first candidate, offer up to three, or none.
+    Reasons for not attaching are added to copies of the candidates (`ranked` is unchanged)."""
+    offered = [
+        replace(r.candidate, reasons=list(r.candidate.reasons))
+        for r in ranked[:3]
+        if r.confidence >= thresholds.suggest
+    ]
+    if not offered:
+        return MatchResult([], None)
+    first = ranked[0]
+    top, best = first.confidence, offered[0]
+    runner_up = ranked[1].confidence if len(ranked) > 1 else 0.0
+    if alert.alert_name and best.alert_names and alert.alert_name not in best.alert_names:
+        # The runbook is explicitly about other alerts: a lookalike, not this alert's.
+        best.reasons.append(
+            f"not attached: written for {', '.join(best.alert_names[:3])}, not {alert.alert_name}"
+        )
+    elif top < thresholds.attach:
+        best.reasons.append(f"not attached: confidence below {thresholds.attach:.2f}")
+    elif top - runner_up < thresholds.margin:
+        best.reasons.append(f"not attached: the next candidate is within {thresholds.margin:.2f}")
+    elif thresholds.require_fulltext_agreement and first.fts_rank != 1:
+        best.reasons.append("not attached: full-text search ranks another runbook first")
+    elif thresholds.require_title_words and first.missing_words:
+        words = ", ".join(repr(w) for w in first.missing_words[:3])
+        best.reasons.append(f"not attached: its title says {words}, the alert does not")
+    else:
+        return MatchResult(offered, best)
+    return MatchResult(offered, None)
+
+
+def _mentioned(lexeme: str, mentioned: set[str]) -> bool:
+    """Whether a stem of the runbook's title is among the alert's: the same, one beginning the
+    other (`fail` and `failur`, `err` and `error`: three letters at least), or the title's
+    ending with a longer one of the alert's (`mismatch` and `match`). Negations and the other
+    meaningful stop words ("not", "down") only count when they are the same."""
+    if lexeme in mentioned:
+        return True
+    if lexeme in _EXACT_ONLY:
+        return False
+    for other in mentioned:
+        if other in _EXACT_ONLY:
+            continue
+        short, long_ = (lexeme, other) if len(lexeme) <= len(other) else (other, lexeme)
+        if len(short) >= 3 and long_.startswith(short):
+            return True
+        if len(other) >= 5 and lexeme.endswith(other):
+            return True
+    return False
+
+
+def _service_words(name: str) -> list[str]:
+    """A service's words, without its instance parts (OpsGenie's entity is often a host)."""
+    return search.title_words(search.without_values(name))
+
+
+def _same_service(service: str, declared: list[str]) -> bool:
+    """The alert's service is one the runbook declares: the same name, or one whose words
+    are all in the alert's (PagerDuty's "Payments API" for a runbook of `payments`)."""
+    if service in declared:
+        return True
+    words = set(_service_words(service))
+    return any((mine := set(_service_words(d))) and mine <= words for d in declared if d.strip())

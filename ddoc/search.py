@@ -3,7 +3,9 @@ stored embeddings.
 
 Alert names are written in CamelCase (`KubePodCrashLooping`); both sides split them into words,
 so an alert title written by a human ("pod keeps crash looping") meets the runbook that only
-names the alert.
+names the alert. The alert's text is searched with its variable parts (pod names, hosts, IPs,
+numbers: what ddoc/fingerprints.py masks) left out: they say nothing about which runbook fits,
+and without them a recurrence of an alert is ranked exactly like its first occurrence.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from ddoc import fingerprints
 from ddoc.alerts import NormalizedAlert
 from ddoc.runbook import ParsedRunbook
 
@@ -26,12 +29,14 @@ log = logging.getLogger(__name__)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_LETTERS = re.compile(r"\b[A-Za-z]+\b")  # words of letters only: ids and timestamps stay whole
 _TEMPLATE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 _SUMMARY_CHARS = 600
 _DESCRIPTION_CHARS = 400
 # Ranking cost grows with the words of the query and the size of each document's vector: both
 # stay small (what the runbook is about, not every step) so matching holds at 10,000 runbooks.
 _QUERY_WORDS = 24
+_PLACEHOLDER = "<*>"  # what fingerprints.mask puts in place of a variable part
 
 
 def split_name(name: str) -> str:
@@ -50,19 +55,30 @@ def document_text(parsed: ParsedRunbook) -> str:
 
 
 def alert_text(alert: NormalizedAlert) -> str:
-    """Every descriptive field a source offers: an alert without an alertname (a PagerDuty
-    title, a paraphrase, another language) still has words to match."""
+    """Every descriptive field a source offers, without its variable parts: an alert without an
+    alertname (a PagerDuty title, a paraphrase, another language) still has words to match."""
     parts: list[str] = []
     if alert.alert_name:
         parts.append(split_name(alert.alert_name))
-    parts.append(alert.title)
-    for value in (alert.description, alert.annotations.get("summary")):
-        if value and value not in parts:
-            parts.append(value[:_DESCRIPTION_CHARS])
+    fields = [alert.title]
+    fields += [
+        v[:_DESCRIPTION_CHARS] for v in (alert.description, alert.annotations.get("summary")) if v
+    ]
     if alert.service:
-        parts.append(alert.service)
-    cleaned = (_TEMPLATE.sub(" ", p) for p in parts)
-    return ". ".join(" ".join(p.split()) for p in cleaned if p.strip())
+        fields.append(alert.service)
+    for value in fields:
+        cleaned = without_values(value)
+        if cleaned and cleaned not in parts:
+            parts.append(cleaned)
+    return ". ".join(parts)
+
+
+def without_values(value: str) -> str:
+    """Lower-cased, CamelCase words split (`PersistentVolume`; words of letters only), templates
+    and the parts the fingerprint masks removed."""
+    words_split = _LETTERS.sub(lambda m: _CAMEL.sub(" ", m[0]), _TEMPLATE.sub(" ", value))
+    masked = fingerprints.mask(words_split)
+    return " ".join(masked.replace(_PLACEHOLDER, " ").split()).strip(" .,;:!-/")
 
 
 def query_words(alert: NormalizedAlert) -> str:
@@ -75,6 +91,66 @@ def query_words(alert: NormalizedAlert) -> str:
         if len(word) > 1 and word not in words:
             words.append(word)
     return " ".join(words[:_QUERY_WORDS])
+
+
+def title_words(title: str, alert_names: Sequence[str] = ()) -> list[str]:
+    """The words of a runbook's title and of the alert names it declares (split), lower-cased:
+    what the runbook says it is about, in the fewest words."""
+    words: list[str] = []
+    for text_ in (title, *alert_names):
+        for word in _WORD.findall(split_name(text_).lower()):
+            if len(word) > 1 and not word.isdigit() and word not in words:
+                words.append(word)
+    return words
+
+
+def alert_words(alert: NormalizedAlert) -> list[str]:
+    """Every word of the alert's text (alert name split, title, description, service)."""
+    words: list[str] = []
+    for word in _WORD.findall(alert_text(alert)):
+        if len(word) > 1 and not word.isdigit() and word not in words:
+            words.append(word)
+    return words
+
+
+# English stop words that change what a title says ("Kube API Down", "Errors Sending Alerts To
+# Any Alertmanager", "Pod Not Ready"): kept as themselves where titles are compared.
+MEANINGFUL_STOP_WORDS = frozenset(
+    "down up out off not any some all over under few more most only too against above below"
+    " before after again".split()
+)
+# Negations compare as "not" ("non-ready" and "Not Ready"; "isn't" is split into "isn", "t").
+_NEGATIONS = frozenset(
+    "no non never cannot isn aren wasn weren doesn don didn hasn haven hadn couldn shouldn"
+    " wouldn".split()
+)
+_LEXEMES: dict[str, tuple[str, ...]] = {}
+_LEXEMES_MAX = 200_000
+
+
+def lexemes(session: Session, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Each word's English stems as PostgreSQL's full-text search has them (none for a stop
+    word, except the few that change what a title says; negations are "not"); remembered per
+    process."""
+    missing = sorted({w for w in words if w not in _LEXEMES})
+    if missing:
+        if len(_LEXEMES) + len(missing) > _LEXEMES_MAX:
+            _LEXEMES.clear()
+        rows = session.execute(
+            text(
+                "SELECT w, tsvector_to_array(to_tsvector('english', w)) AS lex"
+                " FROM unnest(CAST(:words AS text[])) AS w"
+            ),
+            {"words": missing},
+        ).all()
+        for row in rows:
+            found = tuple(row.lex)
+            if row.w in _NEGATIONS:
+                found = ("not",)
+            elif not found and row.w in MEANINGFUL_STOP_WORDS:
+                found = (row.w,)
+            _LEXEMES[row.w] = found
+    return {w: _LEXEMES.get(w, ()) for w in words}
 
 
 def index_runbook(
