@@ -10,9 +10,16 @@ import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
@@ -23,7 +30,7 @@ from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
 from api.routes.codec import CodecCors
-from ddoc import db, learned, learning, metrics, search, trust
+from ddoc import db, learned, learning, match_confirm, metrics, search, trust
 from ddoc import temporal as temporal_conn
 from ddoc.embedding import default_embedder
 from ddoc.executions import ExecutionNotFound, server_codec
@@ -65,9 +72,12 @@ def create_app(settings: Settings) -> FastAPI:
         # Load the model before serving: the first alert must not wait for it.
         await asyncio.to_thread(embedder.warm_up)
         await asyncio.to_thread(search.reembed_stale, engine, embedder)
+        confirm = match_confirm.config_from_env(os.environ)
         matcher = Matcher(
             embedder,
             thresholds_from(settings.match_attach, settings.match_suggest, settings.match_margin),
+            # With an Anthropic key, Claude confirms or rejects statistical matches.
+            confirmer=match_confirm.ClaudeConfirmer(confirm) if confirm else None,
         )
         app.state.ddoc = AppState(
             settings=settings,
@@ -90,7 +100,12 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="AI-assisted runbook automation for on-call teams",
         lifespan=lifespan,
+        # Served below from assets installed with the server (no CDN): /docs and /redoc work
+        # on an air-gapped control plane.
+        docs_url=None,
+        redoc_url=None,
     )
+    _add_docs(app)
     app.add_middleware(RejectNul)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
@@ -112,6 +127,70 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     _add_error_handlers(app)
     return app
+
+
+DOCS_ASSETS_URL = "/docs/assets"
+# The documentation pages load nothing from anywhere but the API (ReDoc would fetch its
+# vendor's logo from a CDN): the browser refuses before a request leaves.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; frame-ancestors 'self'"
+)
+
+
+def docs_assets_dir() -> Path:
+    """Swagger UI's and ReDoc's JavaScript and CSS, shipped by the `fastapi-offline` package
+    (a dependency of the server extra)."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
+def _add_docs(app: FastAPI) -> None:
+    """`/docs` (Swagger UI) and `/redoc` (ReDoc) with every asset served by the API itself."""
+    assets = DOCS_ASSETS_URL
+    app.mount(assets, StaticFiles(directory=docs_assets_dir()), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    oauth2_redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return _confined(
+            get_swagger_ui_html(
+                openapi_url=f"{root}{openapi_url}",
+                title=f"{app.title} - API",
+                oauth2_redirect_url=f"{root}{oauth2_redirect_url}",
+                swagger_js_url=f"{root}{assets}/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}{assets}/swagger-ui.css",
+                swagger_favicon_url=f"{root}{assets}/favicon.png",
+                # No call to the public spec validator (its badge), which an air-gapped host lacks.
+                swagger_ui_parameters={"validatorUrl": None},
+            )
+        )
+
+    @app.get(oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return _confined(
+            get_redoc_html(
+                openapi_url=f"{root}{openapi_url}",
+                title=f"{app.title} - API",
+                redoc_js_url=f"{root}{assets}/redoc.standalone.js",
+                redoc_favicon_url=f"{root}{assets}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
+
+
+def _confined(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -1,11 +1,19 @@
-"""`ddoc exec start|status|list|approve|reject|skip|done|edit|choose|provide|retry|abort|
+"""`ddoc exec start|status|wait|list|approve|reject|skip|done|edit|choose|provide|retry|abort|
 rollback`: run a runbook by hand, follow executions and decide on their steps."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from typing import Any
+
+# An execution in one of these needs nobody (finished) or needs a human (waiting): `wait` ends.
+_FINISHED = frozenset({"succeeded", "failed", "rolled_back", "aborted"})
+_WAITING = frozenset({"awaiting_human", "stalled"})
+_POLL_SECONDS = 0.3
+_DEFAULT_WAIT = 120.0
 
 
 def add_parser(sub: Any) -> None:
@@ -24,6 +32,15 @@ def add_parser(sub: Any) -> None:
     status.add_argument("--json", action="store_true")
     status.set_defaults(action=cmd_status)
 
+    wait = actions.add_parser(
+        "wait",
+        help="wait until the execution needs a human or has finished, then show it as status does",
+    )
+    wait.add_argument("execution_id")
+    wait.add_argument("--json", action="store_true")
+    _timeout_option(wait)
+    wait.set_defaults(action=cmd_wait)
+
     lst = actions.add_parser("list", help="executions, newest first")
     lst.add_argument("--status")
     lst.set_defaults(action=cmd_list)
@@ -39,6 +56,7 @@ def add_parser(sub: Any) -> None:
         decide.add_argument("execution_id")
         decide.add_argument("step_id")
         decide.add_argument("--comment")
+        _wait_option(decide)
         decide.set_defaults(action=cmd_decide, decision=name)
 
     edit = actions.add_parser("edit", help="replace a step's command (it is approved again)")
@@ -46,6 +64,7 @@ def add_parser(sub: Any) -> None:
     edit.add_argument("step_id")
     edit.add_argument("--command", required=True)
     edit.add_argument("--comment")
+    _wait_option(edit)
     edit.set_defaults(action=cmd_decide, decision="edit")
 
     choose = actions.add_parser("choose", help='choose a decision step\'s branch (or "neither")')
@@ -53,12 +72,14 @@ def add_parser(sub: Any) -> None:
     choose.add_argument("step_id")
     choose.add_argument("branch", help='the branch number, its condition, or "neither"')
     choose.add_argument("--comment")
+    _wait_option(choose)
     choose.set_defaults(action=cmd_decide, decision="choose")
 
     provide = actions.add_parser("provide", help="give values the alert did not carry")
     provide.add_argument("execution_id")
     provide.add_argument("step_id")
     provide.add_argument("--var", action="append", required=True, metavar="NAME=VALUE")
+    _wait_option(provide)
     provide.set_defaults(action=cmd_decide, decision="provide")
 
     abort = actions.add_parser("abort", help="stop the execution (--rollback: undo first)")
@@ -77,6 +98,26 @@ def add_parser(sub: Any) -> None:
     rollback.add_argument("execution_id")
     rollback.add_argument("--comment")
     rollback.set_defaults(action=cmd_abort, rollback=True)
+
+
+def _timeout_option(parser: Any) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=_DEFAULT_WAIT,
+        metavar="SECONDS",
+        help=f"give up (exit 1) after this long (default {_DEFAULT_WAIT:.0f})",
+    )
+
+
+def _wait_option(parser: Any) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="then wait until the workflow has taken the decision and the execution needs a "
+        "human again or has finished, and show it (as `ddoc exec wait` does)",
+    )
+    _timeout_option(parser)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -99,6 +140,8 @@ _CLI = {"X-Ddoc-Client": "cli"}
 
 
 def cmd_decide(args: argparse.Namespace, client: Any) -> int:
+    waiting = getattr(args, "wait", False)
+    before = _decisions(_get(client, args.execution_id), args.step_id) if waiting else 0
     body: dict[str, Any] = {"step_id": args.step_id, "decision": args.decision}
     if getattr(args, "comment", None):
         body["comment"] = args.comment
@@ -109,7 +152,60 @@ def cmd_decide(args: argparse.Namespace, client: Any) -> int:
     elif args.decision == "provide":
         body["values"] = _pairs(args.var)
     client.request("POST", f"/executions/{args.execution_id}/decisions", json=body, headers=_CLI)
-    print(f"{args.decision} sent for step {args.step_id} of {args.execution_id}")
+    print(f"{args.decision} sent for step {args.step_id} of {args.execution_id}", flush=True)
+    if not waiting:
+        return 0
+    # The API answers once the signal is delivered; the workflow takes it a moment later.
+    deadline = time.monotonic() + args.timeout
+    execution = _until(
+        client,
+        args.execution_id,
+        lambda e: e["status"] in _FINISHED or _decisions(e, args.step_id) > before,
+        deadline,
+    )
+    if execution is not None and execution["status"] not in _FINISHED:
+        execution = _until(client, args.execution_id, _settled, deadline)
+    return _show_settled(execution, args)
+
+
+def cmd_wait(args: argparse.Namespace, client: Any) -> int:
+    deadline = time.monotonic() + args.timeout
+    return _show_settled(_until(client, args.execution_id, _settled, deadline), args)
+
+
+def _settled(execution: dict[str, Any]) -> bool:
+    return execution["status"] in _FINISHED or execution["status"] in _WAITING
+
+
+def _get(client: Any, execution_id: str) -> dict[str, Any]:
+    execution: dict[str, Any] = client.request("GET", f"/executions/{execution_id}")
+    return execution
+
+
+def _decisions(execution: dict[str, Any], step_id: str) -> int:
+    step = next((s for s in execution["steps"] if s["id"] == step_id), None)
+    return len(step.get("decisions") or []) if step else 0
+
+
+def _until(client: Any, execution_id: str, done: Any, deadline: float) -> dict[str, Any] | None:
+    while True:
+        execution = _get(client, execution_id)
+        if done(execution):
+            return execution
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(_POLL_SECONDS)
+
+
+def _show_settled(execution: dict[str, Any] | None, args: argparse.Namespace) -> int:
+    if execution is None:
+        print(
+            f"ddoc: execution {args.execution_id} still runs after {args.timeout:.0f}s "
+            f"(`ddoc exec status {args.execution_id}` shows where)",
+            file=sys.stderr,
+        )
+        return 1
+    _print(execution, as_json=getattr(args, "json", False))
     return 0
 
 
@@ -140,10 +236,14 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
 
 
 def cmd_status(args: argparse.Namespace, client: Any) -> int:
-    execution = client.request("GET", f"/executions/{args.execution_id}")
-    if args.json:
+    _print(_get(client, args.execution_id), as_json=args.json)
+    return 0
+
+
+def _print(execution: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(execution, indent=2, default=str))
-        return 0
+        return
     print(f"{execution['id']}  {execution['status']}  mode {execution['mode']}")
     for step in execution["steps"]:
         code = "" if step["exit_code"] is None else f" exit {step['exit_code']}"
@@ -161,7 +261,6 @@ def cmd_status(args: argparse.Namespace, client: Any) -> int:
             print(f"{'':>6}{decision['decision']} by {decision['display_name']}{mark}")
         for line in (step.get("output") or "").splitlines()[:20]:
             print(f"{'':>6}| {line}")
-    return 0
 
 
 def cmd_list(args: argparse.Namespace, client: Any) -> int:

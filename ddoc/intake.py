@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, text
@@ -28,11 +27,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from ddoc import audit, executions, fingerprints, learned, metrics, runbooks
+from ddoc import audit, executions, fingerprints, ids, learned, metrics, runbooks
 from ddoc import temporal as attrs
 from ddoc.alerts import NormalizedAlert
 from ddoc.contracts import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
-from ddoc.ids import new_id, short_hash
+from ddoc.ids import new_id
 from ddoc.incidents import IncidentNotFound
 from ddoc.matching import Matcher
 from ddoc.settings import Settings
@@ -65,7 +64,7 @@ class _Decision:
 
 
 def execution_id_for(tenant_id: str, dedup_key: str, incident_id: str) -> str:
-    return f"ex-{short_hash(tenant_id, dedup_key)}-{incident_id.removeprefix('inc_')[:8]}"
+    return ids.execution_id(tenant_id, dedup_key, incident_id)
 
 
 class Intake:
@@ -445,7 +444,7 @@ def pick_runbook(
     if session.get(Execution, execution_id) is not None:
         # An execution ran for the incident before (or was aborted as the wrong runbook): a
         # new id, since a workflow id is never reused.
-        execution_id = f"{execution_id}-{secrets.token_hex(3)}"
+        execution_id = new_id("ex")
     runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
     if runbook.archived_at is not None:
         raise IncidentConflict(f"runbook {runbook.id} is archived")
@@ -522,6 +521,7 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
         SearchAttributePair(attrs.TENANT_ID, inp.tenant_id),
         SearchAttributePair(attrs.RUNBOOK_ID, inp.runbook_id),
         SearchAttributePair(attrs.MODE, inp.mode.value),
+        SearchAttributePair(attrs.LEGACY_MODE, inp.mode.value),
         SearchAttributePair(attrs.EXECUTION_STATUS, "running"),
     ]
     if alert and alert.service:

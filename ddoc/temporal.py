@@ -29,7 +29,12 @@ TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 RUNBOOK_ID = SearchAttributeKey.for_keyword("RunbookId")
 SERVICE = SearchAttributeKey.for_keyword("Service")
 SEVERITY = SearchAttributeKey.for_keyword("Severity")
-MODE = SearchAttributeKey.for_keyword("Mode")
+# The execution's mode (copilot, autopilot, read_along, dry_run). `mode` is a keyword of
+# Temporal's list-filter language: a query names `Mode` only back-quoted (`Mode` = "copilot"),
+# so the name to search by is `DdocMode`. `Mode` stays registered and set, for the executions
+# (and saved queries) from before.
+MODE = SearchAttributeKey.for_keyword("DdocMode")
+LEGACY_MODE = SearchAttributeKey.for_keyword("Mode")
 # Temporal reserves `ExecutionStatus` for its own (Running, Completed, …), which stays
 # queryable; ours carries dd0c/run's statuses (awaiting_human, stalled, rolled_back, …).
 EXECUTION_STATUS = SearchAttributeKey.for_keyword("DdocExecutionStatus")
@@ -43,6 +48,11 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
     MODE,
     EXECUTION_STATUS,
     CURRENT_STEP,
+    LEGACY_MODE,
+)
+# The names a query may use unquoted (tests/test_readme_tour.py checks each one in the README).
+QUERYABLE_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = tuple(
+    key for key in SEARCH_ATTRIBUTES if key is not LEGACY_MODE
 )
 
 

@@ -8,7 +8,10 @@ signal, so none outlives a supervisor that was killed outright.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -20,10 +23,12 @@ from types import FrameType
 from typing import IO
 
 from ddoc import db, tenancy
+from ddoc import temporal as temporal_conn
 from ddoc.embedded import (
     EmbeddedError,
     EmbeddedPostgres,
     EmbeddedTemporal,
+    bin_path,
     die_with_parent,
     port_in_use,
     stop_process,
@@ -32,6 +37,9 @@ from ddoc.settings import Settings
 
 API_DB_ROLE = "ddoc_api"  # the login role API and workers use on the embedded database
 CREDENTIALS_FILE = "credentials.env"
+AGENT_POLICY_FILE = "agent-policy.yaml"  # the local agent's policy, written on first start
+SANDBOX_DIR = "sandbox"  # where the local agent's TMPDIR points
+POLICY_ENV_VAR = "DDOC_AGENT_POLICY"
 _READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -60,6 +68,8 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
         self._stopping = False
+        self.agent_policy = self.data_dir / AGENT_POLICY_FILE
+        self.agent_policy_is_ours = True
 
     def run(self) -> int:
         problem = self._check_ports()
@@ -107,7 +117,7 @@ class Supervisor:
 
     def _start(self) -> None:
         _step("PostgreSQL 16 + pgvector", self._start_postgres)
-        _step("Temporal dev server", self.temporal.start)
+        _step("Temporal dev server", self._start_temporal)
         # The API and workers run as a role that cannot change the audit trail (ddoc/db.py).
         database_url = self.postgres.url(user=API_DB_ROLE)
         env = {
@@ -120,8 +130,9 @@ class Supervisor:
             "DDOC_TENANT": self.settings.tenant,
             "DDOC_ENVIRONMENT": self.settings.environment,
         }
+        self.agent_policy, self.agent_policy_is_ours = self._agent_policy()
         self._spawn("worker", ["worker"], env)
-        self._spawn("agent", ["agent"], env)
+        self._spawn("agent", ["agent"], {**env, POLICY_ENV_VAR: str(self.agent_policy)})
         self._spawn("api", ["api"], env)
         _step("API, worker and agent", self._wait_healthy)
         self._banner()
@@ -143,6 +154,42 @@ class Supervisor:
             engine.dispose()
         if created.api_key or created.webhook_token:
             self._save_credentials(created.api_key, created.webhook_token)
+
+    def _start_temporal(self) -> None:
+        self.temporal.start()
+        # The flags register search attributes only in a new history database: one kept from
+        # an earlier release gets those added since (DdocMode) here, before anything starts.
+        # (With Temporal's CLI: the supervisor itself never loads the Temporal SDK.)
+        names: list[str] = []
+        for key in temporal_conn.SEARCH_ATTRIBUTES:
+            names += ["--name", key.name, "--type", "Keyword"]
+        result = subprocess.run(
+            [bin_path("temporal"), "operator", "search-attribute", "create",
+             "--address", self.temporal.address, "--namespace", self.temporal.namespace, *names],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise EmbeddedError(
+                f"cannot register search attributes: {(result.stderr or result.stdout).strip()}"
+            )
+
+    def _agent_policy(self) -> tuple[Path, bool]:
+        """The local agent's policy: the user's own (DDOC_AGENT_POLICY), else the default one in
+        the data dir, written when it is missing and never overwritten (it is the user's to
+        edit). The agent runs commands on this machine: it never runs without a policy here."""
+        tmpdir = self.data_dir / SANDBOX_DIR / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        given = os.environ.get(POLICY_ENV_VAR, "").strip()
+        if given:
+            return Path(given).expanduser().resolve(), False
+        path = self.data_dir / AGENT_POLICY_FILE
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(default_agent_policy(tmpdir))
+        return path, True
 
     def _save_credentials(self, api_key: str | None, webhook_token: str | None) -> None:
         path = self.data_dir / CREDENTIALS_FILE
@@ -224,15 +271,112 @@ class Supervisor:
             ),
             ("Credentials", str(self.data_dir / CREDENTIALS_FILE)),
             ("Logs", str(self.logs)),
+            ("CLI", _cli_hint()),
         ]
         print(f"\ndd0c/run is up (data dir {self.data_dir})", flush=True)
         for label, value in rows:
             print(f"  {label:<14} {value}")
+        print(self._agent_warning(), flush=True)
         print("Press Ctrl-C to stop.\n", flush=True)
+
+    def _agent_warning(self) -> str:
+        user = _user()
+        lines = [
+            f"  Local agent    runs runbook commands on THIS machine, as {user} (read-only "
+            "ones by themselves, the others once approved)",
+            f"  Agent policy   {self.agent_policy}"
+            + ("" if self.agent_policy_is_ours else f" (yours: {POLICY_ENV_VAR})"),
+        ]
+        if self.agent_policy_is_ours:
+            sandbox = self.data_dir / SANDBOX_DIR / "tmp"
+            lines.append(
+                f"                 TMPDIR={sandbox}; denies sudo, services, packages, and "
+                "deleting or moving files outside TMPDIR (edit it to change what runs)"
+            )
+        return "\n".join(lines)
 
 
 class ChildFailed(RuntimeError):
     pass
+
+
+# The local agent's deny list (regular expressions, docs/AGENT_POLICY.md). `_CMD` anchors a
+# program name at the start of a command or after a separator.
+_CMD = r"(^|[\s;&|(`])"
+LOCAL_DENY: tuple[tuple[str, str], ...] = (
+    ("privilege escalation", _CMD + r"(sudo|su|doas|pkexec|runuser)(\s|$)"),
+    (
+        "services and power",
+        _CMD + r"(systemctl|service|reboot|shutdown|halt|poweroff|telinit|launchctl)(\s|$)",
+    ),
+    ("killing processes", _CMD + r"(kill|pkill|killall)(\s|$)"),
+    (
+        "disks and mounts",
+        _CMD + r"(mkfs(\.\w+)?|fdisk|sfdisk|parted|wipefs|dd|mount|umount|swapoff)(\s|$)",
+    ),
+    ("packages", _CMD + r"(apt|apt-get|dpkg|yum|dnf|rpm|snap|brew|pip|pip3|npm)(\s|$)"),
+    (
+        "owners, modes, users, cron",
+        _CMD + r"(chmod|chown|chgrp|crontab|useradd|userdel|usermod|passwd)(\s|$)",
+    ),
+    (
+        "deleting, moving or truncating files: only under $TMPDIR",
+        r"(?s)^(?!.*\$\{?TMPDIR\b)(?=.*(" + _CMD + r"(rm|rmdir|shred|unlink|truncate|mv)(\s|$)"
+        r"|\s-delete\b))",
+    ),
+    ("never above $TMPDIR", r"\$\{?TMPDIR[^\s]*\.\."),
+)
+
+
+def default_agent_policy(tmpdir: Path) -> str:
+    """The local agent's first policy (docs/AGENT_POLICY.md): what a laptop needs for the
+    README's tour and the examples, and a deny list that keeps their changes in the sandbox."""
+    deny = "\n".join(
+        f"  # {why}\n  - '{pattern.replace(chr(39), chr(39) * 2)}'" for why, pattern in LOCAL_DENY
+    )
+    return f"""\
+# The local agent's policy (docs/AGENT_POLICY.md), written by `ddoc up` on first start and
+# never overwritten: edit it, or start `ddoc up` with DDOC_AGENT_POLICY=<your own file>.
+#
+# The agent runs runbook commands on THIS machine, as the user who started `ddoc up`:
+# read-only (green) steps by themselves, the others only after a human's approval. This
+# default keeps what the examples change inside the sandbox:
+#   - TMPDIR is the sandbox, so a runbook that cleans "${{TMPDIR:-/tmp}}" cleans only it;
+#   - a command sees a minimal environment (PATH, HOME, LANG, LC_ALL, SHELL and TMPDIR);
+#   - privilege escalation, service and package changes, killing processes, disk tools, and
+#     deleting, moving or truncating files anywhere but under TMPDIR are denied.
+# A deny list is best-effort (a command can be spelled many ways): on a real host, write an
+# allow list of exactly what may run.
+max_timeout_seconds: 300
+inherit_env: false
+env:
+  TMPDIR: {json.dumps(str(tmpdir))}
+deny:
+{deny}
+"""
+
+
+def _cli_hint() -> str:
+    """How to reach the `ddoc` CLI from another terminal (the venv is not on PATH there)."""
+    bin_dir = Path(sys.executable).parent
+    ddoc = bin_dir / "ddoc"
+    try:
+        shown = ddoc.relative_to(Path.cwd())
+    except ValueError:
+        shown = ddoc
+    activate = bin_dir / "activate"
+    if activate.exists():
+        with contextlib.suppress(ValueError):
+            activate = activate.relative_to(Path.cwd())
+        return f"{shown} (or `source {activate}` first, then `ddoc`)"
+    return str(shown)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
 
 
 def _step(what: str, action: object) -> None:

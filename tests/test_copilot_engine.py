@@ -21,6 +21,7 @@ from sqlmodel import Session
 from temporalio.api.enums.v1 import RetryState
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.commands import CommandActivities
 from agent_worker.policy import AgentPolicy
@@ -630,16 +631,36 @@ async def test_decision_steps_check_by_themselves_or_ask(harness: Harness, tmp_p
         "the disk is full",
         "the disk is failing",
     ]
-    await asked.decide("d1", D.CHOOSE, RESPONDER, branch="neither")
-    state = await asked.until(lambda s: len(s.escalations) == 1)
-    assert "none of the branches" in state.escalations[0]["reason"]
-    assert state.steps[0].awaiting is not None  # still waiting for a choice
+    assert waiting.awaiting.message.startswith("Which branch applies? Choose its number (1-2)")
     await asked.decide("d1", D.CHOOSE, RESPONDER, branch="7")  # no such branch: refused
     await asked.decide("d1", D.CHOOSE, RESPONDER, branch="2")
     result = await asked.result()
     assert lines(log) == ["restart", "done", "replace"]
     assert result.steps[1].status == StepStatus.SKIPPED
     assert result.steps[0].detail == "chosen by Rita: the disk is failing"
+
+    # "neither": none applies, so no branch's steps run, nobody is paged, and the walk goes on.
+    none_applies = await harness.start(
+        decision("d1", Branch("the disk is still full", "escalate", goto="e1")),
+        manual("e1", "Escalate to the platform team."),
+        cmd("c1", f"echo after >> {log}", "green"),
+    )
+    waiting = await none_applies.awaiting("d1")
+    assert waiting.awaiting is not None
+    assert waiting.awaiting.message.startswith("Does this apply: the disk is still full?")
+    await none_applies.decide("d1", D.CHOOSE, RESPONDER, branch="neither")
+    result = await none_applies.result()
+    assert result.status == ExecutionStatus.SUCCEEDED and result.escalations == []
+    assert result.steps[0].status == StepStatus.SUCCEEDED
+    assert result.steps[0].detail == "none applies, chosen by Rita: no branch's steps run"
+    assert (result.steps[1].status, result.steps[1].detail) == (
+        StepStatus.SKIPPED,
+        "branch not taken",
+    )
+    assert lines(log)[-1] == "after"
+    # The new meaning is a patch: its history replays, and so do the recorded ones of the old.
+    history = await none_applies.handle.fetch_history()
+    await Replayer(workflows=[RunbookExecutionWorkflow]).replay_workflow(history)
 
 
 async def test_agent_offline_is_shown_escalated_and_never_fails_silently(

@@ -80,6 +80,8 @@ with workflow.unsafe.imports_passed_through():
 _D = DecisionKind
 _CANCELLATION = Actor(user_id="temporal", display_name="workflow cancellation", source="temporal")
 _WAITING = (ExecutionStatus.AWAITING_HUMAN, ExecutionStatus.STALLED)
+# Patches (workflow.patched): recorded histories replay the behaviour they were made with.
+_NEITHER_GOES_ON = "decision-neither-goes-on"  # "neither" once paged a level and asked again
 
 
 @dataclass
@@ -606,8 +608,11 @@ class RunbookExecutionWorkflow:
         return False
 
     async def _decision(self, step: StepSnapshot) -> tuple[str | None, set[str]]:
-        """A decision step: machine checks first, else a human chooses; "neither" escalates.
-        Returns the step to continue with and the steps of the branches not taken."""
+        """A decision step: machine checks first, else a human chooses a branch, or "neither":
+        none applies, so no branch's steps run and the walk goes on after them. (Executions
+        started before the `decision-neither-goes-on` patch page a level on "neither" and ask
+        again, as they did then.) Returns the step to continue with and the steps of the
+        branches not taken."""
         inp = self._input
         state = self._steps[step.id]
         branches = step.branches
@@ -623,16 +628,21 @@ class RunbookExecutionWorkflow:
             elif len(branches) == 1:
                 chosen = -1
                 how = f"checked: not {branches[0].condition}"
+        neither_goes_on = chosen is None and bool(branches) and workflow.patched(_NEITHER_GOES_ON)
         while chosen is None:
+            if not branches:
+                message = "Decide, then mark it done (or skip it)."
+            elif neither_goes_on:
+                message = _choice_prompt([b.condition for b in branches])
+            else:
+                message = "Which branch applies? (or neither: it escalates)"
             decision = await self._await(
                 state,
                 Awaiting(
                     kind=AwaitKind.CHOICE if branches else AwaitKind.DONE,
                     allowed=[_D.CHOOSE, _D.SKIP] if branches else [_D.DONE, _D.SKIP],
                     branches=[b.condition for b in branches],
-                    message="Which branch applies? (or neither: it escalates)"
-                    if branches
-                    else "Decide, then mark it done (or skip it).",
+                    message=message,
                 ),
             )
             if decision is None:
@@ -646,6 +656,13 @@ class RunbookExecutionWorkflow:
                 )
                 return None, {b.goto for b in branches if b.goto}
             picked = branch_index(decision.branch, [b.condition for b in branches])
+            if picked == -1 and neither_goes_on:
+                await self._set(
+                    state,
+                    StepStatus.SUCCEEDED,
+                    f"none applies, chosen by {decision.actor.display_name}: no branch's steps run",
+                )
+                return None, {b.goto for b in branches if b.goto}
             if picked == -1:
                 level = len(self._escalations) + 1
                 await self._escalate(
@@ -1034,6 +1051,20 @@ class RunbookExecutionWorkflow:
                 line += f": {state.detail}"
             lines.append(line)
         return "\n".join(lines)[:4000]
+
+
+def _choice_prompt(conditions: list[str]) -> str:
+    """What a decision step asks; every answer does what it says."""
+    if len(conditions) == 1:
+        return (
+            f"Does this apply: {conditions[0]}? Choose 1 if it does, or neither if it does not "
+            "(its steps are skipped and the execution goes on)."
+        )
+    return (
+        "Which branch applies? Choose its number (1-"
+        f"{len(conditions)}), or neither if none does (no branch's steps run and the "
+        "execution goes on)."
+    )
 
 
 def _timed_out(err: ActivityError, kind: TimeoutType) -> bool:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlmodel import Session
 
 from api.deps import AdminDep, AppState, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import learned, learning, runbooks, tenancy, trust
+from ddoc import learned, learning, runbooks, source_paths, tenancy, trust
 from ddoc.ingest import SourceDocument
 from ddoc.ingest.sync import archive_missing, import_documents
 from ddoc.runbook import ParsedRunbook
@@ -164,13 +164,26 @@ def _parse(state: AppState, principal: Principal, body: RunbookIn) -> ParsedRunb
 def _store(
     state: AppState, principal: Principal, body: RunbookIn, runbook_id: str | None = None
 ) -> runbooks.SavedRunbook:
+    parsed = _parse(state, principal, body)
+    source_path = body.source_path
+    if runbook_id is None:  # the same file added another way is the same runbook
+        where = source_paths.resolve(
+            state.engine,
+            tenant_id=principal.tenant_id,
+            source_path=source_path,
+            content=body.content,
+            fmt=body.format,
+            title=parsed.title,
+            actor=principal.actor,
+        )
+        source_path, runbook_id = where.source_path, where.runbook_id
     return runbooks.store(
         state.engine,
         tenant_id=principal.tenant_id,
         content=body.content,
         fmt=body.format,
-        parsed=_parse(state, principal, body),
-        source_path=body.source_path,
+        parsed=parsed,
+        source_path=source_path,
         actor=principal.actor,
         runbook_id=runbook_id,
         embedder=state.matcher.embedder,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ddoc import audit, runbook_urls, runbooks
+from ddoc import audit, runbook_urls, runbooks, source_paths
 from ddoc.ingest import SourceDocument
 from ddoc.parsing import ParseError, RunbookParser, runbook_parser
 from ddoc.runbook import ParsedRunbook
@@ -123,14 +123,25 @@ def _store(
     actor: str,
     embedding: runbooks.Embedding | None,
 ) -> ImportResult:
+    # The same file imported from another folder, or pasted before, is the same runbook.
+    where = source_paths.resolve(
+        engine,
+        tenant_id=tenant_id,
+        source_path=document.source_path,
+        content=document.content,
+        fmt=document.format,
+        title=parsed.title,
+        actor=actor,
+    )
     saved = runbooks.store(
         engine,
         tenant_id=tenant_id,
         content=document.content,
         fmt=document.format,
         parsed=parsed,
-        source_path=document.source_path,
+        source_path=where.source_path,
         actor=actor,
+        runbook_id=where.runbook_id,
         embedding=embedding,
         urls=runbook_urls.document_urls(document),
     )
