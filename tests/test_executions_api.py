@@ -57,7 +57,14 @@ async def test_start_by_hand_with_variables_and_decide(
         body: dict[str, Any] = (await stack.http.get(url, headers=stack.api_headers())).json()
         return body if body["status"] == status else None
 
-    waiting = await eventually(lambda: current("awaiting_human"))
+    async def awaiting_with_deadline() -> dict[str, Any] | None:
+        # The step awaits a human first, then its deadline is set: wait for both.
+        body = await current("awaiting_human")
+        steps = body["steps"] if body else []
+        awaiting = steps[1].get("awaiting") if len(steps) > 1 else None
+        return body if awaiting and awaiting.get("deadline") else None
+
+    waiting = await eventually(awaiting_with_deadline)
     assert waiting["live"] is True and waiting["current_step"] == "s2"
     greet, restart = waiting["steps"]
     assert greet["output"] == "hello cart; rm -rf /tmp/x\n"

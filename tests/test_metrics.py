@@ -86,7 +86,14 @@ async def test_executions_gauge_and_command_histogram(stack: Stack) -> None:
         return bool(body["status"] == "succeeded")
 
     await eventually(done)
-    samples = await scrape(stack)
+
+    async def counted() -> dict[Any, float] | None:
+        # The live view says succeeded once the workflow does; the gauge reads the database,
+        # which records it a moment later.
+        samples = await scrape(stack)
+        return samples if value(samples, "ddoc_executions", status="succeeded") >= 1 else None
+
+    samples = await eventually(counted)
     assert value(samples, "ddoc_executions", status="succeeded") >= 1
     # The worker runs in this process in tests: its histogram is on the same page.
     assert value(samples, "ddoc_agent_command_seconds_count", outcome="succeeded") >= 1

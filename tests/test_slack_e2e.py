@@ -193,8 +193,14 @@ async def test_alert_to_slack_click_to_agent_and_back(
     assert (
         await click(slack_stack, ANA, "ddoc_approve_s2", buttons(message)["ddoc_approve_s2"]) == 200
     )
+    # The message changes as the execution moves on (approved, then succeeded): wait for the end.
     updated = await message_where(
-        slack_stack, lambda m: m["ts"] == message["ts"] and "ddoc_approve_s2" not in buttons(m)
+        slack_stack,
+        lambda m: (
+            m["ts"] == message["ts"]
+            and "ddoc_approve_s2" not in buttons(m)
+            and "succeeded" in json.dumps(m["blocks"])
+        ),
     )
     assert marker.read_text() == "cleaned\n"
     assert "succeeded" in json.dumps(updated["blocks"])
