@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ddoc.parsing.bare import Vocabulary, find_commands
+from ddoc.parsing.bare import Vocabulary, split_prose
 from ddoc.parsing.commands import (
     _SHELL_PROMPT,
     is_command_line,
@@ -186,19 +186,7 @@ class _TextReader:
 
     def _segs(self, text: str, line: int) -> list[Seg]:
         """Prose and code segments of one line: backtick spans, bare commands, ``Run: cmd``."""
-        segs: list[Seg] = []
-        for seg in _code_spans(text, line):
-            if seg.kind != "text" or len(seg.value) < 4:
-                segs.append(seg)
-                continue
-            pos = 0
-            for start, end in find_commands(seg.value, self.vocab):
-                if start > pos:
-                    segs.append(Seg("text", seg.value[pos:start], line))
-                segs.append(Seg("code", seg.value[start:end], line, bare=True))
-                pos = end
-            if pos < len(seg.value):
-                segs.append(Seg("text", seg.value[pos:], line))
+        segs = split_prose(_code_spans(text, line), self.lines, self.vocab)
         if len(segs) == 1 and segs[0].kind == "text":
             # "Run: ./deploy --check" names a program the vocabulary does not know.
             run = _RUN_LABEL.match(text)
