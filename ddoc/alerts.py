@@ -1,5 +1,8 @@
 """Alert webhook bodies and their normalisation into one model.
 
+Why this file is long: five sources' models, their tolerant validators and normalisers; one
+module a source is the split planned in issue 16 (ddoc/alerts/).
+
 Each source's body is validated by a pydantic model, then normalised into `NormalizedAlert`,
 which matching and incidents work on.
 

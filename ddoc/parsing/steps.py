@@ -1,5 +1,9 @@
 """From the document tree to steps: the interpretation layer.
 
+Why this file is long: one StepBuilder walks the document with shared state (section role,
+units, pending rollbacks and branches); splitting it (sections, sentences, lists, rollbacks)
+is part of the restructure in issue 16.
+
 Walks the nodes in document order, tracking which kind of section it is in (diagnosis,
 mitigation, rollback, prerequisites, explanatory ...), and turns list items, paragraphs,
 code blocks and table rows into command / manual / decision / escalate steps. Rollback
