@@ -171,8 +171,9 @@ class Stack:
 
 
 @asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """The real API over HTTP on a free port (uvicorn in this event loop); yields its base URL."""
+async def serve_api(settings: Settings, *, lifespan: str = "on") -> AsyncIterator[str]:
+    """The real API over HTTP on a free port (uvicorn in this event loop); yields its base URL.
+    With `lifespan="off"` it connects to nothing (pages that need no database or Temporal)."""
     from api.app import create_app
 
     port = free_port()
@@ -182,7 +183,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
             host="127.0.0.1",
             port=port,
             log_level="warning",
-            lifespan="on",
+            lifespan=lifespan,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -235,3 +236,25 @@ async def eventually(probe: Callable[[], Awaitable[T]], *, within: float = 20.0)
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def store_runbooks(engine: Engine, tenant_id: str, documents: dict[str, str]) -> None:
+    """A tenant and its markdown runbooks (source path → content), parsed and embedded as the
+    API stores them."""
+    from ddoc import runbooks, tenancy
+    from ddoc.embedding import default_embedder
+    from ddoc.parsing import parse_runbook
+
+    tenancy.bootstrap(engine, tenant_id=tenant_id)
+    embedder = default_embedder()
+    for path, content in documents.items():
+        runbooks.store(
+            engine,
+            tenant_id=tenant_id,
+            content=content,
+            fmt="markdown",
+            parsed=parse_runbook(content, "markdown", source_path=path),
+            source_path=path,
+            actor="test",
+            embedder=embedder,
+        )

@@ -36,6 +36,7 @@ from ddoc.matching import (
     decide,
 )
 from ddoc.parsing import parse_runbook
+from tests.conftest import store_runbooks
 from tests.fakes_anthropic import BASE_URL, FakeAnthropicAPI
 
 TENANT = "acme"
@@ -75,19 +76,7 @@ A consumer group falls behind its topic; messages are processed late.
 
 @pytest.fixture
 def loaded(engine: Engine) -> Iterator[Engine]:
-    tenancy.bootstrap(engine, tenant_id=TENANT)
-    embedder = default_embedder()
-    for path, content in RUNBOOKS.items():
-        runbooks.store(
-            engine,
-            tenant_id=TENANT,
-            content=content,
-            fmt="markdown",
-            parsed=parse_runbook(content, "markdown", source_path=path),
-            source_path=path,
-            actor="test",
-            embedder=embedder,
-        )
+    store_runbooks(engine, TENANT, RUNBOOKS)
     yield engine
 
 

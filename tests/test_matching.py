@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc import runbooks, search, tenancy
+from ddoc import search
 from ddoc.alerts import GenericAlert, NormalizedAlert, normalize_generic
 from ddoc.embedding import default_embedder
 from ddoc.matching import Matcher
-from ddoc.parsing import parse_runbook
+from tests.conftest import store_runbooks
 
 TENANT = "acme"
 
@@ -61,19 +61,7 @@ services: [billing]
 
 @pytest.fixture
 def loaded(engine: Engine) -> Iterator[Engine]:
-    tenancy.bootstrap(engine, tenant_id=TENANT)
-    embedder = default_embedder()
-    for path, content in RUNBOOKS.items():
-        runbooks.store(
-            engine,
-            tenant_id=TENANT,
-            content=content,
-            fmt="markdown",
-            parsed=parse_runbook(content, "markdown", source_path=path),
-            source_path=path,
-            actor="test",
-            embedder=embedder,
-        )
+    store_runbooks(engine, TENANT, RUNBOOKS)
     yield engine
 
 

@@ -4,18 +4,16 @@ the API itself. Screenshots are kept in tests/artifacts/."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.async_api import Route, async_playwright
 
-from api.app import DOCS_ASSETS_URL, create_app
+from api.app import DOCS_ASSETS_URL
 from ddoc.settings import Settings
-from tests.conftest import free_port
+from tests.conftest import serve_api
 from tests.test_health_ui import ARTIFACTS, CHROMIUM_ARGS, chromium
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -25,22 +23,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 async def docs_url() -> AsyncIterator[str]:
     """The real application on a real port. The docs need no database, Temporal or model: the
     lifespan that connects to them stays off."""
-    port = free_port()
-    app = create_app(Settings.from_env().replace(api_port=port))
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise AssertionError("the API stopped while starting")
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_api(Settings.from_env(), lifespan="off") as url:
+        yield url
 
 
 async def test_docs_pages_name_no_outside_host(docs_url: str) -> None:
