@@ -1,5 +1,8 @@
 """The learning loop: what finished executions say about a runbook.
 
+Why this file is long: effectiveness, dead steps and suggested revisions read the same rows of
+a runbook's recent executions; issue 16 moves them into ddoc/trust/ as separate modules.
+
 - Effectiveness: success rate, median time to resolve, skip/edit/failure rates per step, and a
   score from 0 to 100 (success rate, lowered by half the mean skip rate).
 - Dead steps: skipped in more than half of the recent executions that reached them.

@@ -1,5 +1,9 @@
 """`RunbookExecutionWorkflow`: one durable execution of a runbook version for an incident.
 
+Why this file is long: one workflow class holds the step walk, the human-wait and escalation
+state machine, the saga and the trail, which share its state; issue 16 splits it by concern
+(workflows/execution/) with patches keeping recorded histories replaying.
+
 The walk: each step in order. Green commands run by themselves on the tenant's agent task
 queue; yellow and red ones wait for approvals (signals, validated against `ddoc.approvals`);
 manual steps, read-along steps and decision steps without a machine-checkable condition wait

@@ -1,6 +1,9 @@
 """Slack Block Kit for an execution: the incident message (updated in place as the execution
 moves), each finished step's output in its thread, escalation notices, and the shift handoff.
 
+Why this file is long: every message shares the same escaping and bounding helpers; issue 16
+replaces the untyped views it reads with typed ones, after which it splits by message.
+
 Pure functions of the dicts the API returns (`ddoc.executions.view`, `ddoc.live.merge`,
 `ddoc.incidents.view`): no I/O, missing keys tolerated. Every piece of user-provided text
 (step text, commands, outputs, alert titles, match reasons, ...) is escaped for mrkdwn (`&`,
