@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 from agent_worker.policy import AgentPolicy, decide
 from agent_worker.redact import Redactor
-from ddoc.contracts import CommandRequest, CommandResult
+from ddoc.contracts.execution import CommandRequest, CommandResult
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,17 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ddoc import executions, metrics, policy, tenancy
-from ddoc.contracts import Classification, ClassifyRequest, EscalationRequest, EscalationResult
-from ddoc.paging import Page, PagerDutyEvents, PagingError, pd_severity
-from ddoc.risk import classify_command
+from ddoc.alerts.paging import Page, PagerDutyEvents, PagingError, pd_severity
+from ddoc.contracts.execution import (
+    Classification,
+    ClassifyRequest,
+    EscalationRequest,
+    EscalationResult,
+)
+from ddoc.execution import policy
+from ddoc.execution import store as executions
+from ddoc.platform import metrics, tenancy
+from ddoc.runbooks.risk import classify_command
 
 log = logging.getLogger(__name__)
 

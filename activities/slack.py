@@ -24,12 +24,16 @@ from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ddoc import audit, executions, incidents, policy, runbooks, tenancy
-from ddoc.contracts import SlackSyncInput, SlackSyncResult
-from ddoc.runbook import ParsedRunbook
+from ddoc.alerts import incidents
+from ddoc.contracts.execution import SlackSyncInput, SlackSyncResult
+from ddoc.execution import policy
+from ddoc.execution import store as executions
+from ddoc.platform import audit, tenancy
+from ddoc.platform.tables import Execution, Incident, SlackIncidentMessage, SlackMessage
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.model import ParsedRunbook
 from ddoc.slack import render, tenants
 from ddoc.slack.tenants import SlackConfig
-from ddoc.tables import Execution, Incident, SlackIncidentMessage, SlackMessage
 
 log = logging.getLogger(__name__)
 

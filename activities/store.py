@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from ddoc import executions
-from ddoc.contracts import ExecutionEvent, ExecutionStatusUpdate, StepRecord
+from ddoc.contracts.execution import ExecutionEvent, ExecutionStatusUpdate, StepRecord
+from ddoc.execution import store as executions
 
 
 class ExecutionStore:

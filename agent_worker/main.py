@@ -15,9 +15,9 @@ from temporalio.worker import Worker
 
 from activities.commands import CommandActivities
 from agent_worker.policy import AgentPolicy, PolicyError, load_policy
-from ddoc import codec
-from ddoc import temporal as temporal_conn
-from ddoc.settings import Settings, agent_task_queue
+from ddoc.contracts import codec
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings, agent_task_queue
 
 log = logging.getLogger(__name__)
 

@@ -30,18 +30,22 @@ from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
 from api.routes.codec import CodecCors
-from ddoc import db, learned, learning, match_confirm, metrics, search, trust
-from ddoc import temporal as temporal_conn
-from ddoc.embedding import default_embedder
-from ddoc.executions import ExecutionNotFound, server_codec
-from ddoc.incidents import IncidentNotFound
-from ddoc.intake import Intake, StartFailed
-from ddoc.matching import Matcher, thresholds_from
-from ddoc.parsing import ParseError, runbook_parser
-from ddoc.parsing.ai import ai_config_from_env
-from ddoc.ratelimit import Limit
-from ddoc.runbooks import RunbookNotFound
-from ddoc.settings import Settings
+from ddoc.alerts import learned, match_confirm
+from ddoc.alerts.incidents import IncidentNotFound
+from ddoc.alerts.intake import Intake, StartFailed
+from ddoc.alerts.matching import Matcher, thresholds_from
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings
+from ddoc.execution.store import ExecutionNotFound, server_codec
+from ddoc.platform import db, metrics
+from ddoc.platform.ratelimit import Limit
+from ddoc.runbooks import search
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.parsing import ParseError, runbook_parser
+from ddoc.runbooks.parsing.ai import ai_config_from_env
+from ddoc.runbooks.store import RunbookNotFound
+from ddoc.trust import learning
+from ddoc.trust import levels as trust
 
 log = logging.getLogger(__name__)
 

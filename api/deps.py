@@ -12,14 +12,14 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from ddoc import tenancy
-from ddoc.codec import EncryptionCodec
-from ddoc.intake import Intake
-from ddoc.matching import Matcher
-from ddoc.parsing import RunbookParser
-from ddoc.ratelimit import Limit, RateLimiter
-from ddoc.settings import Settings
-from ddoc.tenancy import Principal, Role
+from ddoc.alerts.intake import Intake
+from ddoc.alerts.matching import Matcher
+from ddoc.contracts.codec import EncryptionCodec
+from ddoc.contracts.settings import Settings
+from ddoc.platform import tenancy
+from ddoc.platform.ratelimit import Limit, RateLimiter
+from ddoc.platform.tenancy import Principal, Role
+from ddoc.runbooks.parsing import RunbookParser
 
 
 @dataclass

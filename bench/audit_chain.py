@@ -23,7 +23,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bench.harness import REPO, database
-from ddoc import audit, tenancy
+from ddoc.platform import audit, tenancy
 
 RESULTS = REPO / "bench" / "results" / "audit_chain.json"
 

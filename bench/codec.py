@@ -20,7 +20,7 @@ from typing import Any
 from temporalio.converter import DataConverter
 
 from bench.harness import REPO
-from ddoc import codec
+from ddoc.contracts import codec
 
 RESULTS = REPO / "bench" / "results" / "codec.json"
 

@@ -46,12 +46,14 @@ from temporalio.testing import WorkflowEnvironment
 import agent_worker.main as agent_main
 from agent_worker.main import build_agent
 from bench.harness import REPO, add_tenant, database, exit_now
-from ddoc import db, executions, runbooks
-from ddoc import temporal as temporal_conn
-from ddoc.contracts import ExecutionInput, ExecutionMode, ExecutionResult, ExecutionStatus
-from ddoc.embedded import bin_path, die_with_parent
-from ddoc.paging import PagerDutyEvents
-from ddoc.runbook import ParsedRunbook
+from ddoc.alerts.paging import PagerDutyEvents
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.execution import ExecutionInput, ExecutionMode, ExecutionResult, ExecutionStatus
+from ddoc.execution import store as executions
+from ddoc.platform import db
+from ddoc.platform.embedded import bin_path, die_with_parent
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.model import ParsedRunbook
 from tests.engine_harness import cmd, policy
 from worker.main import ACTIVITY_THREADS, build_worker
 from workflows.execution import RunbookExecutionWorkflow

@@ -16,10 +16,10 @@ from typing import NoReturn
 
 from sqlalchemy import Engine
 
-from ddoc import db, tenancy
-from ddoc.embedded import EmbeddedPostgres
-from ddoc.ingest import SourceDocument
-from ddoc.ingest.files import iter_files
+from ddoc.platform import db, tenancy
+from ddoc.platform.embedded import EmbeddedPostgres
+from ddoc.runbooks.ingest import SourceDocument
+from ddoc.runbooks.ingest.files import iter_files
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

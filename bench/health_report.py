@@ -24,8 +24,10 @@ from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from bench.harness import REPO, database
-from ddoc import learning, runbooks, tenancy
-from ddoc.parsing import runbook_parser
+from ddoc.platform import tenancy
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.parsing import runbook_parser
+from ddoc.trust import learning
 
 RESULTS = REPO / "bench" / "results" / "health_report.json"
 RUNBOOK = """# Service {n} is slow

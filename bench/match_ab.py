@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.match_ab --baseline 160216e [--rounds 3]
 
-`ddoc/matching.py` and `ddoc/search.py` of the baseline commit (read with `git show`) are
+`ddoc/alerts/matching.py` and `ddoc/runbooks/search.py` of the baseline commit (read with `git show`) are
 loaded beside this tree's, both matchers run against one database holding the corpus, and every
 title-only and description-only delivery of bench/match_renderings.py is matched by both in
 alternating order, so noise from the machine hits both alike. Prints p50 and p99 of each.
@@ -25,9 +25,9 @@ from sqlmodel import Session
 
 from bench.harness import REPO, add_tenant, corpus_documents, database
 from bench.match_renderings import FIRST, RENDERINGS, TENANT, load_rules
-from ddoc.embedding import default_embedder
-from ddoc.ingest.sync import import_documents
-from ddoc.matching import Matcher
+from ddoc.alerts.matching import Matcher
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.ingest.sync import import_documents
 
 
 def _load(name: str, source: str, folder: Path) -> ModuleType:
@@ -47,8 +47,8 @@ def baseline_matcher(rev: str, embedder: Any, folder: Path) -> Any:
             ["git", "show", f"{rev}:{path}"], cwd=REPO, check=True, capture_output=True, text=True
         ).stdout
 
-    search = _load("ddoc_baseline_search", show("ddoc/search.py"), folder)
-    matching = _load("ddoc_baseline_matching", show("ddoc/matching.py"), folder)
+    search = _load("ddoc_baseline_search", show("ddoc/runbooks/search.py"), folder)
+    matching = _load("ddoc_baseline_matching", show("ddoc/alerts/matching.py"), folder)
     matching.search = search  # type: ignore[attr-defined]
     return matching.Matcher(embedder)  # type: ignore[attr-defined]
 

@@ -21,13 +21,14 @@ from sqlmodel import Session
 
 from bench.harness import add_tenant, alert_rules, corpus_documents, database
 from bench.match_quality import render_pagerduty
-from ddoc import runbooks, search
-from ddoc.embedding import default_embedder
-from ddoc.ids import new_id
-from ddoc.matching import Matcher
-from ddoc.parsing import parse_runbook
-from ddoc.runbook import ParsedRunbook
-from ddoc.tables import Runbook, RunbookVersion
+from ddoc.alerts.matching import Matcher
+from ddoc.platform.ids import new_id
+from ddoc.platform.tables import Runbook, RunbookVersion
+from ddoc.runbooks import search
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.model import ParsedRunbook
+from ddoc.runbooks.parsing import parse_runbook
 
 TENANT = "bench"
 

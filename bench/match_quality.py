@@ -33,7 +33,8 @@ from bench.harness import (
     corpus_documents,
     database,
 )
-from ddoc.alerts import (
+from ddoc.alerts.matching import Matcher
+from ddoc.alerts.sources import (
     AlertmanagerWebhook,
     GenericAlert,
     NormalizedAlert,
@@ -42,9 +43,8 @@ from ddoc.alerts import (
     normalize_generic,
     normalize_pagerduty,
 )
-from ddoc.embedding import default_embedder
-from ddoc.ingest.sync import import_documents
-from ddoc.matching import Matcher
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.ingest.sync import import_documents
 
 TENANT = "bench"
 METHODS = ("explicit", "fulltext", "vector", "all")  # all: explicit if any, else fused

@@ -19,7 +19,7 @@ no runbook. Negatives: the rules no corpus runbook covers, and every labelled al
 its own runbook archived (leave-one-out): attached (always wrong) / suggested / no runbook.
 
 Recurrences: after the first deliveries, where the right runbook was not attached a responder
-picks it (the learned trigger `ddoc.intake.pick_runbook` records: `learned.record` for the
+picks it (the learned trigger `ddoc.alerts.intake.pick_runbook` records: `learned.record` for the
 alert's fingerprint when it is specific). Then every alert is delivered again three times with
 other values in its templates and labels (pod names, hosts, IPs, numbers, cluster; "values"),
 and once more with other namespaces, deployments and mount points too ("names", a harder case:
@@ -46,8 +46,9 @@ from sqlmodel import Session
 
 from bench.harness import CORPUS, REPO, SAMPLE_LABELS, add_tenant, alert_rules, corpus_documents
 from bench.harness import database as bench_database
-from ddoc import fingerprints, learned
-from ddoc.alerts import (
+from ddoc.alerts import fingerprints, learned
+from ddoc.alerts.matching import Matcher, MatchResult
+from ddoc.alerts.sources import (
     AlertmanagerWebhook,
     GenericAlert,
     NormalizedAlert,
@@ -58,9 +59,8 @@ from ddoc.alerts import (
     normalize_opsgenie,
     normalize_pagerduty,
 )
-from ddoc.embedding import default_embedder
-from ddoc.ingest.sync import import_documents
-from ddoc.matching import Matcher, MatchResult
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.ingest.sync import import_documents
 
 TENANT = "bench"
 
@@ -361,7 +361,7 @@ class Run:
             counts["attached_learned"] += 1
 
     def pick(self, session: Session, alert: NormalizedAlert, runbook_id: str) -> bool:
-        """What a responder's pick records (ddoc.intake.pick_runbook)."""
+        """What a responder's pick records (ddoc.alerts.intake.pick_runbook)."""
         fingerprint = fingerprints.of_alert(alert)
         if not fingerprint.specific:
             return False

@@ -4,7 +4,7 @@
 
 Ranks every labelled alert (renderings of bench/match_renderings.py) and every negative
 (uncovered rules, and leave-one-out: the alert again with its own runbook archived) once, then
-applies `ddoc.matching.decide` with each combination of attach threshold, margin over the next
+applies `ddoc.alerts.matching.decide` with each combination of attach threshold, margin over the next
 candidate, full-text agreement and title words: how many are attached right, attached wrong,
 and how many negatives would be attached. Explicit matches (alert names) are left out: the
 thresholds do not apply to them.
@@ -30,10 +30,10 @@ from bench.match_renderings import (
     runbook_ids,
     set_archived,
 )
-from ddoc.alerts import NormalizedAlert
-from ddoc.embedding import default_embedder
-from ddoc.ingest.sync import import_documents
-from ddoc.matching import Matcher, Ranked, Thresholds, decide
+from ddoc.alerts.matching import Matcher, Ranked, Thresholds, decide
+from ddoc.alerts.sources import NormalizedAlert
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.ingest.sync import import_documents
 
 
 @dataclass

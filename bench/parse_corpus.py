@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ddoc.parsing import ParseError, parse_runbook
+from ddoc.runbooks.parsing import ParseError, parse_runbook
 
 REPO = Path(__file__).resolve().parents[1]
 FORMATS = {".md": "markdown", ".txt": "text", ".html": "html"}

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from ddoc.parsing import ParseError, parse_runbook
-from ddoc.runbook import ParsedRunbook, RollbackOrigin
+from ddoc.runbooks.model import ParsedRunbook, RollbackOrigin
+from ddoc.runbooks.parsing import ParseError, parse_runbook
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = REPO / "tests" / "fixtures" / "messy"

@@ -11,7 +11,7 @@ import string
 import sys
 import time
 
-from ddoc.risk import classify_command
+from ddoc.runbooks.risk import classify_command
 
 
 def main() -> int:

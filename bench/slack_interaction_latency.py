@@ -33,10 +33,10 @@ from temporalio.testing import WorkflowEnvironment
 from agent_worker.main import build_agent
 from api.app import create_app
 from bench.harness import REPO, database
-from ddoc import temporal as temporal_conn
-from ddoc import tenancy, users
-from ddoc.embedded import bin_path
-from ddoc.settings import Settings, TemporalSettings
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings, TemporalSettings
+from ddoc.platform import tenancy, users
+from ddoc.platform.embedded import bin_path
 from ddoc.slack.inbound import button_value
 from tests.fakes.slack import FakeSlack, block_actions_payload, interaction_body, signed_headers
 from worker.main import ACTIVITY_THREADS, build_worker
@@ -84,7 +84,7 @@ async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 async def _run(
     args: argparse.Namespace, env: WorkflowEnvironment, database_url: str, slack: FakeSlack
 ) -> dict[str, Any]:
-    from ddoc import db
+    from ddoc.platform import db
 
     engine = db.make_engine(database_url, pool_size=ACTIVITY_THREADS)
     tenant, api_key = "bench", f"ddoc_bench_{uuid.uuid4().hex}"

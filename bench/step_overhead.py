@@ -49,9 +49,8 @@ with workflow.unsafe.imports_passed_through():
 
     from activities.commands import CommandActivities
     from bench.harness import REPO, database, exit_now
-    from ddoc import executions, runbooks
-    from ddoc import temporal as temporal_conn
-    from ddoc.contracts import (
+    from ddoc.contracts import temporal as temporal_conn
+    from ddoc.contracts.execution import (
         CommandRequest,
         CommandResult,
         ExecutionInput,
@@ -60,9 +59,11 @@ with workflow.unsafe.imports_passed_through():
         ExecutionResult,
         ExecutionStatus,
     )
-    from ddoc.embedded import bin_path
-    from ddoc.runbook import ParsedRunbook
-    from ddoc.settings import agent_task_queue
+    from ddoc.contracts.settings import agent_task_queue
+    from ddoc.execution import store as executions
+    from ddoc.platform.embedded import bin_path
+    from ddoc.runbooks import store as runbooks
+    from ddoc.runbooks.model import ParsedRunbook
     from tests.engine_harness import ENVIRONMENT, cmd, policy, running
     from workflows import timeouts
     from workflows.execution import RunbookExecutionWorkflow

@@ -30,8 +30,8 @@ import httpx
 from temporalio.client import Client
 
 from bench.harness import REPO, database
-from ddoc import tenancy
-from ddoc.embedded import EmbeddedTemporal, die_with_parent
+from ddoc.platform import tenancy
+from ddoc.platform.embedded import EmbeddedTemporal, die_with_parent
 from tests.conftest import free_port
 
 RUNBOOK = """---
@@ -97,7 +97,7 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
             [
                 sys.executable,
                 "-m",
-                "ddoc.cli",
+                "ddoc.cli.main",
                 role,
                 *([f"--workers={args.api_workers}"] if role == "api" else []),
             ],

@@ -30,11 +30,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from agent_worker.main import build_agent
-from ddoc import db, tenancy
-from ddoc import temporal as temporal_conn
-from ddoc.embedded import EmbeddedPostgres, bin_path
-from ddoc.settings import Settings, TemporalSettings
-from ddoc.up import API_DB_ROLE
+from ddoc.cli.up import API_DB_ROLE
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings, TemporalSettings
+from ddoc.platform import db, tenancy
+from ddoc.platform.embedded import EmbeddedPostgres, bin_path
 from worker.main import ACTIVITY_THREADS, build_worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,9 +241,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def store_runbooks(engine: Engine, tenant_id: str, documents: dict[str, str]) -> None:
     """A tenant and its markdown runbooks (source path → content), parsed and embedded as the
     API stores them."""
-    from ddoc import runbooks, tenancy
-    from ddoc.embedding import default_embedder
-    from ddoc.parsing import parse_runbook
+    from ddoc.platform import tenancy
+    from ddoc.runbooks import store as runbooks
+    from ddoc.runbooks.embedding import default_embedder
+    from ddoc.runbooks.parsing import parse_runbook
 
     tenancy.bootstrap(engine, tenant_id=tenant_id)
     embedder = default_embedder()

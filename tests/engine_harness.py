@@ -23,8 +23,8 @@ from temporalio.worker import Worker
 
 from activities.commands import CommandActivities
 from agent_worker.main import build_agent
-from ddoc import executions, runbooks, tenancy
-from ddoc.contracts import (
+from ddoc.alerts.paging import PagerDutyEvents
+from ddoc.contracts.execution import (
     Actor,
     AlertContext,
     Decision,
@@ -35,8 +35,10 @@ from ddoc.contracts import (
     ExecutionResult,
     StepState,
 )
-from ddoc.paging import PagerDutyEvents
-from ddoc.runbook import (
+from ddoc.execution import store as executions
+from ddoc.platform import tenancy
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.model import (
     Branch,
     ParsedRunbook,
     RiskClass,

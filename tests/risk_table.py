@@ -1,4 +1,4 @@
-"""Real-world runbook commands and the class ``ddoc.risk.classify_command`` must give them."""
+"""Real-world runbook commands and the class ``ddoc.runbooks.risk.classify_command`` gives them."""
 
 from __future__ import annotations
 

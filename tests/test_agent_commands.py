@@ -11,7 +11,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.commands import BoundedOutput, CommandActivities, OutputLimits
-from ddoc.contracts import CommandRequest
+from ddoc.contracts.execution import CommandRequest
 
 
 async def gone(pid: int) -> bool:

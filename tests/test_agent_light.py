@@ -16,8 +16,8 @@ def test_agent_imports_nothing_heavy() -> None:
     blocker = "; ".join(f"sys.modules[{name!r}] = None" for name in HEAVY)
     script = (
         f"import sys; {blocker}; "
-        "import agent_worker.main, activities.commands, ddoc.cli; "
-        "ddoc.cli.build_parser().parse_args(['agent', '--tenant', 't', '--environment', 'e'])"
+        "import agent_worker.main, activities.commands, ddoc.cli.main; "
+        "ddoc.cli.main.build_parser().parse_args(['agent', '--tenant', 't', '--environment', 'e'])"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -26,5 +26,6 @@ def test_agent_imports_nothing_heavy() -> None:
 def test_base_dependencies_are_only_what_the_agent_needs() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     names = sorted(dep.split("==")[0].split(">=")[0] for dep in project["dependencies"])
-    # cryptography: the agent encrypts what it sends back (ddoc/codec.py); no ML, no DB driver.
+    # cryptography: the agent encrypts what it sends back (ddoc/contracts/codec.py); no ML, no DB
+    # driver.
     assert names == ["cryptography", "pyyaml", "temporalio"]

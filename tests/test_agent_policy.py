@@ -16,7 +16,7 @@ from activities.commands import CommandActivities, OutputLimits
 from agent_worker.main import load_agent_policy
 from agent_worker.policy import AgentPolicy, PolicyError, decide, load_policy
 from agent_worker.redact import Redactor
-from ddoc.contracts import CommandRequest
+from ddoc.contracts.execution import CommandRequest
 
 SECRET = "S3cr3tV4lu3!"
 

@@ -1,4 +1,4 @@
-"""Tests for ddoc.parsing.ai: the real anthropic SDK against a fake Messages API.
+"""Tests for ddoc.runbooks.parsing.ai: the real anthropic SDK against a fake Messages API.
 
 Exact results on our own runbooks: AI structure used, grounding (hallucinated and truncated
 commands rejected, whitespace differences accepted), risk escalation only, and the fallback to
@@ -16,10 +16,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from ddoc.parsing import ParseError, parse_runbook
-from ddoc.parsing.ai import AIParserConfig, ai_config_from_env, parse_with_ai
-from ddoc.parsing.ai_prompt import SYSTEM_PROMPT
-from ddoc.runbook import ParsedRunbook, RiskClass
+from ddoc.runbooks.model import ParsedRunbook, RiskClass
+from ddoc.runbooks.parsing import ParseError, parse_runbook
+from ddoc.runbooks.parsing.ai import AIParserConfig, ai_config_from_env, parse_with_ai
+from ddoc.runbooks.parsing.ai_prompt import SYSTEM_PROMPT
 from tests.fakes_anthropic import BASE_URL, FakeAnthropicAPI
 
 KEY = "sk-ant-test-0123456789abcdef"
@@ -62,7 +62,8 @@ DELETE = "kubectl delete pod <pod> -n checkout"
 
 
 def classify(command: str, language: str | None) -> tuple[RiskClass, str]:
-    """Keyword stand-in for ddoc.risk; SQL has its own, more lenient reading, as in the real one."""
+    """Keyword stand-in for ddoc.runbooks.risk; SQL has its own, more lenient reading, as in the
+    real one."""
     if language == "sql":
         if re.search(r"\b(?:DROP|TRUNCATE)\b|\bDELETE\s+FROM\b", command, re.I):
             return RiskClass.RED, "sql: destroys data"

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import Engine, text
 
-from ddoc.settings import Settings, TemporalSettings
+from ddoc.contracts.settings import Settings, TemporalSettings
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, free_port, serve_api
 

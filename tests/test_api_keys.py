@@ -107,8 +107,8 @@ async def test_operators_create_tenants(stack: Stack, database_url: str) -> None
 def test_a_tenant_id_cannot_spell_another_tenants_agent_queue(engine: Engine) -> None:
     from sqlmodel import Session
 
-    from ddoc import tenancy
-    from ddoc.settings import agent_task_queue
+    from ddoc.contracts.settings import agent_task_queue
+    from ddoc.platform import tenancy
 
     with Session(engine) as session, pytest.raises(ValueError, match="letters, digits"):
         tenancy.ensure_tenant(session, tenant_id="acme.prod")  # would be acme's "prod.x" queue

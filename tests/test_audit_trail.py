@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session
 
-from ddoc import audit, db, tenancy
+from ddoc.platform import audit, db, tenancy
 from tests.conftest import Stack
 
 
@@ -119,7 +119,7 @@ def test_the_api_role_cannot_change_audit_rows(
 async def test_verify_on_the_command_line(engine: Engine, chain: str, database_url: str) -> None:
     async def run() -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ddoc.cli", "audit", "verify", "--tenant", chain,
+            sys.executable, "-m", "ddoc.cli.main", "audit", "verify", "--tenant", chain,
             env={**os.environ, "DDOC_DATABASE_URL": database_url},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip

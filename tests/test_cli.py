@@ -19,7 +19,7 @@ async def ddoc(stack: Stack, *args: str, env: dict[str, str] | None = None) -> t
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ddoc.cli",
+        "ddoc.cli.main",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

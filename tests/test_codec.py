@@ -19,10 +19,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from agent_worker.main import build_agent
-from ddoc import codec, tenancy
-from ddoc import temporal as temporal_conn
-from ddoc.executions import server_codec
-from ddoc.settings import Settings
+from ddoc.contracts import codec
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings
+from ddoc.execution.store import server_codec
+from ddoc.platform import tenancy
 from tests.conftest import Credentials, eventually, serve_api
 from worker.main import ACTIVITY_THREADS, build_worker
 

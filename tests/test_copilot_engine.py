@@ -25,8 +25,7 @@ from temporalio.worker import Replayer
 
 from activities.commands import CommandActivities
 from agent_worker.policy import AgentPolicy
-from ddoc import tenancy
-from ddoc.contracts import (
+from ddoc.contracts.execution import (
     AlertResolved,
     AwaitKind,
     DecisionKind,
@@ -34,7 +33,8 @@ from ddoc.contracts import (
     ExecutionStatus,
     StepStatus,
 )
-from ddoc.runbook import Branch, Variable, VariableSource
+from ddoc.platform import tenancy
+from ddoc.runbooks.model import Branch, Variable, VariableSource
 from tests.conftest import eventually
 from tests.engine_harness import (
     APPROVER,

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
-from ddoc.contracts import AwaitKind, DecisionKind, ExecutionStatus, StepStatus
+from ddoc.contracts.execution import AwaitKind, DecisionKind, ExecutionStatus, StepStatus
 from tests.engine_harness import ENVIRONMENT, RESPONDER, Harness, cmd, policy, running
 from tests.fakes.pagerduty import FakePagerDuty
 
@@ -46,7 +46,7 @@ class Process:
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "ddoc.cli",
+                "ddoc.cli.main",
                 self._role,
                 env={**os.environ, **self._env},
                 stdout=out,

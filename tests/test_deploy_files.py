@@ -22,8 +22,9 @@ import jsonschema
 import pytest
 import yaml
 
-from ddoc import db, up
-from ddoc.parsing import runbook_parser
+from ddoc.cli import up
+from ddoc.platform import db
+from ddoc.runbooks.parsing import runbook_parser
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"

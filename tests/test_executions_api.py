@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ddoc import audit, tenancy
-from ddoc.settings import Settings, TemporalSettings
+from ddoc.contracts.settings import Settings, TemporalSettings
+from ddoc.platform import audit, tenancy
 from tests.conftest import Stack, eventually, free_port, serve_api
 
 RUNBOOK = """---

@@ -3,8 +3,8 @@ the routes): the runbook parser with the real risk classifier, the risk classifi
 and shell-shaped command lines, and every webhook body model and normaliser.
 
 Each property is one the code documents (docs/RUNBOOK_SCHEMA.md, docs/RISK_RULES.md, the
-docstrings of ddoc/parsing and ddoc/alerts.py); example counts keep the file well under a
-minute on two cores.
+docstrings of ddoc/runbooks/parsing and ddoc/alerts/sources.py); example counts keep the file well
+under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from ddoc import alerts
-from ddoc.alerts import NormalizedAlert
-from ddoc.parsing import ParseError, runbook_parser
-from ddoc.parsing.html import html_to_markdown
-from ddoc.parsing.source import decode, split_front_matter
-from ddoc.parsing.variables import mask_placeholders
-from ddoc.risk import RiskAssessment, classify_command, classify_sql
-from ddoc.runbook import ParsedRunbook, RiskClass, RollbackOrigin, StepKind, VariableSource
+from ddoc.alerts import sources as alerts
+from ddoc.alerts.sources import NormalizedAlert
+from ddoc.runbooks.model import ParsedRunbook, RiskClass, RollbackOrigin, StepKind, VariableSource
+from ddoc.runbooks.parsing import ParseError, runbook_parser
+from ddoc.runbooks.parsing.html import html_to_markdown
+from ddoc.runbooks.parsing.source import decode, split_front_matter
+from ddoc.runbooks.parsing.variables import mask_placeholders
+from ddoc.runbooks.risk import RiskAssessment, classify_command, classify_sql
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.test_fuzz_http import mutate
 
@@ -463,7 +463,8 @@ def check_runbook(rb: ParsedRunbook, source: str) -> None:
             assert isinstance(step.risk, RiskClass) and step.risk_reason, step
             assert step.language in LANGUAGES, step
             assert occurs_verbatim(step.command, source), (step.command, source)
-            # The default classifier is ddoc.risk: classify_sql for SQL, else classify_command,
+            # The default classifier is ddoc.runbooks.risk: classify_sql for SQL, else
+            # classify_command,
             # with placeholders read as plain words.
             opaque = mask_placeholders(step.command)
             expected = classify_sql(opaque) if step.language == "sql" else classify_command(opaque)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Credentials
 

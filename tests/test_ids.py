@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from ddoc import ids
-from ddoc.intake import execution_id_for
+from ddoc.alerts.intake import execution_id_for
+from ddoc.platform import ids
 
 STYLE = re.compile(r"ex_[0-9a-f]{20}")
 

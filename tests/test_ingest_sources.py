@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ddoc.ingest import SourceDocument, SourceError
-from ddoc.ingest.confluence import ConfluenceSource
-from ddoc.ingest.files import iter_files
-from ddoc.ingest.git import GitSource, redact_url
-from ddoc.ingest.notion import NotionSource
+from ddoc.runbooks.ingest import SourceDocument, SourceError
+from ddoc.runbooks.ingest.confluence import ConfluenceSource
+from ddoc.runbooks.ingest.files import iter_files
+from ddoc.runbooks.ingest.git import GitSource, redact_url
+from ddoc.runbooks.ingest.notion import NotionSource
 from tests.fakes.confluence import FakeConfluence, FakePage
 from tests.fakes.notion import FakeNotion, block, text
 

@@ -16,9 +16,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc import fingerprints, learned, runbooks, tenancy
-from ddoc.parsing import parse_runbook
-from ddoc.settings import Settings
+from ddoc.alerts import fingerprints, learned
+from ddoc.contracts.settings import Settings
+from ddoc.platform import tenancy
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.parsing import parse_runbook
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually
 from tests.test_cli import ddoc

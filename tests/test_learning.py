@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ddoc import learning
-from ddoc.tables import Execution, ExecutionStep, Incident
+from ddoc.platform.tables import Execution, ExecutionStep, Incident
+from ddoc.trust import learning
 from tests.conftest import Stack, eventually
 from tests.test_executions_api import new_key
 

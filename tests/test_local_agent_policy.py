@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent_worker.policy import decide, load_policy
-from ddoc.up import default_agent_policy
+from ddoc.cli.up import default_agent_policy
 
 ALLOWED = [
     "df -h",

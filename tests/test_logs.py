@@ -8,16 +8,17 @@ import logging
 import subprocess
 import sys
 
-from ddoc import codec
-from ddoc.logs import JsonFormatter
+from ddoc.contracts import codec
+from ddoc.platform.logs import JsonFormatter
 
 
 def test_json_lines_carry_time_level_message_and_ids() -> None:
-    record = logging.LogRecord("ddoc.intake", logging.WARNING, __file__, 1, "could not start %s",
-                               ("ex_1",), None)  # fmt: skip
+    record = logging.LogRecord(
+        "ddoc.alerts.intake", logging.WARNING, __file__, 1, "could not start %s", ("ex_1",), None
+    )
     record.tenant_id, record.execution_id = "acme", "ex_1"
     line = json.loads(JsonFormatter().format(record))
-    assert line["level"] == "WARNING" and line["logger"] == "ddoc.intake"
+    assert line["level"] == "WARNING" and line["logger"] == "ddoc.alerts.intake"
     assert line["message"] == "could not start ex_1"
     assert (line["tenant_id"], line["execution_id"]) == ("acme", "ex_1")
     assert line["time"].endswith("+00:00")
@@ -30,7 +31,7 @@ def test_json_lines_carry_time_level_message_and_ids() -> None:
 
 def test_new_codec_keys_load() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "ddoc.cli", "codec", "new-key"],
+        [sys.executable, "-m", "ddoc.cli.main", "codec", "new-key"],
         capture_output=True,
         text=True,
         check=True,

@@ -15,17 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc import runbooks, search, tenancy
-from ddoc.alerts import (
-    GenericAlert,
-    NormalizedAlert,
-    PagerDutyWebhook,
-    normalize_generic,
-    normalize_pagerduty,
-)
-from ddoc.embedding import default_embedder
-from ddoc.match_confirm import TOOL_NAME, ClaudeConfirmer, ConfirmConfig, config_from_env
-from ddoc.matching import (
+from ddoc.alerts.match_confirm import TOOL_NAME, ClaudeConfirmer, ConfirmConfig, config_from_env
+from ddoc.alerts.matching import (
     Candidate,
     Matcher,
     MatchResult,
@@ -35,7 +26,18 @@ from ddoc.matching import (
     _same_service,
     decide,
 )
-from ddoc.parsing import parse_runbook
+from ddoc.alerts.sources import (
+    GenericAlert,
+    NormalizedAlert,
+    PagerDutyWebhook,
+    normalize_generic,
+    normalize_pagerduty,
+)
+from ddoc.platform import tenancy
+from ddoc.runbooks import search
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.embedding import default_embedder
+from ddoc.runbooks.parsing import parse_runbook
 from tests.conftest import store_runbooks
 from tests.fakes_anthropic import BASE_URL, FakeAnthropicAPI
 
@@ -422,7 +424,7 @@ CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 def test_corpus_titles_attach_often_and_never_wrongly(engine: Engine) -> None:
     """PagerDuty titles of the labelled alerts: most are attached, none wrongly."""
     from bench.harness import alert_rules, corpus_documents
-    from ddoc.ingest.sync import import_documents
+    from ddoc.runbooks.ingest.sync import import_documents
 
     tenancy.bootstrap(engine, tenant_id=TENANT)
     import_documents(

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc import search
-from ddoc.alerts import GenericAlert, NormalizedAlert, normalize_generic
-from ddoc.embedding import default_embedder
-from ddoc.matching import Matcher
+from ddoc.alerts.matching import Matcher
+from ddoc.alerts.sources import GenericAlert, NormalizedAlert, normalize_generic
+from ddoc.runbooks import search
+from ddoc.runbooks.embedding import default_embedder
 from tests.conftest import store_runbooks
 
 TENANT = "acme"

@@ -30,7 +30,7 @@ from bench.parse_messy import (
     parsed_commands,
     score,
 )
-from ddoc.parsing import parse_runbook
+from ddoc.runbooks.parsing import parse_runbook
 
 PASTES = DEFAULT_DIR.parent / "pastes"
 DEV_SETS = [DEFAULT_DIR, PASTES]

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Route, async_playwright
 
 from api.app import DOCS_ASSETS_URL
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
 from tests.conftest import serve_api
 from tests.test_health_ui import ARTIFACTS, CHROMIUM_ARGS, chromium
 

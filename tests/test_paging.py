@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ddoc.paging import (
+from ddoc.alerts.paging import (
     MAX_SUMMARY,
     Page,
     PagerDutyEvents,

@@ -1,4 +1,4 @@
-"""Tests for ddoc.parsing: exact results on our own fixtures, bad input, properties, corpus."""
+"""ddoc.runbooks.parsing: exact results on our own fixtures, bad input, properties, corpus."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddoc.parsing import ParseError, parse_runbook
-from ddoc.parsing.source import decode, split_front_matter
-from ddoc.runbook import (
+from ddoc.runbooks.model import (
     ParsedRunbook,
     RiskClass,
     RollbackOrigin,
@@ -23,6 +21,8 @@ from ddoc.runbook import (
     StepKind,
     VariableSource,
 )
+from ddoc.runbooks.parsing import ParseError, parse_runbook
+from ddoc.runbooks.parsing.source import decode, split_front_matter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runbooks"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -36,7 +36,7 @@ _YELLOW = re.compile(
 
 
 def fake_classify(command: str, language: str | None) -> tuple[RiskClass, str]:
-    """Stand-in for ddoc.risk: keyword based, so expectations below are easy to read."""
+    """Stand-in for ddoc.runbooks.risk: keyword based, so expectations below are easy to read."""
     if _RED.search(command):
         return RiskClass.RED, f"destructive ({language})"
     if _YELLOW.search(command):
@@ -696,7 +696,7 @@ def test_property_html_never_crashes(doc: str) -> None:
 
 def _risk_available() -> bool:
     try:
-        risk = importlib.import_module("ddoc.risk")
+        risk = importlib.import_module("ddoc.runbooks.risk")
     except ImportError:
         return False
     return hasattr(risk, "classify_command") and hasattr(risk, "classify_sql")
@@ -705,7 +705,7 @@ def _risk_available() -> bool:
 _HAS_RISK = _risk_available()
 
 
-@pytest.mark.skipif(not _HAS_RISK, reason="ddoc.risk is not available")
+@pytest.mark.skipif(not _HAS_RISK, reason="ddoc.runbooks.risk is not available")
 def test_default_classifier_is_ddoc_risk() -> None:
     rb = parse_runbook((FIXTURES / "rollback.md").read_text())
     assert all(s.risk is not None and s.risk_reason for s in rb.steps if s.command)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from ddoc.parsing import ParseError, parse_runbook, runbook_parser
-from ddoc.parsing.bare import find_commands
-from ddoc.risk import load_tenant_rules
-from ddoc.runbook import ParsedRunbook, RiskClass, RollbackOrigin, StepKind, VariableSource
+from ddoc.runbooks.model import ParsedRunbook, RiskClass, RollbackOrigin, StepKind, VariableSource
+from ddoc.runbooks.parsing import ParseError, parse_runbook, runbook_parser
+from ddoc.runbooks.parsing.bare import find_commands
+from ddoc.runbooks.risk import load_tenant_rules
 
 
 def commands_in(text: str) -> list[str]:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ddoc import temporal as attrs
-from ddoc.embedded import bin_path
+from ddoc.contracts import temporal as attrs
+from ddoc.platform.embedded import bin_path
 from tests.conftest import REPO, free_port
 from tests.test_up import Up, start_up, stop_up
 

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from ddoc.contracts import AlertContext, VariableSpec
-from ddoc.render import env_name, render_command, resolve_values
+from ddoc.contracts.execution import AlertContext, VariableSpec
+from ddoc.contracts.render import env_name, render_command, resolve_values
 
 POD = VariableSpec(name="pod", syntax="$POD", source="label", key="pod")
 NS = VariableSpec(name="namespace", syntax="<namespace>", source="label", key="namespace")

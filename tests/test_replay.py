@@ -13,7 +13,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from ddoc.contracts import ExecutionInput, ExecutionResult, ExecutionStatus
+from ddoc.contracts.execution import ExecutionInput, ExecutionResult, ExecutionStatus
 from workflows.execution import RunbookExecutionWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))

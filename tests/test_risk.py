@@ -1,4 +1,4 @@
-"""ddoc.risk: the command table, exact verdicts, tenant rules, robustness and property tests."""
+"""ddoc.runbooks.risk: the command table, exact verdicts, tenant rules, robustness, properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddoc.risk import (
+from ddoc.runbooks.model import RiskClass
+from ddoc.runbooks.risk import (
     PartAssessment,
     RiskAssessment,
     RiskRulesError,
@@ -20,7 +21,6 @@ from ddoc.risk import (
     classify_sql,
     load_tenant_rules,
 )
-from ddoc.runbook import RiskClass
 from tests.risk_table import TABLE
 
 G, Y, R = RiskClass.GREEN, RiskClass.YELLOW, RiskClass.RED
@@ -177,7 +177,7 @@ def test_classify_sql(sql: str, level: RiskClass, rule: str) -> None:
 
 
 def test_parser_default_classifier_uses_ddoc_risk() -> None:
-    from ddoc.parsing.parser import default_classifier
+    from ddoc.runbooks.parsing.parser import default_classifier
 
     classify = default_classifier()
     assert classify("kubectl delete pod x", None) == (R, "kubectl delete removes resources")
@@ -297,7 +297,7 @@ def test_builtin_ruleset_and_empty_tenant_rules() -> None:
 
 
 def _best_of(runs: int, command: str) -> float:
-    from ddoc.risk.engine import _assess  # uncached, to time the real work
+    from ddoc.runbooks.risk.engine import _assess  # uncached, to time the real work
 
     best = float("inf")
     for _ in range(runs):

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from ddoc import runbook_urls
-from ddoc.settings import Settings
+from ddoc.alerts import runbook_urls
+from ddoc.contracts.settings import Settings
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack
 from tests.test_cli import ddoc

@@ -186,7 +186,7 @@ async def test_tenant_risk_rules_change_how_new_versions_classify(
 
     from sqlmodel import Session
 
-    from ddoc import tenancy
+    from ddoc.platform import tenancy
 
     with Session(engine) as session:
         _, viewer_key = tenancy.create_api_key(

@@ -26,7 +26,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
 from tests.conftest import Stack
 
 # Per operation: valid-per-schema and invalid-per-schema cases. Overall wall-clock budget; the

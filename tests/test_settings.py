@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ddoc.settings import ConfigError, Settings, agent_task_queue
+from ddoc.contracts.settings import ConfigError, Settings, agent_task_queue
 
 
 def test_defaults_without_environment() -> None:
@@ -55,7 +55,7 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None
 
 
 def test_match_thresholds_are_configurable() -> None:
-    from ddoc.matching import Thresholds, thresholds_from
+    from ddoc.alerts.matching import Thresholds, thresholds_from
 
     settings = Settings.from_env({"DDOC_MATCH_ATTACH": "0.9"})
     configured = thresholds_from(

@@ -23,8 +23,8 @@ from sqlmodel import Session
 from temporalio.testing import WorkflowEnvironment
 
 from agent_worker.main import build_agent
-from ddoc import users
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
+from ddoc.platform import users
 from ddoc.slack.tenants import SlackConfig
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Credentials, eventually, serve_api

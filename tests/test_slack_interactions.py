@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc import tenancy, users
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
+from ddoc.platform import tenancy, users
 from ddoc.slack.inbound import button_value
 from ddoc.slack.tenants import SlackConfig, configured
 from tests.conftest import Stack, eventually

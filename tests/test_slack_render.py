@@ -18,7 +18,7 @@ ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
 
 def step(step_id: str, **fields: Any) -> dict[str, Any]:
-    """A step as `ddoc.live.merge` / `ddoc.executions.view` return it."""
+    """A step as `ddoc.execution.live.merge` / `ddoc.execution.store.view` return it."""
     return {
         "id": step_id,
         "kind": "command",

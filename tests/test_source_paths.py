@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from ddoc.source_paths import same_file
+from ddoc.runbooks.source_paths import same_file
 from tests.conftest import REPO, Stack
 from tests.test_cli import ddoc
 

@@ -9,8 +9,8 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
-from ddoc import audit, db, tenancy
-from ddoc.embedded import EmbeddedPostgres
+from ddoc.platform import audit, db, tenancy
+from ddoc.platform.embedded import EmbeddedPostgres
 
 
 def test_migrations_run_once_even_when_started_together(postgres: EmbeddedPostgres) -> None:
@@ -33,7 +33,7 @@ def test_migrations_run_once_even_when_started_together(postgres: EmbeddedPostgr
         engine.dispose()
 
 
-# Columns that only SQL writes (see the comments in ddoc/tables.py).
+# Columns that only SQL writes (see the comments in ddoc/platform/tables.py).
 UNMAPPED = {"runbooks": {"search_tsv"}}
 
 

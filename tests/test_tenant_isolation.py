@@ -21,10 +21,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from ddoc import fingerprints, learned, tenancy, users
+from ddoc.alerts import fingerprints, learned
+from ddoc.platform import tenancy, users
+from ddoc.platform.tables import Incident, RunbookSuggestion
+from ddoc.platform.tenancy import Role
 from ddoc.slack.inbound import button_value
-from ddoc.tables import Incident, RunbookSuggestion
-from ddoc.tenancy import Role
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually
 from tests.fakes.slack import (
@@ -144,7 +145,7 @@ def operations(stack_app: Any) -> set[tuple[str, str]]:
 @pytest.fixture
 def app() -> Any:
     from api.app import create_app
-    from ddoc.settings import Settings
+    from ddoc.contracts.settings import Settings
 
     return create_app(Settings())
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from ddoc.tables import AuditEvent, Execution
+from ddoc.platform.tables import AuditEvent, Execution
 from tests.conftest import Stack, eventually
 from tests.test_executions_api import new_key
 

@@ -47,7 +47,7 @@ def start_up(data_dir: Path, *, api: int, temporal: int, ui: int) -> Up:
     }
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ddoc.cli", "up", "--data-dir", str(data_dir),
+        [sys.executable, "-m", "ddoc.cli.main", "up", "--data-dir", str(data_dir),
          "--api-port", str(api), "--temporal-port", str(temporal), "--ui-port", str(ui)],
         env=env,
         stdout=subprocess.PIPE,
@@ -177,7 +177,7 @@ def test_taken_port_is_named(tmp_path: Path, ports: dict[str, int]) -> None:
         taken.bind(("127.0.0.1", ports["ui"]))
         taken.listen()
         result = subprocess.run(
-            [sys.executable, "-m", "ddoc.cli", "up", "--data-dir", str(tmp_path),
+            [sys.executable, "-m", "ddoc.cli.main", "up", "--data-dir", str(tmp_path),
              "--api-port", str(ports["api"]), "--temporal-port", str(ports["temporal"]),
              "--ui-port", str(ports["ui"])],
             capture_output=True,

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from ddoc import alerts
-from ddoc.alerts import NormalizedAlert
+from ddoc.alerts import sources as alerts
+from ddoc.alerts.sources import NormalizedAlert
 from tests.conftest import Stack
 from tests.test_metrics import scrape, value
 

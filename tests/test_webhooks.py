@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, text
 
-from ddoc.settings import Settings, TemporalSettings
+from ddoc.contracts.settings import Settings, TemporalSettings
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually, free_port, serve_api
 

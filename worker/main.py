@@ -18,10 +18,11 @@ from temporalio.worker import Worker
 from activities.control import ControlActivities
 from activities.slack import SlackActivities
 from activities.store import ExecutionStore
-from ddoc import db, executions, metrics
-from ddoc import temporal as temporal_conn
-from ddoc.paging import PagerDutyEvents
-from ddoc.settings import Settings
+from ddoc.alerts.paging import PagerDutyEvents
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings
+from ddoc.execution import store as executions
+from ddoc.platform import db, metrics
 from ddoc.slack.tenants import SlackConfig, default_config
 from worker.notifier import SlackNotifier
 from workflows.execution import RunbookExecutionWorkflow

@@ -18,9 +18,9 @@ from sqlmodel import Session
 from temporalio.client import Client
 
 from activities.slack import pending_executions
-from ddoc.contracts import SlackSyncInput
-from ddoc.executions import EVENTS_CHANNEL
-from ddoc.intake import INCIDENTS_CHANNEL
+from ddoc.alerts.intake import INCIDENTS_CHANNEL
+from ddoc.contracts.execution import SlackSyncInput
+from ddoc.execution.store import EVENTS_CHANNEL
 from ddoc.slack import tenants
 from ddoc.slack.tenants import SlackConfig
 from workflows.slack_sync import SlackSyncWorkflow

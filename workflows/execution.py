@@ -5,7 +5,8 @@ state machine, the saga and the trail, which share its state; issue 16 splits it
 (workflows/execution/) with patches keeping recorded histories replaying.
 
 The walk: each step in order. Green commands run by themselves on the tenant's agent task
-queue; yellow and red ones wait for approvals (signals, validated against `ddoc.approvals`);
+queue; yellow and red ones wait for approvals (signals, validated against
+`ddoc.contracts.approvals`);
 manual steps, read-along steps and decision steps without a machine-checkable condition wait
 for a human. Every human wait has a deadline by severity: at each expiry one escalation level is
 paged, after the last one the execution is visibly stalled. A timeout never decides anything.
@@ -43,8 +44,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.commands import CommandActivities
     from activities.control import ControlActivities
     from activities.store import ExecutionStore
-    from ddoc import temporal as attrs
-    from ddoc.approvals import (
+    from ddoc.contracts import temporal as attrs
+    from ddoc.contracts.approvals import (
         EXECUTION_DECISIONS,
         RefusalCode,
         approvals_needed,
@@ -53,7 +54,7 @@ with workflow.unsafe.imports_passed_through():
         role_for,
         satisfied,
     )
-    from ddoc.contracts import (
+    from ddoc.contracts.execution import (
         Actor,
         AlertResolved,
         Awaiting,
@@ -77,8 +78,8 @@ with workflow.unsafe.imports_passed_through():
         StepState,
         StepStatus,
     )
-    from ddoc.render import RenderedCommand, render_command, resolve_values
-    from ddoc.settings import agent_task_queue
+    from ddoc.contracts.render import RenderedCommand, render_command, resolve_values
+    from ddoc.contracts.settings import agent_task_queue
     from workflows import timeouts
 
 _D = DecisionKind

@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.slack import SlackActivities
-    from ddoc.contracts import SlackSyncInput
+    from ddoc.contracts.execution import SlackSyncInput
     from workflows import timeouts
 
 # After the execution is over, later changes (an incident escalation) are still posted for

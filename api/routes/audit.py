@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
 from api.deps import AdminDep, StateDep
-from ddoc import audit
+from ddoc.platform import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -19,8 +19,8 @@ from temporalio.api.common.v1 import Payload
 
 from api.deps import AppState, ResponderDep, StateDep, ViewerDep
 from api.routes.ui import signed_in
-from ddoc.codec import CodecError, EncryptionCodec
-from ddoc.tenancy import Principal, Role
+from ddoc.contracts.codec import CodecError, EncryptionCodec
+from ddoc.platform.tenancy import Principal, Role
 
 router = APIRouter(tags=["codec"])
 MAX_PAYLOADS = 1000

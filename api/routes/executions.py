@@ -10,18 +10,21 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AppState, Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import executions, learned, live, runbooks
-from ddoc.approvals import RefusalCode
-from ddoc.contracts import (
+from ddoc.alerts import learned
+from ddoc.alerts.intake import start_execution
+from ddoc.contracts.approvals import RefusalCode
+from ddoc.contracts.execution import (
     Actor,
     DecisionKind,
     ExecutionInput,
     ExecutionMode,
     ExecutionStatus,
 )
-from ddoc.ids import new_id
-from ddoc.intake import start_execution
-from ddoc.tenancy import Principal
+from ddoc.execution import live
+from ddoc.execution import store as executions
+from ddoc.platform.ids import new_id
+from ddoc.platform.tenancy import Principal
+from ddoc.runbooks import store as runbooks
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 

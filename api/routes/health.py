@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.deps import StateDep
-from ddoc import db, metrics
+from ddoc.platform import db, metrics
 
 router = APIRouter(tags=["health"])
 

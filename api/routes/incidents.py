@@ -8,9 +8,11 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from api.deps import AppState, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import executions, incidents, intake, learning
-from ddoc.contracts import ExecutionInput
-from ddoc.tables import Incident
+from ddoc.alerts import incidents, intake
+from ddoc.contracts.execution import ExecutionInput
+from ddoc.execution import store as executions
+from ddoc.platform.tables import Incident
+from ddoc.trust import learning
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep
-from ddoc import tenancy
-from ddoc.tables import ApiKey
-from ddoc.tenancy import Role
+from ddoc.platform import tenancy
+from ddoc.platform.tables import ApiKey
+from ddoc.platform.tenancy import Role
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 

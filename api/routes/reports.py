@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep, ViewerDep
-from ddoc import learning
+from ddoc.trust import learning
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 

@@ -10,12 +10,17 @@ from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlmodel import Session
 
 from api.deps import AdminDep, AppState, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
-from ddoc import learned, learning, runbooks, source_paths, tenancy, trust
-from ddoc.ingest import SourceDocument
-from ddoc.ingest.sync import archive_missing, import_documents
-from ddoc.runbook import ParsedRunbook
-from ddoc.tables import Runbook, RunbookVersion
-from ddoc.tenancy import Principal
+from ddoc.alerts import learned
+from ddoc.platform import tenancy
+from ddoc.platform.tables import Runbook, RunbookVersion
+from ddoc.platform.tenancy import Principal
+from ddoc.runbooks import source_paths
+from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.ingest import SourceDocument
+from ddoc.runbooks.ingest.sync import archive_missing, import_documents
+from ddoc.runbooks.model import ParsedRunbook
+from ddoc.trust import learning
+from ddoc.trust import levels as trust
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 

@@ -9,9 +9,12 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
-from ddoc import policy, ratelimit, runbook_urls, tenancy, trust
-from ddoc.risk import RiskRulesError, load_tenant_rules
+from ddoc.alerts import runbook_urls
+from ddoc.execution import policy
+from ddoc.platform import ratelimit, tenancy
+from ddoc.runbooks.risk import RiskRulesError, load_tenant_rules
 from ddoc.slack import tenants
+from ddoc.trust import levels as trust
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -50,7 +53,7 @@ class SettingsIn(BaseModel):
         default=None,
         description="Promotion guards: copilot_min_rehearsals, autopilot_min_successes, "
         "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure "
-        "(ddoc/trust.py has the defaults)",
+        "(ddoc/trust/levels.py has the defaults)",
     )
     runbook_url_rules: list[dict[str, str]] | None = Field(
         default=None,

@@ -18,10 +18,11 @@ from sqlmodel import Session
 from api.deps import AppState, StateDep
 from api.routes.executions import start_by_hand
 from api.routes.incidents import pick
-from ddoc import executions, live
-from ddoc.alerts import GenericAlert, normalize_generic
-from ddoc.approvals import RefusalCode, refusal
-from ddoc.contracts import Actor, Decision, DecisionKind, ExecutionMode, ExecutionStatus
+from ddoc.alerts.sources import GenericAlert, normalize_generic
+from ddoc.contracts.approvals import RefusalCode, refusal
+from ddoc.contracts.execution import Actor, Decision, DecisionKind, ExecutionMode, ExecutionStatus
+from ddoc.execution import live
+from ddoc.execution import store as executions
 from ddoc.slack import inbound, render, tenants
 from ddoc.slack.tenants import SlackConfig
 

@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep, principal_for_key
-from ddoc import learning
-from ddoc.tenancy import Principal
+from ddoc.platform.tenancy import Principal
+from ddoc.trust import learning
 
 router = APIRouter(prefix="/ui", tags=["ui"], include_in_schema=False)
 

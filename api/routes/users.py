@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
-from ddoc import users
-from ddoc.tenancy import Role
+from ddoc.platform import users
+from ddoc.platform.tenancy import Role
 
 router = APIRouter(prefix="/users", tags=["users"])
 

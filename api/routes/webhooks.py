@@ -1,7 +1,7 @@
 """Alert webhooks, one route per source, and `POST /match/{source}` (the same bodies, no side
 effects: for debugging routing).
 
-Bodies are read tolerantly (ddoc/alerts.py): every shape the sources send is accepted, and
+Bodies are read tolerantly (ddoc/alerts/sources.py): every shape the sources send is accepted, and
 each field that had to be coerced is counted in `ddoc_webhook_coerced_total{source,field}` (and
 listed by `/match` as `coerced`). Only a body that cannot be an alert at all is refused (422).
 
@@ -24,10 +24,10 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep, ViewerDep
-from ddoc import alerts as sources
-from ddoc import metrics, ratelimit, tenancy
-from ddoc.alerts import NormalizedAlert
-from ddoc.webhook_auth import SignatureError, verify_grafana, verify_pagerduty
+from ddoc.alerts import sources
+from ddoc.alerts.sources import NormalizedAlert
+from ddoc.alerts.webhook_auth import SignatureError, verify_grafana, verify_pagerduty
+from ddoc.platform import metrics, ratelimit, tenancy
 
 router = APIRouter(tags=["webhooks"])
 

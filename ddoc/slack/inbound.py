@@ -23,8 +23,8 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
 from sqlmodel import Session
 
-from ddoc import users
-from ddoc.tables import User
+from ddoc.platform import users
+from ddoc.platform.tables import User
 
 log = logging.getLogger(__name__)
 

@@ -4,13 +4,12 @@ moves), each finished step's output in its thread, escalation notices, and the s
 Why this file is long: every message shares the same escaping and bounding helpers; issue 16
 replaces the untyped views it reads with typed ones, after which it splits by message.
 
-Pure functions of the dicts the API returns (`ddoc.executions.view`, `ddoc.live.merge`,
-`ddoc.incidents.view`): no I/O, missing keys tolerated. Every piece of user-provided text
-(step text, commands, outputs, alert titles, match reasons, ...) is escaped for mrkdwn (`&`,
-`<`, `>`: Slack's rule, so an output can neither mention `<!channel>` nor forge a link) and
-bounded so that each field stays within Slack's limits (section text 3,000 characters, button
-text 75, button value 2,000, header 150, 50 blocks per message).
-"""
+Pure functions of the dicts the API returns (`ddoc.execution.store.view`,
+`ddoc.execution.live.merge`, `ddoc.alerts.incidents.view`): no I/O, missing keys tolerated. Every
+piece of user-provided text (step text, commands, outputs, alert titles, match reasons, ...) is
+escaped for mrkdwn (`&`, `<`, `>`: Slack's rule, so an output can neither mention `<!channel>` nor
+forge a link) and bounded so that each field stays within Slack's limits (section text 3,000
+characters, button text 75, button value 2,000, header 150, 50 blocks per message)."""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from slack_sdk import WebClient
 from sqlalchemy import text
 from sqlmodel import Session
 
-from ddoc import tenancy
-from ddoc.settings import Settings
+from ddoc.contracts.settings import Settings
+from ddoc.platform import tenancy
 
 SETTINGS_KEY = "slack"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")

@@ -4,7 +4,7 @@
 # volume is never touched again: see docs/DEPLOYMENT.md to add the roles by hand).
 #
 #   ddoc_app  NOLOGIN  the privileges: `ddoc migrate` grants it everything except UPDATE, DELETE
-#                      and TRUNCATE on audit_events and runbook_versions (ddoc/db.py)
+#                      and TRUNCATE on audit_events and runbook_versions (ddoc/platform/db.py)
 #   ddoc_api  LOGIN    member of ddoc_app; DDOC_DATABASE_URL of the API and the workers
 #
 # The schema owner is POSTGRES_USER (ddoc); only `ddoc migrate` connects as it.

@@ -1,0 +1,402 @@
+"""`ddoc up`: the whole system on one machine from embedded real components.
+
+The supervisor starts PostgreSQL and the Temporal dev server as its children, migrates and
+bootstraps the database, then starts the API, the control-plane worker and one agent as child
+processes. Ctrl-C or SIGTERM stops them in reverse order; every child also gets a parent-death
+signal, so none outlives a supervisor that was killed outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from ddoc.contracts import temporal as temporal_conn
+from ddoc.contracts.settings import Settings
+from ddoc.platform import db, tenancy
+from ddoc.platform.embedded import (
+    EmbeddedError,
+    EmbeddedPostgres,
+    EmbeddedTemporal,
+    bin_path,
+    die_with_parent,
+    port_in_use,
+    stop_process,
+)
+
+API_DB_ROLE = "ddoc_api"  # the login role API and workers use on the embedded database
+CREDENTIALS_FILE = "credentials.env"
+AGENT_POLICY_FILE = "agent-policy.yaml"  # the local agent's policy, written on first start
+SANDBOX_DIR = "sandbox"  # where the local agent's TMPDIR points
+POLICY_ENV_VAR = "DDOC_AGENT_POLICY"
+_READY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    data_dir: Path
+    api_port: int = 8080
+    temporal_port: int = 7233
+    ui_port: int = 8233
+
+
+class _Stop(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(self, options: UpOptions, settings: Settings) -> None:
+        self.options = options
+        self.settings = settings
+        self.data_dir = options.data_dir.resolve()
+        self.logs = self.data_dir / "logs"
+        self.postgres = EmbeddedPostgres(self.data_dir)
+        self.temporal = EmbeddedTemporal(
+            self.data_dir, port=options.temporal_port, ui_port=options.ui_port
+        )
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self._stopping = False
+        self.agent_policy = self.data_dir / AGENT_POLICY_FILE
+        self.agent_policy_is_ours = True
+
+    def run(self) -> int:
+        problem = self._check_ports()
+        if problem:
+            _err(problem)
+            return 2
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self._start()
+            self._watch()
+            return 0
+        except _Stop:
+            return 0
+        except (EmbeddedError, ChildFailed) as err:
+            _err(str(err))
+            return 1
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self._shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _check_ports(self) -> str | None:
+        for flag, port in (
+            ("--api-port", self.options.api_port),
+            ("--temporal-port", self.options.temporal_port),
+            ("--ui-port", self.options.ui_port),
+        ):
+            if port_in_use(port):
+                return (
+                    f"port {port} ({flag}) is already in use; stop what is using it "
+                    f"or choose another with {flag}"
+                )
+        return None
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if not self._stopping:
+            self._stopping = True
+            raise _Stop
+
+    def _start(self) -> None:
+        _step("PostgreSQL 16 + pgvector", self._start_postgres)
+        _step("Temporal dev server", self._start_temporal)
+        # The API and workers run as a role that cannot change the audit trail
+        # (ddoc/platform/db.py).
+        database_url = self.postgres.url(user=API_DB_ROLE)
+        env = {
+            **os.environ,
+            "DDOC_DATABASE_URL": database_url,
+            "DDOC_TEMPORAL_ADDRESS": self.temporal.address,
+            "DDOC_TEMPORAL_NAMESPACE": self.temporal.namespace,
+            "DDOC_API_PORT": str(self.options.api_port),
+            "DDOC_DATA_DIR": str(self.data_dir),
+            "DDOC_TENANT": self.settings.tenant,
+            "DDOC_ENVIRONMENT": self.settings.environment,
+        }
+        self.agent_policy, self.agent_policy_is_ours = self._agent_policy()
+        self._spawn("worker", ["worker"], env)
+        self._spawn("agent", ["agent"], {**env, POLICY_ENV_VAR: str(self.agent_policy)})
+        self._spawn("api", ["api"], env)
+        _step("API, worker and agent", self._wait_healthy)
+        self._banner()
+
+    def _start_postgres(self) -> None:
+        self.postgres.start()
+        self.postgres.ensure_database("ddoc")
+        engine = db.make_engine(self.postgres.url(), pool_size=1, max_overflow=0)
+        try:
+            db.migrate(engine)
+            self.postgres.ensure_login(API_DB_ROLE, member_of=db.APP_ROLE)
+            created = tenancy.bootstrap(
+                engine,
+                tenant_id=self.settings.tenant,
+                api_key=self.settings.bootstrap_api_key,
+                webhook_token=self.settings.bootstrap_webhook_token,
+            )
+        finally:
+            engine.dispose()
+        if created.api_key or created.webhook_token:
+            self._save_credentials(created.api_key, created.webhook_token)
+
+    def _start_temporal(self) -> None:
+        self.temporal.start()
+        # The flags register search attributes only in a new history database: one kept from
+        # an earlier release gets those added since (DdocMode) here, before anything starts.
+        # (With Temporal's CLI: the supervisor itself never loads the Temporal SDK.)
+        names: list[str] = []
+        for key in temporal_conn.SEARCH_ATTRIBUTES:
+            names += ["--name", key.name, "--type", "Keyword"]
+        result = subprocess.run(
+            [bin_path("temporal"), "operator", "search-attribute", "create",
+             "--address", self.temporal.address, "--namespace", self.temporal.namespace, *names],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise EmbeddedError(
+                f"cannot register search attributes: {(result.stderr or result.stdout).strip()}"
+            )
+
+    def _agent_policy(self) -> tuple[Path, bool]:
+        """The local agent's policy: the user's own (DDOC_AGENT_POLICY), else the default one in
+        the data dir, written when it is missing and never overwritten (it is the user's to
+        edit). The agent runs commands on this machine: it never runs without a policy here."""
+        tmpdir = self.data_dir / SANDBOX_DIR / "tmp"
+        tmpdir.mkdir(parents=True, exist_ok=True)
+        given = os.environ.get(POLICY_ENV_VAR, "").strip()
+        if given:
+            return Path(given).expanduser().resolve(), False
+        path = self.data_dir / AGENT_POLICY_FILE
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(default_agent_policy(tmpdir))
+        return path, True
+
+    def _save_credentials(self, api_key: str | None, webhook_token: str | None) -> None:
+        path = self.data_dir / CREDENTIALS_FILE
+        lines = dict(_read_env_file(path))
+        if api_key:
+            lines["DDOC_API_KEY"] = api_key
+        if webhook_token:
+            lines["DDOC_WEBHOOK_TOKEN"] = webhook_token
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Created by `ddoc up` on first start. Keep it secret.\n")
+            for key, value in lines.items():
+                out.write(f"{key}={value}\n")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        log = (self.logs / f"{name}.log").open("ab")
+        self._logs.append(log)
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "ddoc.cli.main", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=die_with_parent(signal.SIGTERM),
+        )
+
+    def _wait_healthy(self) -> None:
+        url = f"http://127.0.0.1:{self.options.api_port}/health"
+        deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            self._check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise ChildFailed(
+            f"the API did not report healthy within {_READY_TIMEOUT_SECONDS:.0f}s; see {self.logs}"
+        )
+
+    def _check_children(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                raise ChildFailed(
+                    f"{name} exited with code {proc.returncode}; see {self.logs / (name + '.log')}"
+                )
+
+    def _watch(self) -> None:
+        while True:
+            self._check_children()
+            time.sleep(0.5)
+
+    def _shutdown(self) -> None:
+        print("stopping…", flush=True)
+        for name in ("api", "agent", "worker"):
+            proc = self.children.get(name)
+            if proc is not None:
+                stop_process(proc, grace=15)
+        self.temporal.stop()
+        self.postgres.stop()
+        for log in self._logs:
+            log.close()
+        print("stopped", flush=True)
+
+    def _banner(self) -> None:
+        credentials = dict(_read_env_file(self.data_dir / CREDENTIALS_FILE))
+        api = f"http://127.0.0.1:{self.options.api_port}"
+        rows = [
+            ("API", api),
+            ("API docs", f"{api}/docs"),
+            ("Temporal UI", f"http://127.0.0.1:{self.options.ui_port}"),
+            ("Temporal", f"{self.temporal.address} (namespace {self.temporal.namespace})"),
+            ("Admin API key", credentials.get("DDOC_API_KEY", "(see the first start's output)")),
+            (
+                "Webhook token",
+                credentials.get("DDOC_WEBHOOK_TOKEN", "(see the first start's output)"),
+            ),
+            ("Credentials", str(self.data_dir / CREDENTIALS_FILE)),
+            ("Logs", str(self.logs)),
+            ("CLI", _cli_hint()),
+        ]
+        print(f"\ndd0c/run is up (data dir {self.data_dir})", flush=True)
+        for label, value in rows:
+            print(f"  {label:<14} {value}")
+        print(self._agent_warning(), flush=True)
+        print("Press Ctrl-C to stop.\n", flush=True)
+
+    def _agent_warning(self) -> str:
+        user = _user()
+        lines = [
+            f"  Local agent    runs runbook commands on THIS machine, as {user} (read-only "
+            "ones by themselves, the others once approved)",
+            f"  Agent policy   {self.agent_policy}"
+            + ("" if self.agent_policy_is_ours else f" (yours: {POLICY_ENV_VAR})"),
+        ]
+        if self.agent_policy_is_ours:
+            sandbox = self.data_dir / SANDBOX_DIR / "tmp"
+            lines.append(
+                f"                 TMPDIR={sandbox}; denies sudo, services, packages, and "
+                "deleting or moving files outside TMPDIR (edit it to change what runs)"
+            )
+        return "\n".join(lines)
+
+
+class ChildFailed(RuntimeError):
+    pass
+
+
+# The local agent's deny list (regular expressions, docs/AGENT_POLICY.md). `_CMD` anchors a
+# program name at the start of a command or after a separator.
+_CMD = r"(^|[\s;&|(`])"
+LOCAL_DENY: tuple[tuple[str, str], ...] = (
+    ("privilege escalation", _CMD + r"(sudo|su|doas|pkexec|runuser)(\s|$)"),
+    (
+        "services and power",
+        _CMD + r"(systemctl|service|reboot|shutdown|halt|poweroff|telinit|launchctl)(\s|$)",
+    ),
+    ("killing processes", _CMD + r"(kill|pkill|killall)(\s|$)"),
+    (
+        "disks and mounts",
+        _CMD + r"(mkfs(\.\w+)?|fdisk|sfdisk|parted|wipefs|dd|mount|umount|swapoff)(\s|$)",
+    ),
+    ("packages", _CMD + r"(apt|apt-get|dpkg|yum|dnf|rpm|snap|brew|pip|pip3|npm)(\s|$)"),
+    (
+        "owners, modes, users, cron",
+        _CMD + r"(chmod|chown|chgrp|crontab|useradd|userdel|usermod|passwd)(\s|$)",
+    ),
+    (
+        "deleting, moving or truncating files: only under $TMPDIR",
+        r"(?s)^(?!.*\$\{?TMPDIR\b)(?=.*(" + _CMD + r"(rm|rmdir|shred|unlink|truncate|mv)(\s|$)"
+        r"|\s-delete\b))",
+    ),
+    ("never above $TMPDIR", r"\$\{?TMPDIR[^\s]*\.\."),
+)
+
+
+def default_agent_policy(tmpdir: Path) -> str:
+    """The local agent's first policy (docs/AGENT_POLICY.md): what a laptop needs for the
+    README's tour and the examples, and a deny list that keeps their changes in the sandbox."""
+    deny = "\n".join(
+        f"  # {why}\n  - '{pattern.replace(chr(39), chr(39) * 2)}'" for why, pattern in LOCAL_DENY
+    )
+    return f"""\
+# The local agent's policy (docs/AGENT_POLICY.md), written by `ddoc up` on first start and
+# never overwritten: edit it, or start `ddoc up` with DDOC_AGENT_POLICY=<your own file>.
+#
+# The agent runs runbook commands on THIS machine, as the user who started `ddoc up`:
+# read-only (green) steps by themselves, the others only after a human's approval. This
+# default keeps what the examples change inside the sandbox:
+#   - TMPDIR is the sandbox, so a runbook that cleans "${{TMPDIR:-/tmp}}" cleans only it;
+#   - a command sees a minimal environment (PATH, HOME, LANG, LC_ALL, SHELL and TMPDIR);
+#   - privilege escalation, service and package changes, killing processes, disk tools, and
+#     deleting, moving or truncating files anywhere but under TMPDIR are denied.
+# A deny list is best-effort (a command can be spelled many ways): on a real host, write an
+# allow list of exactly what may run.
+max_timeout_seconds: 300
+inherit_env: false
+env:
+  TMPDIR: {json.dumps(str(tmpdir))}
+deny:
+{deny}
+"""
+
+
+def _cli_hint() -> str:
+    """How to reach the `ddoc` CLI from another terminal (the venv is not on PATH there)."""
+    bin_dir = Path(sys.executable).parent
+    ddoc = bin_dir / "ddoc"
+    try:
+        shown = ddoc.relative_to(Path.cwd())
+    except ValueError:
+        shown = ddoc
+    activate = bin_dir / "activate"
+    if activate.exists():
+        with contextlib.suppress(ValueError):
+            activate = activate.relative_to(Path.cwd())
+        return f"{shown} (or `source {activate}` first, then `ddoc`)"
+    return str(shown)
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid {os.getuid()}"
+
+
+def _step(what: str, action: object) -> None:
+    started = time.monotonic()
+    print(f"starting {what}…", end=" ", flush=True)
+    action()  # type: ignore[operator]
+    print(f"ok ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def _err(message: str) -> None:
+    print(f"ddoc up: {message}", file=sys.stderr, flush=True)
+
+
+def _read_env_file(path: Path) -> list[tuple[str, str]]:
+    if not path.exists():
+        return []
+    pairs = []
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            pairs.append((key.strip(), value.strip()))
+    return pairs

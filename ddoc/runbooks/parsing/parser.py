@@ -1,0 +1,233 @@
+"""``parse_runbook``: raw markdown / plain text / HTML in, ``ParsedRunbook`` out.
+
+Deterministic and offline. Pipeline: decode and validate → front-matter → format reader
+(markdown-it, plain-text lines, or HTML converted to markdown) → step builder → rollback
+suggestions → variables → quality report.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
+
+from ddoc.runbooks.parsing.bare import vocabulary_with
+from ddoc.runbooks.parsing.commands import suggested_rollback
+from ddoc.runbooks.parsing.errors import ParseError
+from ddoc.runbooks.parsing.html import html_to_markdown
+from ddoc.runbooks.parsing.markdown import read_markdown
+from ddoc.runbooks.parsing.nodes import Node
+from ddoc.runbooks.parsing.quality import assess
+from ddoc.runbooks.parsing.source import decode, split_front_matter
+from ddoc.runbooks.parsing.steps import Classifier, Outline, StepBuilder
+from ddoc.runbooks.parsing.text import read_text
+from ddoc.runbooks.parsing.variables import collect, mask_placeholders
+
+if TYPE_CHECKING:
+    from ddoc.runbooks.risk import RuleSet
+
+from ddoc.runbooks.model import (
+    ParsedRunbook,
+    RiskClass,
+    RollbackOrigin,
+    Triggers,
+)
+
+FORMATS = ("markdown", "text", "html")
+DEFAULT_MAX_BYTES = 2_000_000
+DEFAULT_TIME_BUDGET = 20.0  # seconds; a 2 MB paste of log lines parses in about 2 s
+_SUMMARY_LIMIT = 500
+_TITLE_LIMIT = 200
+_CAMEL_ALERT = re.compile(r"^[A-Za-z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
+_MD_NOISE = re.compile(r"`+")
+
+
+def parse_runbook(
+    content: str | bytes,
+    fmt: str = "markdown",
+    *,
+    source_path: str | None = None,
+    classify: Classifier | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    programs: Iterable[str] = (),
+    time_budget: float = DEFAULT_TIME_BUDGET,
+) -> ParsedRunbook:
+    """Parse a runbook into steps, triggers, prerequisites, variables and a quality report.
+
+    ``classify(command, language) -> (RiskClass, reason)`` rates each command; by default
+    ``ddoc.runbooks.risk`` does (SQL through ``classify_sql``, everything else
+    ``classify_command``).
+    ``programs`` adds a tenant's own programs to the vocabulary that finds commands in prose;
+    past ``time_budget`` seconds building steps, the parse gives up with a ParseError.
+    Raises ``ParseError`` (and only that) for input that is not a usable runbook document.
+    """
+    fmt_key = fmt.strip().lower() if isinstance(fmt, str) else ""
+    if fmt_key not in FORMATS:
+        raise ParseError(f"unsupported format {fmt!r}; use markdown, text or html")
+    text = decode(content, max_bytes)
+    classifier = classify if classify is not None else default_classifier()
+    vocab = vocabulary_with(frozenset(programs))
+    warnings: list[str] = []
+    front: dict[str, Any] = {}
+    nodes: list[Node]
+    if fmt_key == "html":
+        markdown, html_warnings = html_to_markdown(text)
+        warnings.extend(html_warnings)
+        nodes = read_markdown(markdown, vocab)
+        first_line_source = markdown
+    else:
+        fm = split_front_matter(text)
+        warnings.extend(fm.warnings)
+        front = fm.data
+        nodes = (
+            read_markdown(fm.body, vocab) if fmt_key == "markdown" else read_text(fm.body, vocab)
+        )
+        first_line_source = fm.body
+
+    builder = StepBuilder(classifier, warnings, deadline=time.monotonic() + time_budget)
+    steps = builder.build(nodes)
+    outline = builder.outline
+
+    for step in steps:
+        if step.command is not None and step.rollback is None:
+            step.rollback = suggested_rollback(step.command)
+
+    triggers = _triggers(front, warnings)
+    title = _title(front, outline, source_path, first_line_source)
+    if not triggers.alerts:
+        alert = _alert_from_title(outline, source_path, first_line_source)
+        if alert:
+            triggers.alerts.append(alert)
+
+    commands: list[tuple[str, str | None, str | None]] = []
+    for step in steps:
+        if step.command is not None:
+            commands.append((step.command, step.language, step.text))
+    for step in steps:
+        rb = step.rollback
+        if rb is not None and rb.command and rb.origin == RollbackOrigin.RUNBOOK:
+            commands.append((rb.command, step.language, rb.text))
+    variables, _ = collect(commands, [s.text for s in steps])
+
+    return ParsedRunbook(
+        title=title,
+        summary=_summary(front, outline),
+        steps=steps,
+        triggers=triggers,
+        prerequisites=outline.prerequisites,
+        variables=variables,
+        quality=assess(steps, triggers, variables),
+        parser="deterministic",
+        warnings=warnings,
+    )
+
+
+def default_classifier(rules: RuleSet | None = None) -> Classifier:
+    """``ddoc.runbooks.risk`` adapted to the ``(command, language)`` signature, with a tenant's
+    rules
+    applied to shell commands (SQL goes through the SQL classifier)."""
+    from ddoc.runbooks.risk import classify_command, classify_sql
+
+    def classify(command: str, language: str | None) -> tuple[RiskClass, str]:
+        # A placeholder is a word the human fills in, never a redirection or an expansion.
+        opaque = mask_placeholders(command)
+        assessment = classify_sql(opaque) if language == "sql" else classify_command(opaque, rules)
+        return RiskClass(assessment.level), str(assessment.reason)
+
+    return classify
+
+
+def _strings(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str | int | float):
+        items = [str(value)]
+    elif isinstance(value, list | tuple):
+        items = [str(v) for v in value if isinstance(v, str | int | float)]
+    else:
+        return []
+    out: list[str] = []
+    for item in items:
+        for part in item.split(",") if isinstance(value, str) else [item]:
+            part = part.strip()
+            if part and part not in out:
+                out.append(part)
+    return out
+
+
+def _triggers(front: dict[str, Any], warnings: list[str]) -> Triggers:
+    triggers = Triggers()
+    for key in ("alerts", "alert", "alertname"):
+        for alert in _strings(front.get(key)):
+            if alert not in triggers.alerts:
+                triggers.alerts.append(alert)
+    labels = front.get("labels")
+    if isinstance(labels, dict):
+        triggers.labels = {
+            str(k): str(v) for k, v in labels.items() if isinstance(v, str | int | float | bool)
+        }
+    elif labels is not None:
+        warnings.append("front-matter `labels` should be a mapping of label to value; ignored")
+    for key in ("services", "service"):
+        for service in _strings(front.get(key)):
+            if service not in triggers.services:
+                triggers.services.append(service)
+    return triggers
+
+
+def _clean(text: str) -> str:
+    text = _MD_NOISE.sub("", text)
+    return " ".join(text.split())
+
+
+def _title(front: dict[str, Any], outline: Outline, source_path: str | None, body: str) -> str:
+    raw = front.get("title")
+    candidates: list[str | None] = [
+        str(raw) if isinstance(raw, str | int | float) else None,
+        outline.h1,
+        outline.first_heading,
+        PurePath(source_path).stem if source_path else None,
+        next((ln.strip() for ln in body.split("\n") if ln.strip()), None),
+    ]
+    for candidate in candidates:
+        if candidate and _clean(candidate):
+            title = _clean(candidate)
+            return title if len(title) <= _TITLE_LIMIT else title[: _TITLE_LIMIT - 1] + "…"
+    return "Untitled runbook"
+
+
+def _alert_from_title(outline: Outline, source_path: str | None, body: str) -> str | None:
+    """A runbook titled ``KubePodCrashLooping`` is that alert's runbook."""
+    name = (outline.h1 or "").strip()
+    stem = PurePath(source_path).stem if source_path else ""
+    if stem == name and name.isidentifier():
+        return name
+    if not _CAMEL_ALERT.match(name):
+        return None
+    if re.search(rf"\b{re.escape(name)} alert\b|\balert {re.escape(name)}\b", body):
+        return name
+    return None
+
+
+def _summary(front: dict[str, Any], outline: Outline) -> str:
+    raw = front.get("summary") or front.get("description")
+    if isinstance(raw, str) and raw.strip():
+        text = raw
+    elif outline.summary_parts:
+        text = ""
+        for part in outline.summary_parts:
+            text = f"{text} {part}".strip()
+            if len(text) >= _SUMMARY_LIMIT:
+                break
+    else:
+        text = outline.first_paragraph or ""
+    text = _clean(text)
+    if len(text) > _SUMMARY_LIMIT:
+        cut = text.rfind(" ", 0, _SUMMARY_LIMIT)
+        text = text[: cut if cut > _SUMMARY_LIMIT // 2 else _SUMMARY_LIMIT].rstrip(" ,;:") + "…"
+    return text
+
+
+__all__ = ["FORMATS", "ParseError", "default_classifier", "parse_runbook"]
