@@ -15,6 +15,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ddoc.alerts.paging import Page, PagerDutyEvents, PagingError, pd_severity
+from ddoc.contracts import names
 from ddoc.contracts.execution import (
     Classification,
     ClassifyRequest,
@@ -34,14 +35,14 @@ class ControlActivities:
         self._engine = engine
         self._pager = pager
 
-    @activity.defn(name="ddoc.classify_command")
+    @activity.defn(name=names.CLASSIFY_COMMAND)
     def classify(self, request: ClassifyRequest) -> Classification:
         with Session(self._engine) as session:
             rules = tenancy.risk_rules(session, request.tenant_id)
         assessment = classify_command(request.command, rules)
-        return Classification(risk=assessment.level.value, reason=assessment.reason)
+        return Classification(risk=assessment.level, reason=assessment.reason)
 
-    @activity.defn(name="ddoc.escalate")
+    @activity.defn(name=names.ESCALATE)
     def escalate(self, request: EscalationRequest) -> EscalationResult:
         """Page the level's PagerDuty service (when it has a routing key) and record the
         escalation as an event either way. Routing keys stay in the tenant's settings: they

@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from ddoc.alerts import incidents
+from ddoc.contracts import names
 from ddoc.contracts.execution import SlackSyncInput, SlackSyncResult
 from ddoc.execution import policy
 from ddoc.execution import store as executions
@@ -64,7 +65,7 @@ class SlackActivities:
         self._engine = engine
         self._default = default
 
-    @activity.defn(name="ddoc.slack_sync")
+    @activity.defn(name=names.SLACK_SYNC)
     def sync(self, request: SlackSyncInput) -> SlackSyncResult:
         if request.incident_id is not None:
             return self._sync_incident(request.incident_id)

@@ -13,7 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.commands import CommandActivities
+from agent_worker.commands import CommandActivities
 from agent_worker.policy import AgentPolicy, PolicyError, load_policy
 from ddoc.contracts import codec
 from ddoc.contracts import temporal as temporal_conn

@@ -14,7 +14,11 @@ machine's noise hits all three alike:
       tenant's agent task queue served by `build_agent`, with the options the execution
       workflow uses (heartbeat timeout, green retry policy);
   (c) the product path: `RunbookExecutionWorkflow` of a 1-step green runbook, with the
-      control-plane worker (its database writes) and the agent.
+      control-plane worker (its database writes: local activities since the `trail-v2` patch)
+      and the agent.
+
+Targets, same run: b/a <= 1.5 (dispatching to an agent) and c/a <= 1.5 (the whole product
+path, trail included; issue 16).
 
 Real components: embedded PostgreSQL, the Temporal dev server (`WorkflowEnvironment.start_local`),
 the control-plane worker and the agent (in this process). Writes bench/results/step_overhead.json.
@@ -47,8 +51,8 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from activities.commands import CommandActivities
     from bench.harness import REPO, database, exit_now
+    from ddoc.contracts import names
     from ddoc.contracts import temporal as temporal_conn
     from ddoc.contracts.execution import (
         CommandRequest,
@@ -71,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
 RESULTS = REPO / "bench" / "results" / "step_overhead.json"
 NOWHERE = "http://127.0.0.1:9/v2/enqueue"  # nothing pages here
 COMMAND_TIMEOUT_SECONDS = 30
-TARGET_B_OVER_A = 1.5
+TARGET_RATIO = 1.5  # b/a and c/a, at the median
 
 
 @activity.defn(name="bench.noop")
@@ -95,14 +99,15 @@ class OneCommandWorkflow:
 
     @workflow.run
     async def run(self, agent_queue: str) -> CommandResult:
-        result: CommandResult = await workflow.execute_activity_method(
-            CommandActivities.run_command,
+        result: CommandResult = await workflow.execute_activity(
+            names.RUN_COMMAND,
             CommandRequest(
                 execution_id=workflow.info().workflow_id,
                 step_id="s1",
                 command="true",
                 timeout_seconds=COMMAND_TIMEOUT_SECONDS,
             ),
+            result_type=CommandResult,
             task_queue=agent_queue,
             schedule_to_start_timeout=timedelta(seconds=60),
             start_to_close_timeout=timedelta(seconds=COMMAND_TIMEOUT_SECONDS)
@@ -177,6 +182,7 @@ class ProductPath:
 
 ANATOMY = (
     "activities",
+    "local_activities",
     "workflow_tasks",
     "wft_queue_ms",
     "wft_worker_ms",
@@ -210,6 +216,9 @@ async def anatomy(client: Client, workflow_id: str) -> dict[str, float]:
             )
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             row["activities"] += 1
+        elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+            if event.marker_recorded_event_attributes.marker_name == "core_local_activity":
+                row["local_activities"] += 1
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
             row["act_queue_ms"] += (
                 t - at[event.activity_task_started_event_attributes.scheduled_event_id]
@@ -319,18 +328,20 @@ def render(found: dict[str, Any]) -> None:
         )
     for key, ratio in ratios.items():
         print(f"ratio {key}: p50 {ratio['p50']:.2f}x  p99 {ratio['p99']:.2f}x")
-    verdict = "meets" if ratios["b/a"]["p50"] <= TARGET_B_OVER_A else "MISSES"
-    print(f"b/a p50 {verdict} the target of <= {TARGET_B_OVER_A}x")
+    for key in ("b/a", "c/a"):
+        verdict = "meets" if ratios[key]["p50"] <= TARGET_RATIO else "MISSES"
+        print(f"{key} p50 {verdict} the target of <= {TARGET_RATIO}x")
     print()
     print("medians from the histories (server timestamps): queue = scheduled->started,")
     print("worker = started->completed; wft = workflow tasks, act = activities")
     print(
-        f"{'':<36} {'acts':>4} {'wfts':>4} {'wft queue':>10} {'wft worker':>10} "
+        f"{'':<36} {'acts':>4} {'local':>5} {'wfts':>4} {'wft queue':>10} {'wft worker':>10} "
         f"{'act queue':>10} {'act worker':>10} {'first->last':>11}"
     )
     for key, shape in shapes.items():
         print(
-            f"{LABELS[key]:<36} {shape['activities']:4.0f} {shape['workflow_tasks']:4.0f} "
+            f"{LABELS[key]:<36} {shape['activities']:4.0f} {shape['local_activities']:5.0f} "
+            f"{shape['workflow_tasks']:4.0f} "
             f"{shape['wft_queue_ms']:8.1f}ms {shape['wft_worker_ms']:8.1f}ms "
             f"{shape['act_queue_ms']:8.1f}ms {shape['act_worker_ms']:8.1f}ms "
             f"{shape['server_span_ms']:9.1f}ms"
@@ -381,9 +392,10 @@ def main() -> int:
         "latency": found["rows"],
         "per_workflow": found["shapes"],
         "ratios": found["ratios"],
-        "target_b_over_a": TARGET_B_OVER_A,
-        "meets_target_p50": found["ratios"]["b/a"]["p50"] <= TARGET_B_OVER_A,
-        "meets_target_p99": found["ratios"]["b/a"]["p99"] <= TARGET_B_OVER_A,
+        "target_ratio_p50": TARGET_RATIO,
+        "meets_target_p50": {
+            key: found["ratios"][key]["p50"] <= TARGET_RATIO for key in ("b/a", "c/a")
+        },
     }
     path = Path(args.output).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)

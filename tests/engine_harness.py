@@ -21,7 +21,7 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from activities.commands import CommandActivities
+from agent_worker.commands import CommandActivities
 from agent_worker.main import build_agent
 from ddoc.alerts.paging import PagerDutyEvents
 from ddoc.contracts.execution import (

@@ -10,7 +10,7 @@ import psutil
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.commands import BoundedOutput, CommandActivities, OutputLimits
+from agent_worker.commands import BoundedOutput, CommandActivities, OutputLimits
 from ddoc.contracts.execution import CommandRequest
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.commands import CommandActivities, OutputLimits
+from agent_worker.commands import CommandActivities, OutputLimits
 from agent_worker.main import load_agent_policy
 from agent_worker.policy import AgentPolicy, PolicyError, decide, load_policy
 from agent_worker.redact import Redactor

@@ -23,7 +23,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities.commands import CommandActivities
+from agent_worker.commands import CommandActivities
 from agent_worker.policy import AgentPolicy
 from ddoc.contracts.execution import (
     AlertResolved,
@@ -79,15 +79,22 @@ async def harness(
 
 
 async def record_histories(harness: Harness, test_name: str) -> None:
-    """`DDOC_RECORD_HISTORIES=1 pytest tests/test_copilot_engine.py` refreshes the histories
-    tests/test_replay.py replays (only those of finished executions)."""
+    """`DDOC_RECORD_HISTORIES=<release> pytest tests/test_copilot_engine.py` records the
+    histories tests/test_replay.py replays (only those of finished executions) into
+    tests/histories/<release>/. Earlier releases' histories are kept, never re-recorded: a
+    release name that already has a history fails."""
+    release = os.environ["DDOC_RECORD_HISTORIES"]
+    assert re.fullmatch(r"[0-9]+-[a-z0-9-]+", release), "a release name like 3-short-summary"
     name = re.sub(r"[^a-z0-9]+", "_", test_name.removeprefix("test_").lower()).strip("_")
     for index, execution_id in enumerate(harness.started):
         handle = harness.client.get_workflow_handle(execution_id)
         if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
             continue
         history = await handle.fetch_history()
-        (HISTORIES / f"{name}_{index}.json").write_text(history.to_json())
+        path = HISTORIES / release / f"{name}_{index}.json"
+        assert not path.exists(), f"{path} is an earlier recording: record under a new release"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(history.to_json())
 
 
 async def paged(pagerduty: FakePagerDuty, count: int) -> list[dict[str, Any]]:

@@ -1,6 +1,9 @@
-"""Replay: histories recorded from the engine's paths (tests/histories, refreshed with
-`DDOC_RECORD_HISTORIES=1 pytest tests/test_copilot_engine.py`) must replay deterministically
-against today's workflow code. A change that would break running executions fails here."""
+"""Replay: histories recorded from the engine's paths by each release of the workflow
+(tests/histories/<release>/, recorded with `DDOC_RECORD_HISTORIES=<release> pytest
+tests/test_copilot_engine.py` and never re-recorded) must replay deterministically against
+today's workflow code. A change that would break running executions fails here; a change meant
+to behave differently goes behind `workflow.patched`, and the release after it records its own
+histories beside the earlier ones."""
 
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ from temporalio.workflow import NondeterminismError
 from ddoc.contracts.execution import ExecutionInput, ExecutionResult, ExecutionStatus
 from workflows.execution import RunbookExecutionWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*/*.json"))
+RELEASES = sorted({path.parent.name for path in HISTORIES})
 
 
-def test_there_are_histories_of_every_kind_of_path() -> None:
-    names = {path.stem.rsplit("_", 1)[0] for path in HISTORIES}
+@pytest.mark.parametrize("release", RELEASES)
+def test_each_release_has_histories_of_every_kind_of_path(release: str) -> None:
+    names = {path.stem.rsplit("_", 1)[0] for path in HISTORIES if path.parent.name == release}
     for path in (
         "green_steps_run_by_themselves",
         "red_step_needs_two_distinct_approvers",
@@ -31,10 +36,15 @@ def test_there_are_histories_of_every_kind_of_path() -> None:
         "dry_run_changes_nothing",
         "read_along_runs_nothing",
     ):
-        assert path in names, f"no recorded history for {path}"
+        assert path in names, f"{release}: no recorded history for {path}"
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+def test_the_releases_before_the_restructure_are_kept() -> None:
+    """Histories recorded before the workflow was split (issue 16) still replay."""
+    assert "1-activity-per-record" in RELEASES
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     await Replayer(workflows=[RunbookExecutionWorkflow]).replay_workflow(history)

@@ -48,6 +48,8 @@ def build_worker(
     store = ExecutionStore(engine)
     control = ControlActivities(engine, pager or PagerDutyEvents())
     activities: list[Callable[..., Any]] = [
+        store.record_transition,
+        store.after_execution,
         store.record_step,
         store.record_execution_status,
         store.record_event,

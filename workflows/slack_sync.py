@@ -14,8 +14,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.slack import SlackActivities
-    from ddoc.contracts.execution import SlackSyncInput
+    from ddoc.contracts import names
+    from ddoc.contracts.execution import SlackSyncInput, SlackSyncResult
     from workflows import timeouts
 
 # After the execution is over, later changes (an incident escalation) are still posted for
@@ -25,12 +25,12 @@ IDLE = timedelta(hours=24)
 SYNCS_PER_RUN = 500  # then continue-as-new, keeping the history small
 
 
-@workflow.defn(name="SlackSync")
+@workflow.defn(name=names.SLACK_SYNC_WORKFLOW)
 class SlackSyncWorkflow:
     def __init__(self) -> None:
         self._pending = False
 
-    @workflow.signal
+    @workflow.signal(name=names.SLACK_CHANGED_SIGNAL)
     def changed(self) -> None:
         self._pending = True
 
@@ -46,9 +46,10 @@ class SlackSyncWorkflow:
                 return
             self._pending = False
             try:
-                result = await workflow.execute_activity_method(
-                    SlackActivities.sync,
+                result = await workflow.execute_activity(
+                    names.SLACK_SYNC,
                     inp,
+                    result_type=SlackSyncResult,
                     start_to_close_timeout=timeouts.SLACK_SYNC_TIMEOUT,
                     retry_policy=timeouts.SLACK_RETRY,
                 )

@@ -11,6 +11,24 @@ from enum import StrEnum
 from typing import Any
 
 
+class RiskClass(StrEnum):
+    GREEN = "green"  # read-only
+    YELLOW = "yellow"  # reversible state change
+    RED = "red"  # destructive or irreversible
+
+    @property
+    def rank(self) -> int:
+        return _RISK_RANK[self]
+
+    @classmethod
+    def worst(cls, levels: list[RiskClass]) -> RiskClass:
+        # An empty list has nothing proven read-only about it: never green by default.
+        return max(levels, key=lambda level: level.rank) if levels else cls.YELLOW
+
+
+_RISK_RANK = {RiskClass.GREEN: 0, RiskClass.YELLOW: 1, RiskClass.RED: 2}
+
+
 class ExecutionMode(StrEnum):
     READ_ALONG = "read_along"
     COPILOT = "copilot"
@@ -81,9 +99,9 @@ class StepSnapshot:
     text: str
     kind: str
     command: str | None = None
-    risk: str | None = None
+    risk: RiskClass | None = None
     rollback_command: str | None = None
-    rollback_risk: str | None = None  # classified when the execution was created
+    rollback_risk: RiskClass | None = None  # classified when the execution was created
     rollback_suggested: bool = False  # derived by us, not written in the runbook
     branches: list[BranchSnapshot] = field(default_factory=list)
     dry_run_command: str | None = None  # the side-effect-free form, when one is known
@@ -225,7 +243,7 @@ class StepState:
     text: str
     status: StepStatus
     command: str | None = None  # rendered (or edited) command
-    risk: str | None = None
+    risk: RiskClass | None = None
     exit_code: int | None = None
     detail: str | None = None
     undoes: str | None = None  # a compensation: the step it undoes
@@ -314,6 +332,36 @@ class ExecutionEvent:
 
 
 @dataclass
+class TrailOp:
+    """One write of a transition: a step's state, the execution's status, or an event."""
+
+    step: StepRecord | None = None
+    status: ExecutionStatusUpdate | None = None
+    event: ExecutionEvent | None = None
+
+
+@dataclass
+class TrailWrite:
+    """The trail writes a workflow made since its last side effect, in order, written in one
+    transaction by one local activity before the next side effect (since the `trail-v2` patch;
+    before it, each write was an activity of its own)."""
+
+    execution_id: str
+    tenant_id: str
+    ops: list[TrailOp] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionFinished:
+    """An execution ended with this status: what it teaches is drawn explicitly, after the
+    trail recorded the end (learning, trust demotion, and the events notifiers pick up)."""
+
+    execution_id: str
+    tenant_id: str
+    status: ExecutionStatus
+
+
+@dataclass
 class ClassifyRequest:
     tenant_id: str
     command: str
@@ -321,7 +369,7 @@ class ClassifyRequest:
 
 @dataclass
 class Classification:
-    risk: str
+    risk: RiskClass
     reason: str
 
 

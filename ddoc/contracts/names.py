@@ -25,6 +25,8 @@ ESCALATE: Final = "ddoc.escalate"
 RECORD_EXECUTION_STATUS: Final = "ddoc.record_execution_status"
 RECORD_STEP: Final = "ddoc.record_step"
 RECORD_EVENT: Final = "ddoc.record_event"
+RECORD_TRANSITION: Final = "ddoc.record_transition"
+AFTER_EXECUTION: Final = "ddoc.after_execution"
 SLACK_SYNC: Final = "ddoc.slack_sync"
 
 # The activity served by agents, on the tenant's agent task queue.

@@ -38,8 +38,6 @@ from ddoc.platform.tables import (
 )
 from ddoc.runbooks.model import ParsedRunbook, RiskClass, RollbackOrigin, Step
 from ddoc.runbooks.risk import RuleSet, classify_command
-from ddoc.trust import learning
-from ddoc.trust import levels as trust
 
 log = logging.getLogger(__name__)
 
@@ -114,19 +112,19 @@ def _snapshot(step: Step, rules: RuleSet | None) -> StepSnapshot:
     rollback_command = rollback.command if rollback and step.command else None
     rollback_risk = None
     if rollback_command:
-        rollback_risk = classify_command(rollback_command, rules).level.value
+        rollback_risk = classify_command(rollback_command, rules).level
         if (
             rollback is not None
             and rollback.origin == RollbackOrigin.SUGGESTED
             and rollback_risk == RiskClass.GREEN
         ):
-            rollback_risk = RiskClass.YELLOW.value  # derived by us: a human looks first
+            rollback_risk = RiskClass.YELLOW  # derived by us: a human looks first
     return StepSnapshot(
         id=step.id,
         text=step.text,
         kind=step.kind.value,
         command=step.command,
-        risk=step.risk.value if step.risk else None,
+        risk=step.risk,
         rollback_command=rollback_command,
         rollback_risk=rollback_risk,
         rollback_suggested=bool(rollback and rollback.origin == RollbackOrigin.SUGGESTED),
@@ -200,7 +198,8 @@ def record_status(
     status: ExecutionStatus,
     from_workflow: bool = True,
     current_step: str | None = None,
-) -> None:
+) -> bool:
+    """Write the execution's status; True when it changed (a retry writes the same again)."""
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
     if from_workflow:
         if not execution.workflow_started:
@@ -211,7 +210,7 @@ def record_status(
         execution.current_step = current_step
     if execution.status == status.value:
         session.add(execution)
-        return  # activities may be retried: recording twice changes nothing
+        return False
     execution.status = status.value
     if status in TERMINAL_STATUSES:
         execution.finished_at = datetime.now(UTC)
@@ -230,37 +229,7 @@ def record_status(
         action=f"execution.{status.value}",
         subject=execution_id,
     )
-    if status in TERMINAL_STATUSES:
-        _learn(session, tenant_id=tenant_id, runbook_id=execution.runbook_id)
-    demoted = trust.demote_after(
-        session,
-        execution=execution,
-        status=status,
-        policy=trust.trust_policy(tenancy.settings(session, tenant_id)),
-    )
-    if demoted:
-        record_event(
-            session,
-            tenant_id=tenant_id,
-            execution_id=execution_id,
-            kind="trust_demoted",
-            data={
-                "runbook_id": execution.runbook_id,
-                "from": ExecutionMode.AUTOPILOT.value,
-                "to": ExecutionMode.COPILOT.value,
-                "reason": demoted,
-            },
-        )
-
-
-def _learn(session: Session, *, tenant_id: str, runbook_id: str) -> None:
-    """Every finished execution is evidence: refresh the runbook's suggested revision. In a
-    savepoint, so a fault here never keeps the execution's own record from being written."""
-    try:
-        with session.begin_nested():
-            learning.suggest(session, tenant_id=tenant_id, runbook_id=runbook_id)
-    except Exception:
-        log.exception("learning from an execution of %s failed", runbook_id)
+    return True
 
 
 def record_event(
@@ -517,6 +486,11 @@ def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, An
             for step in steps
         ],
     }
+
+
+def get(session: Session, *, tenant_id: str, execution_id: str) -> Execution:
+    """The execution's row; ExecutionNotFound when this tenant has none by that id."""
+    return _get(session, tenant_id=tenant_id, execution_id=execution_id)
 
 
 def _get(session: Session, *, tenant_id: str, execution_id: str) -> Execution:

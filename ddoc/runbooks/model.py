@@ -12,25 +12,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+# Risk classes are shared with the executions and their approval rules (ddoc/contracts); the
+# runbook model names them too.
+from ddoc.contracts.execution import RiskClass as RiskClass
+
 SCHEMA_VERSION = 1
-
-
-class RiskClass(StrEnum):
-    GREEN = "green"  # read-only
-    YELLOW = "yellow"  # reversible state change
-    RED = "red"  # destructive or irreversible
-
-    @property
-    def rank(self) -> int:
-        return _RISK_RANK[self]
-
-    @classmethod
-    def worst(cls, levels: list[RiskClass]) -> RiskClass:
-        # An empty list has nothing proven read-only about it: never green by default.
-        return max(levels, key=lambda level: level.rank) if levels else cls.YELLOW
-
-
-_RISK_RANK = {RiskClass.GREEN: 0, RiskClass.YELLOW: 1, RiskClass.RED: 2}
 
 
 class StepKind(StrEnum):

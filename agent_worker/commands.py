@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 from agent_worker.policy import AgentPolicy, decide
 from agent_worker.redact import Redactor
+from ddoc.contracts import names
 from ddoc.contracts.execution import CommandRequest, CommandResult
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class CommandActivities:
         self._policy = policy
         self._redactor = Redactor(policy.secrets if policy else {})
 
-    @activity.defn(name="ddoc.run_command")
+    @activity.defn(name=names.RUN_COMMAND)
     async def run_command(self, request: CommandRequest) -> CommandResult:
         started = time.monotonic()
         timeout = request.timeout_seconds

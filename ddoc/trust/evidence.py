@@ -1,0 +1,59 @@
+"""What a finished execution teaches: a fresh suggested revision of its runbook, and a demotion
+back to copilot when an autopilot run failed or rolled back.
+
+Called explicitly after the execution's end is on the trail (the `ddoc.after_execution`
+activity), never as a side effect of writing a status. Idempotent: a retry finds the runbook
+already demoted and recomputes the same suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlmodel import Session
+
+from ddoc.contracts.execution import ExecutionMode, ExecutionStatus
+from ddoc.execution import store as executions
+from ddoc.platform import tenancy
+from ddoc.trust import learning
+from ddoc.trust import levels as trust
+
+log = logging.getLogger(__name__)
+
+
+def after_execution(
+    session: Session, *, tenant_id: str, execution_id: str, status: ExecutionStatus
+) -> None:
+    execution = executions.get(session, tenant_id=tenant_id, execution_id=execution_id)
+    if status in executions.TERMINAL_STATUSES:
+        _learn(session, tenant_id=tenant_id, runbook_id=execution.runbook_id)
+    demoted = trust.demote_after(
+        session,
+        execution=execution,
+        status=status,
+        policy=trust.trust_policy(tenancy.settings(session, tenant_id)),
+    )
+    if demoted:
+        # The event wakes the notifiers (Slack) like every other transition.
+        executions.record_event(
+            session,
+            tenant_id=tenant_id,
+            execution_id=execution_id,
+            kind="trust_demoted",
+            data={
+                "runbook_id": execution.runbook_id,
+                "from": ExecutionMode.AUTOPILOT.value,
+                "to": ExecutionMode.COPILOT.value,
+                "reason": demoted,
+            },
+        )
+
+
+def _learn(session: Session, *, tenant_id: str, runbook_id: str) -> None:
+    """Every finished execution is evidence: refresh the runbook's suggested revision. In a
+    savepoint, so a fault here never undoes the demotion or the execution's own record."""
+    try:
+        with session.begin_nested():
+            learning.suggest(session, tenant_id=tenant_id, runbook_id=runbook_id)
+    except Exception:
+        log.exception("learning from an execution of %s failed", runbook_id)

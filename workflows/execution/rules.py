@@ -1,0 +1,115 @@
+"""The execution's pure decisions: what an answer means, how it ends, what a check says.
+
+No Temporal here, nothing but inputs and results: the workflow asks these functions and acts on
+what they say, and tests/test_execution_rules.py checks them without a server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from ddoc.contracts.execution import (
+        CommandResult,
+        Decision,
+        DecisionKind,
+        ExecutionStatus,
+        RiskClass,
+        StepSnapshot,
+        StepStatus,
+    )
+
+_D = DecisionKind
+
+
+def final_status(*, failed: bool, stop: DecisionKind | None, undo_failed: bool) -> ExecutionStatus:
+    """How a walk that ended ends the execution.
+
+    | the walk                                   | status      |
+    | ------------------------------------------ | ----------- |
+    | a step failed                              | failed      |
+    | rolled back, and an undo failed or unknown | failed      |
+    | rolled back                                | rolled_back |
+    | aborted, rejected, or rollback aborted     | aborted     |
+    | went through                               | succeeded   |
+    """
+    if failed or (stop == _D.ROLLBACK and undo_failed):
+        return ExecutionStatus.FAILED
+    if stop == _D.ROLLBACK:
+        return ExecutionStatus.ROLLED_BACK
+    if stop is not None:
+        return ExecutionStatus.ABORTED
+    return ExecutionStatus.SUCCEEDED
+
+
+def done_or_skipped(decision: Decision) -> tuple[StepStatus, str]:
+    """A human's answer to "do this, then say so": done succeeds the step, anything else skips
+    it."""
+    done = decision.decision == _D.DONE
+    status = StepStatus.SUCCEEDED if done else StepStatus.SKIPPED
+    return status, f"{'done' if done else 'skipped'} by {decision.actor.display_name}"
+
+
+def stopped_step(
+    status: StepStatus, detail: str | None, decision: Decision
+) -> tuple[StepStatus, str]:
+    """The step a human was asked about when they aborted or rolled back the execution: skipped,
+    unless its outcome was already unknown (then it stays unknown: it may have run)."""
+    verb = "aborted" if decision.decision == _D.ABORT else "rolled back"
+    said = f"{verb} by {decision.actor.display_name}"
+    if status == StepStatus.UNKNOWN:
+        return StepStatus.UNKNOWN, f"{detail}; {said}"
+    return StepStatus.SKIPPED, said
+
+
+def compensates(risk: RiskClass, rollback_command: str | None, *, dry: bool, undoing: bool) -> bool:
+    """Whether a completed step registers its undo: only real state changes that have one (a
+    dry run changed nothing, a green step nothing to undo, and an undo is not undone)."""
+    return not dry and not undoing and risk != RiskClass.GREEN and bool(rollback_command)
+
+
+def branch_matches(check: dict[str, Any], result: CommandResult) -> bool:
+    """A decision branch's machine check against the previous command's result."""
+    if "exit_code" in check:
+        return bool(result.exit_code == check["exit_code"])
+    if check.get("exit_code_nonzero"):
+        return result.exit_code != 0
+    pattern = check.get("output_pattern")
+    return isinstance(pattern, str) and pattern in result.output
+
+
+def feeds_decision(steps: list[StepSnapshot], index: int) -> bool:
+    """Whether the step at `index` is checked by the decision step right after it: its failure
+    is then an answer to that decision, not the end of the execution."""
+    following = steps[index + 1] if index + 1 < len(steps) else None
+    return (
+        following is not None
+        and following.kind == "decision"
+        and any(
+            b.check and ("exit_code" in b.check or "exit_code_nonzero" in b.check)
+            for b in following.branches
+        )
+    )
+
+
+def choice_prompt(conditions: list[str]) -> str:
+    """What a decision step asks; every answer does what it says."""
+    if len(conditions) == 1:
+        return (
+            f"Does this apply: {conditions[0]}? Choose 1 if it does, or neither if it does not "
+            "(its steps are skipped and the execution goes on)."
+        )
+    return (
+        "Which branch applies? Choose its number (1-"
+        f"{len(conditions)}), or neither if none does (no branch's steps run and the "
+        "execution goes on)."
+    )
+
+
+def approval_prompt(risk: RiskClass, needed: int, role: str) -> str:
+    return (
+        f"{risk} step: needs {needed} approval{'s' if needed > 1 else ''} "
+        f"from {'an approver' if role == 'approver' else 'a responder'}"
+    )

@@ -1,0 +1,233 @@
+"""Human waits and escalation: asking people, and paging the next level when nobody answers.
+
+Every human wait has a deadline by severity (the tenant's policy): at each expiry one escalation
+level is paged, after the last one the execution is visibly stalled. A timeout never decides
+anything. Decisions arrive as signals into the run's inbox; each is checked against what the
+step awaits (`ddoc.contracts.approvals.refusal`) and either accepted or refused on the record.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from ddoc.contracts import names
+    from ddoc.contracts.approvals import EXECUTION_DECISIONS, refusal
+    from ddoc.contracts.execution import (
+        Awaiting,
+        Decision,
+        DecisionKind,
+        DecisionRecord,
+        EscalationRequest,
+        EscalationResult,
+        ExecutionStatus,
+        StepState,
+        StepStatus,
+    )
+    from workflows import timeouts
+    from workflows.execution import rules
+    from workflows.execution.state import WAITING, Run
+    from workflows.execution.trail import Trail
+
+_D = DecisionKind
+
+
+class HumanWaits:
+    def __init__(self, run: Run, trail: Trail) -> None:
+        self._run = run
+        self._trail = trail
+
+    async def ask(
+        self,
+        state: StepState,
+        awaiting: Awaiting,
+        *,
+        edited_by: str | None = None,
+        status: StepStatus = StepStatus.AWAITING_APPROVAL,
+        detail: str | None = None,
+    ) -> Decision | None:
+        """Wait for an accepted decision about this step, escalating at each deadline. None when
+        the execution was stopped (abort, rollback) meanwhile."""
+        run = self._run
+        inp = run.input
+        levels = inp.policy.escalation_levels
+        wait = inp.policy.wait_for(inp.alert.severity if inp.alert else None)
+        state.awaiting = awaiting
+        run.current = state.step_id
+        stalled = False
+        # The execution's status first, so no query sees a step waiting in a running execution.
+        run.status = ExecutionStatus.AWAITING_HUMAN
+        await self._trail.set(state, status, detail, event=f"step.awaiting_{awaiting.kind.value}")
+        try:
+            while True:
+                awaiting.deadline = (
+                    None if stalled else (workflow.now() + timedelta(seconds=wait)).isoformat()
+                )
+                decision = await self.next_decision(None if stalled else wait)
+                if decision is None:
+                    # The deadline passed: escalate one level, keep waiting. Never decide.
+                    if awaiting.escalation_level < len(levels):
+                        awaiting.escalation_level += 1
+                        await self.escalate(
+                            awaiting.escalation_level,
+                            state.step_id,
+                            f"step {state.step_id} awaits {awaiting.kind.value} "
+                            f"for {wait // 60} min",
+                        )
+                    else:
+                        stalled = True
+                        awaiting.deadline = None
+                        await self._trail.event(
+                            "stalled",
+                            state.step_id,
+                            {"reason": f"no decision after {len(levels)} escalation level(s)"},
+                        )
+                        await self._trail.set_status(ExecutionStatus.STALLED)
+                    await self._trail.record(state)
+                    continue
+                why = refusal(decision, awaiting, edited_by=edited_by)
+                if why is None and run.compensating and decision.decision == _D.ROLLBACK:
+                    why_text: str | None = "already rolling back"
+                else:
+                    why_text = why.reason if why else None
+                if why_text is not None:
+                    await self.refused(state, decision, why_text)
+                    continue
+                self.accept(state, decision)
+                if decision.decision in EXECUTION_DECISIONS:
+                    run.stop = decision
+                    state.awaiting = None
+                    status_now, said = rules.stopped_step(state.status, state.detail, decision)
+                    await self._trail.set(
+                        state, status_now, said, event=f"execution.{decision.decision.value}"
+                    )
+                    return None
+                return decision
+        finally:
+            state.awaiting = None
+            if run.status in WAITING:
+                run.status = ExecutionStatus.RUNNING
+
+    async def next_decision(self, within: int | None) -> Decision | None:
+        await self._trail.flush()  # whoever is asked sees what they are asked about
+        inbox = self._run.inbox
+        try:
+            await workflow.wait_condition(lambda: bool(inbox), timeout=within)
+        except builtins.TimeoutError:
+            return None
+        return inbox.pop(0)
+
+    def accept(self, state: StepState, decision: Decision) -> None:
+        state.decisions.append(self._record_of(decision, accepted=True))
+
+    async def refused(self, state: StepState, decision: Decision, reason: str) -> None:
+        state.decisions.append(self._record_of(decision, accepted=False, reason=reason))
+        await self._trail.record(state, event="decision.refused")
+
+    def _record_of(
+        self, decision: Decision, *, accepted: bool, reason: str | None = None
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            decision=decision.decision.value,
+            user_id=decision.actor.user_id,
+            display_name=decision.actor.display_name,
+            source=decision.actor.source,
+            at=workflow.now().isoformat(),
+            accepted=accepted,
+            reason=reason,
+            command=decision.command,
+            branch=decision.branch,
+            comment=decision.comment,
+            address=decision.actor.address,
+        )
+
+    async def escalate(self, level: int, step_id: str | None, reason: str) -> None:
+        """Page this escalation level (unless the alert resolved) and keep the page on record;
+        a page that cannot be sent is recorded and the execution goes on."""
+        run = self._run
+        inp = run.input
+        levels = inp.policy.escalation_levels
+        name = levels[level - 1].name if level <= len(levels) else f"level {level}"
+        request = EscalationRequest(
+            execution_id=inp.execution_id,
+            tenant_id=inp.tenant_id,
+            level=level,
+            level_name=name,
+            reason=reason,
+            dedup_key=f"ddoc:{inp.execution_id}:{step_id or 'incident'}",
+            severity=inp.alert.severity if inp.alert else None,
+            step_id=step_id,
+            context=self._context(),
+        )
+        if run.alert_resolved is not None:
+            result = EscalationResult(paged=False, detail="the alert has resolved: not paged")
+            data = {"level": level, "name": name, **vars(result)}
+            await self._trail.event("escalated", step_id, data)
+        else:
+            await self._trail.flush()
+            try:
+                result = await workflow.execute_activity(
+                    names.ESCALATE,
+                    request,
+                    result_type=EscalationResult,
+                    start_to_close_timeout=timeouts.ESCALATION_TIMEOUT,
+                    retry_policy=timeouts.ESCALATION_RETRY,
+                )
+            except ActivityError as err:
+                if workflow.cancellation_reason() is not None:
+                    raise  # the workflow is being cancelled: not a paging problem
+                result = EscalationResult(paged=False, detail=f"page failed: {err.cause or err}")
+                data = {"level": level, **vars(result)}
+                await self._trail.event("escalation_failed", step_id, data)
+        run.escalations.append(
+            {
+                "level": level,
+                "name": name,
+                "step_id": step_id,
+                "reason": reason,
+                "at": workflow.now().isoformat(),
+                "paged": result.paged,
+                "detail": result.detail,
+            }
+        )
+
+    async def watch_incident(self) -> None:
+        """An incident still firing after the policy's timeout pages level 1 ("the L1 runbook
+        did not fix it"); a resolved one is recorded."""
+        run = self._run
+        inp = run.input
+        timeout = inp.policy.incident_timeout_seconds
+        if inp.alert is None:
+            return
+        try:
+            await workflow.wait_condition(lambda: run.alert_resolved is not None, timeout=timeout)
+        except builtins.TimeoutError:
+            run.incident_escalated = True
+            assert timeout is not None
+            await self.escalate(1, None, f"the incident is not resolved after {timeout // 60} min")
+        else:
+            resolved = run.alert_resolved
+            assert resolved is not None
+            await self._trail.event("alert_resolved", None, {"dedup_key": resolved.dedup_key})
+        await self._trail.flush()  # the walk may be waiting: this runs beside it
+
+    def _context(self) -> dict[str, Any]:
+        run = self._run
+        inp = run.input
+        alert = inp.alert
+        return {
+            "runbook": f"{inp.runbook_title} (v{inp.runbook_version})",
+            "mode": inp.mode.value,
+            "status": run.status.value,
+            "alert": alert.title if alert else None,
+            "service": alert.service if alert else None,
+            "steps": [
+                f"{s.step_id} {s.status.value}" + (f" ({s.detail})" if s.detail else "")
+                for s in run.steps.values()
+            ],
+        }
