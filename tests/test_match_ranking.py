@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from ddoc.alerts import search_text
 from ddoc.alerts.match_confirm import TOOL_NAME, ClaudeConfirmer, ConfirmConfig, config_from_env
 from ddoc.alerts.matching import (
     Candidate,
@@ -106,16 +107,16 @@ def test_values_are_left_out_of_the_alert_text() -> None:
         title="Pod payments/api-5f6b7c8d9-k2m4p restarted 3 times on ip-10-0-9-201.ec2.internal",
         description="Memory at 71% on 192.168.4.9:9100 since 2026-12-04T11:22:33Z",
     )
-    assert search.alert_text(first) == search.alert_text(again)
-    assert search.alert_text(first) == ("pod payments/ restarted times on. memory at on since")
+    assert search_text.alert_text(first) == search_text.alert_text(again)
+    assert search_text.alert_text(first) == ("pod payments/ restarted times on. memory at on since")
 
 
 def test_camel_case_in_the_alert_is_split_and_the_alert_name_kept() -> None:
-    text = search.alert_text(
+    text = search_text.alert_text(
         alert(title="PersistentVolume is filling up", labels={"alertname": "KubePVFillingUp"})
     )
     assert text == "Kube PV Filling Up. persistent volume is filling up"
-    assert search.query_words(
+    assert search_text.query_words(
         alert(title="PersistentVolume is filling up", labels={"alertname": "KubePVFillingUp"})
     ).split()[:3] == ["kubepvfillingup", "kube", "pv"]
 

@@ -13,6 +13,7 @@ import pytest
 
 from ddoc.alerts import runbook_urls
 from ddoc.contracts.settings import Settings
+from ddoc.runbooks import urls
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack
 from tests.test_cli import ddoc
@@ -29,20 +30,20 @@ def settings(settings: Settings) -> Settings:
 
 
 def test_urls_compare_without_scheme_case_slash_fragment_and_port() -> None:
-    stored = runbook_urls.stored_key("https://Wiki.Example.com/Runbooks/Disk-Full/")
+    stored = urls.stored_key("https://Wiki.Example.com/Runbooks/Disk-Full/")
     assert stored == "wiki.example.com/runbooks/disk-full"
     for alert_url in (
         "http://wiki.example.com/runbooks/disk-full",
         "https://www.WIKI.example.com:443/runbooks//disk-full#steps",
         "https://wiki.example.com/runbooks/disk%2Dfull?from=alert",
     ):
-        assert stored in runbook_urls.alert_keys(alert_url), alert_url
+        assert stored in urls.alert_keys(alert_url), alert_url
     # A runbook URL with a query only matches that query (Confluence's viewpage.action).
-    viewpage = runbook_urls.stored_key("https://w.example/viewpage.action?pageId=42")
-    assert viewpage in runbook_urls.alert_keys("https://w.example/viewpage.action?pageId=42")
-    assert viewpage not in runbook_urls.alert_keys("https://w.example/viewpage.action?pageId=7")
-    assert runbook_urls.alert_keys("ftp://x.example/a") == []
-    assert runbook_urls.alert_keys("not a url") == []
+    viewpage = urls.stored_key("https://w.example/viewpage.action?pageId=42")
+    assert viewpage in urls.alert_keys("https://w.example/viewpage.action?pageId=42")
+    assert viewpage not in urls.alert_keys("https://w.example/viewpage.action?pageId=7")
+    assert urls.alert_keys("ftp://x.example/a") == []
+    assert urls.alert_keys("not a url") == []
 
 
 def test_rewrite_rules_capture_and_capitalise() -> None:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import text
 from sqlmodel import Session
 
-from ddoc.alerts import fingerprints, learned, runbook_urls
+from ddoc.alerts import fingerprints, learned, runbook_urls, search_text
 from ddoc.alerts.sources import NormalizedAlert
 from ddoc.runbooks import search
 
@@ -270,7 +270,7 @@ class Matcher:
         # Words that CamelCase split apart ("Mis Scheduled", "Start Up") and an alert may write
         # as one ("misscheduled", "startup").
         pairs = {a + b for ws in per_hit.values() for a, b in pairwise(ws)}
-        alert_words = search.alert_words(alert)
+        alert_words = search_text.alert_words(alert)
         service_words = _service_words(alert.service or "")
         stems = search.lexemes(
             session,
@@ -440,7 +440,7 @@ class Matcher:
     def _fulltext(
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
     ) -> None:
-        words = search.query_words(alert)
+        words = search_text.query_words(alert)
         if not words:
             return
         # The alert's words as lexemes (English stems and exact words), minus the tenant's
@@ -507,7 +507,7 @@ class Matcher:
         self, session: Session, tenant_id: str, alert: NormalizedAlert, hits: dict[str, _Hit]
     ) -> None:
         assert self.embedder is not None
-        [vector] = self.embedder.embed([search.alert_text(alert)])
+        [vector] = self.embedder.embed([search_text.alert_text(alert)])
         rows = session.execute(
             text(
                 "SELECT r.id, r.title, r.source_path, r.services, r.alert_names,"
@@ -604,7 +604,7 @@ def _mentioned(lexeme: str, mentioned: set[str]) -> bool:
 
 def _service_words(name: str) -> list[str]:
     """A service's words, without its instance parts (OpsGenie's entity is often a host)."""
-    return search.title_words(search.without_values(name))
+    return search.title_words(search_text.without_values(name))
 
 
 def _same_service(service: str, declared: list[str]) -> bool:

@@ -19,25 +19,21 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.platform import tenancy
-from ddoc.runbooks.parsing.source import split_front_matter
+from ddoc.runbooks.urls import MAX_URL, alert_keys, is_url, url_parts
 
 if TYPE_CHECKING:
     from ddoc.alerts.sources import NormalizedAlert
-    from ddoc.runbooks.ingest import SourceDocument
 
 SETTINGS_KEY = "runbook_url_rules"
 MAX_RULES = 100
-MAX_URL = 2048
-MAX_URLS = 20  # per runbook
 _MAX_ALERT_URLS = 5
 _MAX_NODES = 5000  # of an alert body searched for runbook URLs
 _MAX_DEPTH = 6
@@ -45,7 +41,6 @@ _MAX_DEPTH = 6
 _URL_FIELDS = frozenset(
     {"runbookurl", "runbookurls", "runbook", "runbooks", "runbooklink", "runbookuri", "playbook"}
 )
-_FRONT_MATTER_KEYS = ("urls", "url", "runbook_url", "runbook_urls")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,63})\}")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _CONNECTOR = re.compile(r"^(?:git|confluence|notion):[^:]*:")
@@ -56,100 +51,6 @@ _NOTION_ID = re.compile(r"([0-9a-f]{32})$")
 
 class RulesError(ValueError):
     """A rewrite rule is malformed; the message says which and why."""
-
-
-# -- URLs -----------------------------------------------------------------------------------
-
-
-def _parts(url: str) -> tuple[str, str, str] | None:
-    """(host[:port], path, sorted query) of an http(s) URL, host lower-cased; None otherwise."""
-    url = url.strip()
-    if len(url) > MAX_URL:
-        return None
-    try:
-        split = urlsplit(url)
-        port = split.port
-    except ValueError:
-        return None
-    if split.scheme.lower() not in ("http", "https") or not split.hostname:
-        return None
-    host = split.hostname.lower().removeprefix("www.")
-    if port and port not in (80, 443):
-        host = f"{host}:{port}"
-    path = re.sub(r"/{2,}", "/", unquote(split.path)).rstrip("/")
-    query = "&".join(sorted(q for q in split.query.split("&") if q))
-    return host, path, query
-
-
-def is_url(value: str) -> bool:
-    return _parts(value) is not None
-
-
-def stored_key(url: str) -> str | None:
-    """The form a runbook's URL is looked up by."""
-    parts = _parts(url)
-    if parts is None:
-        return None
-    host, path, query = parts
-    return (f"{host}{path}" + (f"?{query}" if query else "")).lower()
-
-
-def alert_keys(url: str) -> list[str]:
-    """The forms an alert's URL matches runbook URLs by: with its query, and without."""
-    parts = _parts(url)
-    if parts is None:
-        return []
-    host, path, query = parts
-    base = f"{host}{path}".lower()
-    return [base, f"{base}?{query}".lower()] if query else [base]
-
-
-def url_columns(
-    *, source_urls: Sequence[str], content: str, fmt: str
-) -> tuple[list[str], list[str]]:
-    """A runbook's URLs (its source's, then its front-matter's) and their lookup keys."""
-    urls: list[str] = []
-    for url in [*source_urls, *front_matter_urls(content, fmt)]:
-        if is_url(url) and url not in urls:
-            urls.append(url.strip())
-    urls = urls[:MAX_URLS]
-    keys = sorted({key for key in map(stored_key, urls) if key})
-    return urls, keys
-
-
-def clean_urls(urls: Iterable[str]) -> list[str]:
-    """The http(s) URLs among `urls`, each once, at most MAX_URLS."""
-    found: list[str] = []
-    for url in urls:
-        url = url.strip()
-        if is_url(url) and url not in found:
-            found.append(url)
-    return found[:MAX_URLS]
-
-
-def front_matter_urls(content: str, fmt: str) -> list[str]:
-    if fmt == "html":
-        return []
-    data = split_front_matter(content).data  # never raises
-    found: list[str] = []
-    for key in _FRONT_MATTER_KEYS:
-        value = data.get(key)
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, str) and is_url(item):
-                found.append(item.strip())
-    return found
-
-
-def document_urls(document: SourceDocument) -> list[str] | None:
-    """The URLs a source gives for a document (its own, and a connector's page URL); None when
-    it gives none, so that a runbook keeps the URLs an earlier import gave it."""
-    given = list(document.urls or ())
-    page = document.metadata.get("url")
-    if page:
-        given.append(page)
-    if document.urls is None and not page:
-        return None
-    return clean_urls(given)
 
 
 def alert_urls(alert: NormalizedAlert) -> list[str]:
@@ -210,7 +111,7 @@ class Rule:
 
 
 def _rule_subject(url: str) -> str | None:
-    parts = _parts(url)
+    parts = url_parts(url)
     if parts is None:
         return None
     host, path, _ = parts
@@ -364,7 +265,7 @@ def resolve(session: Session, *, tenant_id: str, alert: NormalizedAlert) -> list
 
 def _imported_page(session: Session, tenant_id: str, url: str, shown: str) -> tuple[list[Any], str]:
     """Runbooks imported from the Confluence or Notion page the URL shows (by page id)."""
-    parts = _parts(url)
+    parts = url_parts(url)
     if parts is None:
         return [], ""
     host, path, query = parts

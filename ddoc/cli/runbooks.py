@@ -294,9 +294,9 @@ def _with_web_urls(
     """Each document with its web URL: `base` + its path (in the repository, or as imported)."""
     if not base:
         return documents
-    from ddoc.alerts import runbook_urls  # the database's modules: not on the agent's light install
+    from ddoc.runbooks.urls import is_url  # the parser's modules: not on the agent's install
 
-    if not runbook_urls.is_url(base):
+    if not is_url(base):
         raise SourceError(f"--web-url {base!r} is not an http(s) URL")
     prefix = base if base.endswith("/") else base + "/"
     return [
@@ -350,14 +350,14 @@ def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> in
 
 
 def _document_body(document: SourceDocument) -> dict[str, Any]:
-    from ddoc.alerts import runbook_urls
+    from ddoc.runbooks.urls import document_urls
 
     body: dict[str, Any] = {
         "content": document.content,
         "format": document.format,
         "source_path": document.source_path,
     }
-    urls = runbook_urls.document_urls(document)
+    urls = document_urls(document)
     if urls is not None:  # none named: the runbook keeps the URLs it has
         body["urls"] = urls
     return body

@@ -1,12 +1,9 @@
-"""What matching searches: the text of runbooks and of alerts, the full-text index and the
-stored embeddings.
+"""What matching searches on the runbooks' side: their text, the full-text index and the
+stored embeddings (the alerts' side is ddoc/alerts/search_text.py).
 
 Alert names are written in CamelCase (`KubePodCrashLooping`); both sides split them into words,
 so an alert title written by a human ("pod keeps crash looping") meets the runbook that only
-names the alert. The alert's text is searched with its variable parts (pod names, hosts, IPs,
-numbers: what ddoc/alerts/fingerprints.py masks) left out: they say nothing about which runbook
-fits,
-and without them a recurrence of an alert is ranked exactly like its first occurrence.
+names the alert.
 """
 
 from __future__ import annotations
@@ -19,8 +16,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from ddoc.alerts import fingerprints
-from ddoc.alerts.sources import NormalizedAlert
 from ddoc.runbooks.model import ParsedRunbook
 
 if TYPE_CHECKING:
@@ -28,21 +23,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_LETTERS = re.compile(r"\b[A-Za-z]+\b")  # words of letters only: ids and timestamps stay whole
-_TEMPLATE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # where a word starts
+WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _SUMMARY_CHARS = 600
-_DESCRIPTION_CHARS = 400
-# Ranking cost grows with the words of the query and the size of each document's vector: both
-# stay small (what the runbook is about, not every step) so matching holds at 10,000 runbooks.
-_QUERY_WORDS = 24
-_PLACEHOLDER = "<*>"  # what fingerprints.mask puts in place of a variable part
 
 
 def split_name(name: str) -> str:
     """`KubePodCrashLooping` → `Kube Pod Crash Looping`; `etcd_high_fsync` → `etcd high fsync`."""
-    return " ".join(_CAMEL.sub(" ", name).replace("_", " ").replace("-", " ").split())
+    return " ".join(CAMEL.sub(" ", name).replace("_", " ").replace("-", " ").split())
 
 
 def document_text(parsed: ParsedRunbook) -> str:
@@ -55,62 +43,14 @@ def document_text(parsed: ParsedRunbook) -> str:
     return ". ".join(p.strip() for p in parts if p and p.strip())
 
 
-def alert_text(alert: NormalizedAlert) -> str:
-    """Every descriptive field a source offers, without its variable parts: an alert without an
-    alertname (a PagerDuty title, a paraphrase, another language) still has words to match."""
-    parts: list[str] = []
-    if alert.alert_name:
-        parts.append(split_name(alert.alert_name))
-    fields = [alert.title]
-    fields += [
-        v[:_DESCRIPTION_CHARS] for v in (alert.description, alert.annotations.get("summary")) if v
-    ]
-    if alert.service:
-        fields.append(alert.service)
-    for value in fields:
-        cleaned = without_values(value)
-        if cleaned and cleaned not in parts:
-            parts.append(cleaned)
-    return ". ".join(parts)
-
-
-def without_values(value: str) -> str:
-    """Lower-cased, CamelCase words split (`PersistentVolume`; words of letters only), templates
-    and the parts the fingerprint masks removed."""
-    words_split = _LETTERS.sub(lambda m: _CAMEL.sub(" ", m[0]), _TEMPLATE.sub(" ", value))
-    masked = fingerprints.mask(words_split)
-    return " ".join(masked.replace(_PLACEHOLDER, " ").split()).strip(" .,;:!-/")
-
-
-def query_words(alert: NormalizedAlert) -> str:
-    """The alert's distinct words for full-text search (matched with OR: an AND query would
-    need every word in one runbook)."""
-    words: list[str] = []
-    if alert.alert_name:
-        words.append(alert.alert_name.lower())
-    for word in _WORD.findall(alert_text(alert).lower()):
-        if len(word) > 1 and word not in words:
-            words.append(word)
-    return " ".join(words[:_QUERY_WORDS])
-
-
 def title_words(title: str, alert_names: Sequence[str] = ()) -> list[str]:
     """The words of a runbook's title and of the alert names it declares (split), lower-cased:
     what the runbook says it is about, in the fewest words."""
     words: list[str] = []
     for text_ in (title, *alert_names):
-        for word in _WORD.findall(split_name(text_).lower()):
+        for word in WORD.findall(split_name(text_).lower()):
             if len(word) > 1 and not word.isdigit() and word not in words:
                 words.append(word)
-    return words
-
-
-def alert_words(alert: NormalizedAlert) -> list[str]:
-    """Every word of the alert's text (alert name split, title, description, service)."""
-    words: list[str] = []
-    for word in _WORD.findall(alert_text(alert)):
-        if len(word) > 1 and not word.isdigit() and word not in words:
-            words.append(word)
     return words
 
 

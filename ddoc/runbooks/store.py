@@ -12,12 +12,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from ddoc.alerts import runbook_urls
 from ddoc.platform import audit
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import Runbook, RunbookVersion
 from ddoc.runbooks import search
 from ddoc.runbooks.model import ParsedRunbook
+from ddoc.runbooks.urls import clean_urls, url_columns
 
 if TYPE_CHECKING:
     from ddoc.runbooks.embedding import Embedder
@@ -186,8 +186,8 @@ def store(
 
 def _set_urls(runbook: Runbook, source_urls: Sequence[str], content: str, fmt: str) -> bool:
     """Set the runbook's URL columns; whether they changed."""
-    given = runbook_urls.clean_urls(source_urls)
-    urls, keys = runbook_urls.url_columns(source_urls=given, content=content, fmt=fmt)
+    given = clean_urls(source_urls)
+    urls, keys = url_columns(source_urls=given, content=content, fmt=fmt)
     if (given, urls, keys) == (runbook.source_urls, runbook.urls, runbook.url_keys):
         return False
     runbook.source_urls, runbook.urls, runbook.url_keys = given, urls, keys

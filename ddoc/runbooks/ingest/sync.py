@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from ddoc.alerts import runbook_urls
 from ddoc.platform import audit
 from ddoc.platform.tables import Runbook
-from ddoc.runbooks import source_paths
+from ddoc.runbooks import source_paths, urls
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.model import ParsedRunbook
@@ -146,7 +145,7 @@ def _store(
         actor=actor,
         runbook_id=where.runbook_id,
         embedding=embedding,
-        urls=runbook_urls.document_urls(document),
+        urls=urls.document_urls(document),
     )
     return ImportResult(
         document.source_path,
