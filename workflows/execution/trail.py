@@ -3,7 +3,8 @@
 Since the `trail-v2` patch the trail's writes are queued and written together by ONE local
 activity (`ddoc.record_transition`, one transaction) at `flush()`, which the workflow's parts
 call before every side effect and every wait: before a command, a classification or a page is
-scheduled, before waiting for a human or for the agent, and at the end. A local activity runs
+scheduled, before waiting for a human or for the agent, at the end, and as soon as a command's
+output is recorded (the output lives only in the trail). A local activity runs
 in the worker that runs the workflow, inside the same workflow task: a flush costs a database
 transaction and no round trip through the Temporal server, and it is committed before the
 workflow goes on, so nothing runs, and nobody is asked, before the trail shows it.
@@ -79,6 +80,10 @@ class Trail:
         record = self._step_record(state, output=output, truncated=truncated, event=event)
         if self._v2:
             self._pending.append(TrailOp(step=record, status=self._publish_status()))
+            if output is not None:
+                # A command's output lives only in the trail (not in the workflow's state): it
+                # is written before the walk moves on and a reader sees the next step.
+                await self.flush()
             return
         await self._activity(names.RECORD_STEP, record)
         await self.publish()
