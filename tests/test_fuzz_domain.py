@@ -3,7 +3,7 @@ the routes): the runbook parser with the real risk classifier, the risk classifi
 and shell-shaped command lines, and every webhook body model and normaliser.
 
 Each property is one the code documents (docs/RUNBOOK_SCHEMA.md, docs/RISK_RULES.md, the
-docstrings of ddoc/runbooks/parsing and ddoc/alerts/sources.py); example counts keep the file well
+docstrings of ddoc/runbooks/parsing and ddoc/alerts/sources); example counts keep the file well
 under a minute on two cores.
 """
 

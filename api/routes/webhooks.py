@@ -1,7 +1,7 @@
 """Alert webhooks, one route per source, and `POST /match/{source}` (the same bodies, no side
 effects: for debugging routing).
 
-Bodies are read tolerantly (ddoc/alerts/sources.py): every shape the sources send is accepted, and
+Bodies are read tolerantly (ddoc/alerts/sources/): every shape the sources send is accepted, and
 each field that had to be coerced is counted in `ddoc_webhook_coerced_total{source,field}` (and
 listed by `/match` as `coerced`). Only a body that cannot be an alert at all is refused (422).
 
