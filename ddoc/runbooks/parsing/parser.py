@@ -14,6 +14,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from ddoc.runbooks.parsing.bare import vocabulary_with
+from ddoc.runbooks.parsing.build_state import Classifier, Outline
 from ddoc.runbooks.parsing.commands import suggested_rollback
 from ddoc.runbooks.parsing.errors import ParseError
 from ddoc.runbooks.parsing.html import html_to_markdown
@@ -21,7 +22,7 @@ from ddoc.runbooks.parsing.markdown import read_markdown
 from ddoc.runbooks.parsing.nodes import Node
 from ddoc.runbooks.parsing.quality import assess
 from ddoc.runbooks.parsing.source import decode, split_front_matter
-from ddoc.runbooks.parsing.steps import Classifier, Outline, StepBuilder
+from ddoc.runbooks.parsing.steps import StepBuilder
 from ddoc.runbooks.parsing.text import read_text
 from ddoc.runbooks.parsing.variables import collect, mask_placeholders
 
