@@ -2,9 +2,12 @@
 execution teaches.
 
 Synchronous on purpose: SQLAlchemy sessions block, so the worker runs these in its thread pool
-instead of stalling the event loop. The workflow runs `record_transition` and `after_execution`
-as local activities (workflows/execution/trail.py); the three single-record activities serve
-executions started before that (`trail-v2` patch).
+instead of stalling the event loop. A cancellation (a timeout, the worker shutting down) is never
+raised into a running transaction (`no_thread_cancel_exception`): an exception injected there
+could leave its connection checked out and idle in transaction, holding its locks; each write
+commits or rolls back whole, and a retry writes the same again. The workflow runs
+`record_transition` and `after_execution` as local activities (workflows/execution/trail.py); the
+three single-record activities serve executions started before that (`trail-v2` patch).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class ExecutionStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    @activity.defn(name=names.RECORD_TRANSITION)
+    @activity.defn(name=names.RECORD_TRANSITION, no_thread_cancel_exception=True)
     def record_transition(self, write: TrailWrite) -> None:
         """The workflow's writes since its last side effect, in their order, in one transaction."""
         with Session(self._engine) as session:
@@ -42,7 +45,7 @@ class ExecutionStore:
                     _record_event(session, op.event)
             session.commit()
 
-    @activity.defn(name=names.AFTER_EXECUTION)
+    @activity.defn(name=names.AFTER_EXECUTION, no_thread_cancel_exception=True)
     def after_execution(self, finished: ExecutionFinished) -> None:
         with Session(self._engine) as session:
             evidence.after_execution(
@@ -53,7 +56,7 @@ class ExecutionStore:
             )
             session.commit()
 
-    @activity.defn(name=names.RECORD_EXECUTION_STATUS)
+    @activity.defn(name=names.RECORD_EXECUTION_STATUS, no_thread_cancel_exception=True)
     def record_execution_status(self, update: ExecutionStatusUpdate) -> None:
         with Session(self._engine) as session:
             if _record_status(session, update):
@@ -67,13 +70,13 @@ class ExecutionStore:
                 )
             session.commit()
 
-    @activity.defn(name=names.RECORD_STEP)
+    @activity.defn(name=names.RECORD_STEP, no_thread_cancel_exception=True)
     def record_step(self, record: StepRecord) -> None:
         with Session(self._engine) as session:
             executions.record_step(session, record=record)
             session.commit()
 
-    @activity.defn(name=names.RECORD_EVENT)
+    @activity.defn(name=names.RECORD_EVENT, no_thread_cancel_exception=True)
     def record_event(self, event: ExecutionEvent) -> None:
         with Session(self._engine) as session:
             _record_event(session, event)

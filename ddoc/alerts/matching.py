@@ -1,5 +1,8 @@
 """Alert → runbook matching: explicit triggers first, then hybrid retrieval.
 
+Why this file is long: one `Matcher` runs the explicit triggers and both retrievals and fuses
+them; the parts share the session, the thresholds and the evidence behind each reason.
+
 1. Explicit: a learned trigger for the alert's fingerprint (a responder picked that runbook for
    an alert like this one, ddoc/alerts/learned.py) attaches its runbook, whatever else matches. Else
    the runbooks the alert's `runbook_url` shows (ddoc/alerts/runbook_urls.py), and the runbooks that
@@ -9,7 +12,7 @@
    so are runbooks when the URL and the declarations disagree: attaching one of them silently
    could be the wrong one (docs/decisions/0007).
 2. Statistical: PostgreSQL full-text search and pgvector cosine similarity over sentence
-   embeddings of the alert's text without its variable parts (ddoc/runbooks/search.py). The
+   embeddings of the alert's text without its variable parts (ddoc/alerts/search_text.py). The
    confidence
    of a candidate is its cosine similarity plus bounded bonuses for full-text agreement and
    service, less up to `TITLE_PENALTY` for the (rarity-weighted) share of its title's words the

@@ -1,6 +1,10 @@
 """The dry-run form of a runbook command, for the `dry_run` execution mode.
 
-In that mode a step whose command has a known side-effect-free form runs in that form on the
+Why this file is long: the forms of six tools (kubectl, terraform, helm, aws, rsync, apt-get)
+share one word splitter and one renderer that must agree byte for byte; each form sits beside
+the option tables it depends on, so a reviewer sees every form against the rules it keeps.
+
+In `dry_run` mode a step whose command has a known side-effect-free form runs in that form on the
 agent; every other step is only rendered. A wrong answer runs a real change, so
 `dry_run_form` answers only when it is sure and returns None for anything it does not fully
 understand: compound commands, unquoted expansions, options whose arity it does not know.

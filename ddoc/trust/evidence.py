@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.contracts.execution import ExecutionMode, ExecutionStatus
@@ -51,7 +52,18 @@ def after_execution(
 
 def _learn(session: Session, *, tenant_id: str, runbook_id: str) -> None:
     """Every finished execution is evidence: refresh the runbook's suggested revision. In a
-    savepoint, so a fault here never undoes the demotion or the execution's own record."""
+    savepoint, so a fault here never undoes the demotion or the execution's own record.
+
+    One refresh per runbook at a time, and the others skip rather than wait: when many
+    executions of one runbook end together (an alert storm) they would otherwise queue on the
+    runbook's row, each holding a worker thread. The refresh running reads the evidence after
+    it started; an execution that ended just after that read is counted by the next refresh."""
+    busy = not session.execute(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": f"learn:{runbook_id}"}
+    ).scalar_one()
+    if busy:
+        log.info("learning from %s skipped: a refresh of its suggestion is running", runbook_id)
+        return
     try:
         with session.begin_nested():
             learning.suggest(session, tenant_id=tenant_id, runbook_id=runbook_id)

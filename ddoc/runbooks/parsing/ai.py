@@ -36,8 +36,9 @@ from ddoc.runbooks.parsing import ai_checks as gr
 from ddoc.runbooks.parsing.ai_checks import AIRunbook, InvalidOutput, validate
 from ddoc.runbooks.parsing.ai_prompt import SYSTEM_PROMPT, TOOL_NAME, TOOL_SCHEMA, user_message
 from ddoc.runbooks.parsing.build_state import Classifier
-from ddoc.runbooks.parsing.commands import language_of, suggested_rollback
+from ddoc.runbooks.parsing.commands import language_of
 from ddoc.runbooks.parsing.html import html_to_markdown
+from ddoc.runbooks.parsing.inverses import suggested_rollback
 from ddoc.runbooks.parsing.parser import DEFAULT_MAX_BYTES, default_classifier, parse_runbook
 from ddoc.runbooks.parsing.quality import assess, score
 from ddoc.runbooks.parsing.source import decode

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from ddoc.runbooks.parsing.bare import vocabulary_with
 from ddoc.runbooks.parsing.build_state import Classifier, Outline
-from ddoc.runbooks.parsing.commands import suggested_rollback
 from ddoc.runbooks.parsing.errors import ParseError
 from ddoc.runbooks.parsing.html import html_to_markdown
+from ddoc.runbooks.parsing.inverses import suggested_rollback
 from ddoc.runbooks.parsing.markdown import read_markdown
 from ddoc.runbooks.parsing.nodes import Node
 from ddoc.runbooks.parsing.quality import assess

@@ -12,7 +12,8 @@ from __future__ import annotations
 from ddoc.runbooks.model import Rollback, RollbackOrigin, Step, StepKind
 from ddoc.runbooks.parsing import lexicon as lx
 from ddoc.runbooks.parsing.build_state import STATE_CHANGING, BuildState, RollbackHint
-from ddoc.runbooks.parsing.commands import block_kind, extract_commands, undoes
+from ddoc.runbooks.parsing.commands import block_kind, extract_commands
+from ddoc.runbooks.parsing.inverses import undoes
 from ddoc.runbooks.parsing.lists import has_command, item_text
 from ddoc.runbooks.parsing.nodes import CodeBlock, ListBlock, ListItem, Paragraph
 from ddoc.runbooks.parsing.sentences import split_sentences
