@@ -189,8 +189,13 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from ddoc.platform import db
 
     engine = db.make_engine(settings.require_database_url(), pool_size=1)
-    applied = db.migrate(engine)
-    engine.dispose()
+    try:
+        applied = db.migrate(engine)
+    except (db.MigrationChanged, db.MigrationsPending) as err:
+        print(f"ddoc: {err}", file=sys.stderr)  # what the operator has to do, without a traceback
+        return 1
+    finally:
+        engine.dispose()
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 
