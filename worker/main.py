@@ -31,8 +31,13 @@ from workflows.slack_sync import SlackSyncWorkflow
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow]
-# Synchronous database activities run in this many threads; the engine's pool matches it.
-ACTIVITY_THREADS = 20
+# Synchronous database activities run in this many threads; the engine's pool matches it. Half
+# serve activities, half the trail's local activities, each kind capped at its share: a local
+# activity never waits in the pool behind others (its start-to-close timeout would run while it
+# waits, and under a storm the timeouts and their retries would feed each other).
+ACTIVITY_THREADS = 40
+_REGULAR_ACTIVITIES = ACTIVITY_THREADS // 2
+_LOCAL_ACTIVITIES = ACTIVITY_THREADS - _REGULAR_ACTIVITIES
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
@@ -64,7 +69,13 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=activities,
         activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_activities=_REGULAR_ACTIVITIES,
+        max_concurrent_local_activities=_LOCAL_ACTIVITIES,
+        # A workflow task waits in the worker while its trail writes (local activities) run; no
+        # more of them at once than local activities can run, so none queues for a slot. Queued
+        # ones would need workflow-task heartbeats every few seconds, which under a storm load
+        # the server more than the writes themselves. The others wait on the server's queue.
+        max_concurrent_workflow_tasks=_LOCAL_ACTIVITIES,
         # Database writes finish in milliseconds: let in-flight ones complete on shutdown
         # rather than interrupting a transaction.
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

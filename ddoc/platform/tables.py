@@ -1,4 +1,4 @@
-"""SQLModel mappings of the tables that `ddoc/platform/migrations/*.sql` creates.
+"""SQLModel mappings of the tables that `ddoc/platform/migrations/versions/*.sql` creates.
 
 The SQL files own the schema; these classes only map it (a test checks the two agree).
 """
