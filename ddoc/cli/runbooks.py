@@ -350,7 +350,7 @@ def import_batches(client: ApiClient, documents: Sequence[SourceDocument]) -> in
 
 
 def _document_body(document: SourceDocument) -> dict[str, Any]:
-    from ddoc.runbooks.urls import document_urls
+    from ddoc.runbooks.ingest.urls import document_urls
 
     body: dict[str, Any] = {
         "content": document.content,

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ddoc.runbooks.parsing.source import split_front_matter
-
-if TYPE_CHECKING:
-    from ddoc.runbooks.ingest import SourceDocument
 
 MAX_URL = 2048
 MAX_URLS = 20  # per runbook
@@ -101,15 +97,3 @@ def front_matter_urls(content: str, fmt: str) -> list[str]:
             if isinstance(item, str) and is_url(item):
                 found.append(item.strip())
     return found
-
-
-def document_urls(document: SourceDocument) -> list[str] | None:
-    """The URLs a source gives for a document (its own, and a connector's page URL); None when
-    it gives none, so that a runbook keeps the URLs an earlier import gave it."""
-    given = list(document.urls or ())
-    page = document.metadata.get("url")
-    if page:
-        given.append(page)
-    if document.urls is None and not page:
-        return None
-    return clean_urls(given)

@@ -16,9 +16,10 @@ from sqlmodel import Session, col, select
 
 from ddoc.platform import audit
 from ddoc.platform.tables import Runbook
-from ddoc.runbooks import source_paths, urls
+from ddoc.runbooks import source_paths
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.ingest import SourceDocument
+from ddoc.runbooks.ingest.urls import document_urls
 from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.parsing import ParseError, RunbookParser, runbook_parser
 
@@ -145,7 +146,7 @@ def _store(
         actor=actor,
         runbook_id=where.runbook_id,
         embedding=embedding,
-        urls=urls.document_urls(document),
+        urls=document_urls(document),
     )
     return ImportResult(
         document.source_path,
