@@ -7,10 +7,11 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (
@@ -31,19 +32,18 @@ from api.routes import slack as slack_routes
 from api.routes import users as users_routes
 from api.routes.codec import CodecCors
 from ddoc.alerts import learned, match_confirm
-from ddoc.alerts.incidents import IncidentNotFound
-from ddoc.alerts.intake import Intake, StartFailed
+from ddoc.alerts.intake import Intake
 from ddoc.alerts.matching import Matcher, thresholds_from
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.settings import Settings
-from ddoc.execution.store import ExecutionNotFound, server_codec
+from ddoc.execution.store import server_codec
 from ddoc.platform import db, metrics
+from ddoc.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
 from ddoc.platform.ratelimit import Limit
 from ddoc.runbooks import search
 from ddoc.runbooks.embedding import default_embedder
 from ddoc.runbooks.parsing import ParseError, runbook_parser
 from ddoc.runbooks.parsing.ai import ai_config_from_env
-from ddoc.runbooks.store import RunbookNotFound
 from ddoc.trust import learning
 from ddoc.trust import levels as trust
 
@@ -197,23 +197,28 @@ def _confined(page: HTMLResponse) -> HTMLResponse:
     return page
 
 
+# Each kind of domain error is one HTTP status; the body is `{"detail": <the error's message>}`.
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    Forbidden: 403,
+    Invalid: 422,
+    Unavailable: 503,
+}
+
+
 def _add_error_handlers(app: FastAPI) -> None:
+    for kind, status_code in _DOMAIN_STATUS.items():
+        app.add_exception_handler(kind, _domain_handler(status_code))
+
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     async def unprocessable(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
-        # 503 makes Alertmanager and PagerDuty retry; the retry is idempotent.
-        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
-
-    app.add_exception_handler(RunbookNotFound, not_found)
-    app.add_exception_handler(ExecutionNotFound, not_found)
-    app.add_exception_handler(IncidentNotFound, not_found)
     app.add_exception_handler(learned.LearnedTriggerNotFound, not_found)
     app.add_exception_handler(ParseError, unprocessable)
-    app.add_exception_handler(StartFailed, unavailable)
 
     async def trust_refused(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, trust.TrustRefused)
@@ -227,6 +232,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
     app.add_exception_handler(learning.SuggestionError, conflict)
+
+
+def _domain_handler(
+    status_code: int,
+) -> Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        # Unavailable may say when to ask again (alert sources retry a 503; it is idempotent).
+        retry = exc.retry_after_seconds if isinstance(exc, Unavailable) else None
+        headers = {"Retry-After": str(retry)} if retry is not None else None
+        return JSONResponse({"detail": str(exc)}, status_code=status_code, headers=headers)
+
+    return handle
 
 
 class BodySizeLimit:

@@ -15,10 +15,11 @@ from temporalio.client import Client
 from ddoc.alerts.intake import Intake
 from ddoc.alerts.matching import Matcher
 from ddoc.contracts.codec import EncryptionCodec
+from ddoc.contracts.roles import Role
 from ddoc.contracts.settings import Settings
 from ddoc.platform import tenancy
 from ddoc.platform.ratelimit import Limit, RateLimiter
-from ddoc.platform.tenancy import Principal, Role
+from ddoc.platform.tenancy import Principal
 from ddoc.runbooks.parsing import RunbookParser
 
 
@@ -65,6 +66,14 @@ def principal_for_key(state: AppState, key: str) -> Principal | None:
     session (if any) must not hold a connection checked out while the handler awaits Temporal."""
     with Session(state.engine) as session:
         return tenancy.authenticate_api_key(session, key)
+
+
+def signed_in(state: AppState, request: Request, cookie: str | None) -> Principal | None:
+    """The caller of a /ui page (or /ui/codec): the sign-in cookie, or `Authorization: Bearer`
+    (scripts)."""
+    header = request.headers.get("authorization", "")
+    key = header[7:].strip() if header.lower().startswith("bearer ") else cookie
+    return principal_for_key(state, key) if key else None
 
 
 def get_principal(credentials: BearerDep, state: StateDep) -> Principal:

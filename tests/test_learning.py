@@ -82,10 +82,15 @@ async def test_an_edited_command_becomes_a_revision_whose_acceptance_is_the_next
     assert edited["duration_seconds"] is not None and edited["edited_by"]
     assert (spool / "rotate.ack").exists() and not (spool / "flushed").exists()
 
-    # Finishing the execution made the suggestion: a diff of the command, nothing else.
-    listed = (
-        await stack.http.get(f"/runbooks/{runbook_id}/suggestions", headers=stack.api_headers())
-    ).json()
+    # Finishing the execution made the suggestion: a diff of the command, nothing else. (The
+    # live view can say "succeeded" a moment before the trail records the end, which makes it.)
+    async def suggested() -> list[dict[str, Any]]:
+        url = f"/runbooks/{runbook_id}/suggestions"
+        response = await stack.http.get(url, headers=stack.api_headers())
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    listed = await eventually(suggested)
     assert [s["status"] for s in listed] == ["open"]
     suggestion = listed[0]
     (change,) = suggestion["changes"]

@@ -10,93 +10,149 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from ddoc.alerts.views import IncidentView
+from ddoc.contracts.execution import AwaitKind, DecisionKind, StepStatus
+from ddoc.execution.views import (
+    AwaitingView,
+    DecisionView,
+    ExecutionEventView,
+    ExecutionView,
+    StepView,
+)
 from ddoc.slack import render
 from ddoc.slack.inbound import ACTION_PREFIX
 
 ENTITY = re.compile(r"&(?:amp|lt|gt);")
 
 
-def step(step_id: str, **fields: Any) -> dict[str, Any]:
-    """A step as `ddoc.execution.live.merge` / `ddoc.execution.store.view` return it."""
-    return {
-        "id": step_id,
-        "kind": "command",
-        "text": f"Do {step_id}",
-        "status": "pending",
-        "command": f"echo {step_id}",
-        "risk": "green",
-        "exit_code": None,
-        "output": None,
-        "output_truncated": False,
-        "detail": None,
-        "started_at": None,
-        "finished_at": None,
-        "undoes": None,
-        "edited_by": None,
-        "dry_run": False,
-        "decisions": [],
-        "awaiting": None,
-        **fields,
-    }
+def step(step_id: str, **fields: Any) -> StepView:
+    """A step as `ddoc.execution.live.merge` / `ddoc.execution.store.trail` return it."""
+    return StepView.model_validate(
+        {
+            "id": step_id,
+            "kind": "command",
+            "text": f"Do {step_id}",
+            "status": "pending",
+            "command": f"echo {step_id}",
+            "risk": "green",
+            "exit_code": None,
+            "output": None,
+            "output_truncated": False,
+            "detail": None,
+            "started_at": None,
+            "finished_at": None,
+            "undoes": None,
+            "edited_by": None,
+            "dry_run": False,
+            "decisions": [],
+            "awaiting": None,
+            **fields,
+        }
+    )
 
 
-def awaiting(**fields: Any) -> dict[str, Any]:
-    return {
-        "kind": "approval",
-        "allowed": ["approve", "reject", "skip", "edit"],
-        "message": "red step: needs 2 approvals from an approver",
-        "role": "approver",
-        "approvals_needed": 2,
-        "approved_by": ["ana"],
-        "missing": [],
-        "branches": [],
-        "deadline": "2024-05-01T10:10:00+00:00",
-        "escalation_level": 0,
-        **fields,
-    }
+def awaiting(**fields: Any) -> AwaitingView:
+    return AwaitingView.model_validate(
+        {
+            "kind": "approval",
+            "allowed": ["approve", "reject", "skip", "edit"],
+            "message": "red step: needs 2 approvals from an approver",
+            "role": "approver",
+            "approvals_needed": 2,
+            "approved_by": ["ana"],
+            "missing": [],
+            "branches": [],
+            "deadline": "2024-05-01T10:10:00+00:00",
+            "escalation_level": 0,
+            **fields,
+        }
+    )
 
 
-def decision(kind: str, who: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "decision": kind,
-        "user_id": f"usr_{who.lower()}",
-        "display_name": who,
-        "source": "slack",
-        "at": "2024-05-01T10:03:00+00:00",
-        "accepted": True,
-        "reason": None,
-        "command": None,
-        "branch": None,
-        "comment": None,
-        **fields,
-    }
+def decision(kind: str, who: str, **fields: Any) -> DecisionView:
+    return DecisionView.model_validate(
+        {
+            "decision": kind,
+            "user_id": f"usr_{who.lower()}",
+            "display_name": who,
+            "source": "slack",
+            "at": "2024-05-01T10:03:00+00:00",
+            "accepted": True,
+            "reason": None,
+            "command": None,
+            "branch": None,
+            "comment": None,
+            **fields,
+        }
+    )
 
 
-def execution(steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
-    return {
-        "id": "exe_01",
-        "workflow_id": "exe_01",
-        "status": "awaiting_human",
-        "mode": "copilot",
-        "runbook_id": "rb_disk",
-        "runbook_version": 3,
-        "incident_id": "inc_01",
-        "environment": "prod",
-        "started_by": "alert",
-        "created_at": "2024-05-01T10:00:00+00:00",
-        "finished_at": None,
-        "current_step": None,
-        "steps": steps,
-        "alert_resolved": False,
-        "incident_escalated": False,
-        "escalations": [],
-        "live": True,
-        **fields,
-    }
+def execution(steps: list[StepView], **fields: Any) -> ExecutionView:
+    return ExecutionView.model_validate(
+        {
+            "id": "exe_01",
+            "workflow_id": "exe_01",
+            "status": "awaiting_human",
+            "mode": "copilot",
+            "runbook_id": "rb_disk",
+            "runbook_version": 3,
+            "incident_id": "inc_01",
+            "environment": "prod",
+            "started_by": "alert",
+            "created_at": "2024-05-01T10:00:00+00:00",
+            "finished_at": None,
+            "current_step": None,
+            "steps": steps,
+            "alert_resolved": False,
+            "incident_escalated": False,
+            "escalations": [],
+            "live": True,
+            **fields,
+        }
+    )
 
 
-def waiting_execution() -> dict[str, Any]:
+def incident(**fields: Any) -> IncidentView:
+    """An incident as `ddoc.alerts.incidents.incident_view` returns it."""
+    return IncidentView.model_validate(
+        {
+            "id": "inc_01",
+            "status": "open",
+            "title": "DiskAlmostFull on web-3",
+            "source": "alertmanager",
+            "dedup_key": "dk_01",
+            "service": None,
+            "severity": None,
+            "environment": None,
+            "alert_count": 1,
+            "match_status": "attached",
+            "runbook_id": None,
+            "runbook_version": None,
+            "execution_id": None,
+            "opened_at": "2024-05-01T10:00:00+00:00",
+            "last_seen_at": "2024-05-01T10:00:00+00:00",
+            "resolved_at": None,
+            "labels": {},
+            "annotations": {},
+            "match": None,
+            "fingerprint": None,
+            "keys": [],
+            "alerts": [],
+            **fields,
+        }
+    )
+
+
+def event(kind: str, step_id: str | None, data: dict[str, Any]) -> ExecutionEventView:
+    """An execution event as `ddoc.execution.store.events` returns it."""
+    return ExecutionEventView(
+        id=1, at="2024-05-01T10:05:00+00:00", type=kind, step_id=step_id, data=data
+    )
+
+
+def waiting_execution() -> ExecutionView:
     return execution(
         [
             step("s1", status="succeeded", exit_code=0, output="usage 92%", risk="green"),
@@ -108,14 +164,13 @@ def waiting_execution() -> dict[str, Any]:
     )
 
 
-INCIDENT = {
-    "id": "inc_01",
-    "title": "DiskAlmostFull on web-3",
-    "service": "web",
-    "severity": "critical",
-    "source": "alertmanager",
-    "match_status": "attached",
-    "match": {
+INCIDENT = incident(
+    title="DiskAlmostFull on web-3",
+    service="web",
+    severity="critical",
+    source="alertmanager",
+    match_status="attached",
+    match={
         "status": "attached",
         "candidates": [],
         "attached": {
@@ -125,7 +180,11 @@ INCIDENT = {
             "reasons": ["declares alert 'DiskAlmostFull' in its triggers"],
         },
     },
-}
+)
+
+
+def changed(ex: ExecutionView, **fields: Any) -> ExecutionView:
+    return ExecutionView.model_validate({**ex.model_dump(), **fields})
 
 
 def buttons(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -166,13 +225,18 @@ def section_for(blocks: list[dict[str, Any]], step_id: str) -> str:
 
 @pytest.mark.parametrize(
     ("risk", "badge"),
-    [("green", "🟢"), ("yellow", "🟡"), ("red", "🔴"), (None, "⚪"), ("bogus", "⚪")],
+    [("green", "🟢"), ("yellow", "🟡"), ("red", "🔴"), (None, "⚪")],
 )
 def test_each_step_carries_its_risk_badge(risk: str | None, badge: str) -> None:
     _, blocks = render.incident_message(
         execution([step("s1", risk=risk)], status="running", current_step="s1")
     )
     assert badge in section_for(blocks, "s1")
+
+
+def test_a_risk_outside_the_classes_never_reaches_the_renderer() -> None:
+    with pytest.raises(ValidationError):
+        step("s1", risk="bogus")
 
 
 def test_header_context_and_alert() -> None:
@@ -203,8 +267,8 @@ def test_the_title_falls_back_to_the_runbook_id() -> None:
 
 def test_the_current_step_is_highlighted_and_steps_are_described() -> None:
     ex = waiting_execution()
-    ex["steps"][1]["command"] = "rm -rf /var/cache/* && echo done > /tmp/x"
-    ex["steps"][0]["detail"] = "took 3s"
+    ex.steps[1].command = "rm -rf /var/cache/* && echo done > /tmp/x"
+    ex.steps[0].detail = "took 3s"
     _, blocks = render.incident_message(ex)
     current = section_for(blocks, "s2")
     assert current.startswith("▶ 🔴 *s2 · awaiting approval*")
@@ -281,7 +345,7 @@ def test_the_line_above_the_buttons() -> None:
 )
 def test_buttons_follow_the_allowed_decisions(allowed: list[str], expected: dict[str, str]) -> None:
     ex = waiting_execution()
-    ex["steps"][1]["awaiting"] = awaiting(kind="done", allowed=allowed, approvals_needed=0)
+    ex.steps[1].awaiting = awaiting(kind="done", allowed=allowed, approvals_needed=0)
     _, blocks = render.incident_message(ex)
     step_buttons = {k: v for k, v in by_action(blocks).items() if k.endswith("_s2")}
     assert {k: v["text"]["text"] for k, v in step_buttons.items() if k in expected} == expected
@@ -290,7 +354,7 @@ def test_buttons_follow_the_allowed_decisions(allowed: list[str], expected: dict
 
 def test_outcome_unknown_keeps_rollback_and_abort_execution_wide() -> None:
     ex = waiting_execution()
-    ex["steps"][1]["awaiting"] = awaiting(
+    ex.steps[1].awaiting = awaiting(
         kind="outcome", allowed=["retry", "done", "skip", "rollback", "abort"]
     )
     _, blocks = render.incident_message(ex)
@@ -302,7 +366,7 @@ def test_outcome_unknown_keeps_rollback_and_abort_execution_wide() -> None:
 def test_branch_buttons() -> None:
     ex = waiting_execution()
     conditions = ["If the disk is still above 90%", "If it is below 80% " + "x" * 200]
-    ex["steps"][1] = step(
+    ex.steps[1] = step(
         "s2",
         kind="decision",
         command=None,
@@ -330,7 +394,7 @@ def test_branch_buttons() -> None:
 
 def test_provide_has_no_button_but_says_how() -> None:
     ex = waiting_execution()
-    ex["steps"][1]["awaiting"] = awaiting(
+    ex.steps[1].awaiting = awaiting(
         kind="values",
         allowed=["provide", "skip", "edit"],
         missing=["pod", "namespace"],
@@ -358,8 +422,9 @@ def test_rollback_and_abort_while_running() -> None:
 
 @pytest.mark.parametrize("status", ["succeeded", "failed", "rolled_back", "aborted"])
 def test_no_buttons_once_finished(status: str) -> None:
-    ex = waiting_execution()
-    ex.update(status=status, finished_at="2024-05-01T10:20:00+00:00", live=False)
+    ex = changed(
+        waiting_execution(), status=status, finished_at="2024-05-01T10:20:00+00:00", live=False
+    )
     text, blocks = render.incident_message(ex, incident=INCIDENT)
     assert buttons(blocks) == []
     assert status.replace("_", " ") in blocks[0]["text"]["text"]
@@ -367,8 +432,8 @@ def test_no_buttons_once_finished(status: str) -> None:
 
 
 def test_notes_on_resolution_and_escalations() -> None:
-    ex = waiting_execution()
-    ex.update(
+    ex = changed(
+        waiting_execution(),
         alert_resolved=True,
         escalations=[
             {
@@ -402,11 +467,11 @@ def test_prerequisites_checklist() -> None:
 
 
 def test_suggested_runbooks_can_be_picked() -> None:
-    incident = {
-        "id": "inc_02",
-        "title": "HighLatency",
-        "match_status": "suggested",
-        "match": {
+    suggested = incident(
+        id="inc_02",
+        title="HighLatency",
+        match_status="suggested",
+        match={
             "status": "suggested",
             "attached": None,
             "candidates": [
@@ -414,9 +479,8 @@ def test_suggested_runbooks_can_be_picked() -> None:
                 {"runbook_id": "rb_db", "title": "DB slow", "score": 0.55, "reasons": []},
             ],
         },
-    }
-    stub: dict[str, Any] = {"id": None, "status": None, "steps": []}
-    text, blocks = render.incident_message(stub, incident=incident)
+    )
+    text, blocks = render.incident_message(None, incident=suggested)
     alert = next(t for t in mrkdwn_texts(blocks) if "HighLatency" in t)
     assert "rb_lat" in alert and "0.61" in alert and "rb_db" in alert and "0.55" in alert
     found = by_action(blocks)
@@ -426,26 +490,43 @@ def test_suggested_runbooks_can_be_picked() -> None:
     assert text.startswith("dd0c/run: HighLatency")
 
 
+def test_the_incident_message_before_any_execution_is_the_same_from_a_dict() -> None:
+    """activities/slack.py hands the incident as `incidents.view`'s dict, and a stub with no
+    execution id for "no execution yet"."""
+    stub = {"id": "", "status": "running", "steps": [], "runbook_id": "", "mode": "-"}
+    as_dict = INCIDENT.model_dump(exclude_unset=True)
+    assert render.incident_message(stub, incident=as_dict) == render.incident_message(
+        None, incident=INCIDENT
+    )
+    text, blocks = render.incident_message(None, incident=INCIDENT)
+    assert blocks[0]["text"]["text"] == "DiskAlmostFull on web-3 — ▶️ running"
+    assert blocks[1]["elements"][0]["text"] == "-"
+    assert text == "dd0c/run: DiskAlmostFull on web-3 — running"
+
+
 def test_unmatched_says_so_plainly() -> None:
-    incident = {"id": "inc_03", "title": "Weird", "match_status": "unmatched", "match": None}
-    _, blocks = render.incident_message({}, incident=incident)
+    unmatched = incident(id="inc_03", title="Weird", match_status="unmatched", match=None)
+    _, blocks = render.incident_message(None, incident=unmatched)
     assert any("No runbook found" in t for t in mrkdwn_texts(blocks))
     assert buttons(blocks) == []
 
 
 def test_match_rendering_tolerates_missing_keys() -> None:
-    matches: list[dict[str, Any]] = [{}, {"candidates": None}, {"confidence": 0.7}]
-    for match in [*matches, {"attached": {}}]:
-        incident = {"title": "A", "match_status": "attached", "match": match}
-        _, blocks = render.incident_message(waiting_execution(), incident=incident)
+    matches: list[dict[str, Any]] = [{}, {"confidence": 0.7}, {"status": "attached"}]
+    for match in matches:
+        attached = incident(title="A", match_status="attached", match=match)
+        _, blocks = render.incident_message(waiting_execution(), incident=attached)
         assert any("Runbook match" in t for t in mrkdwn_texts(blocks))
-    _, blocks = render.incident_message(waiting_execution(), incident={"title": "bare"})
+    _, blocks = render.incident_message(waiting_execution(), incident=incident(title="bare"))
     assert any("bare" in t for t in mrkdwn_texts(blocks))
+    for malformed in ({"candidates": None}, {"attached": {}}):  # refused before rendering
+        with pytest.raises(ValidationError):
+            incident(match=malformed)
 
 
 def test_two_hundred_steps_fit_in_fifty_blocks() -> None:
     steps = [step(f"s{n}", status="succeeded", exit_code=0) for n in range(1, 121)]
-    steps[5]["status"] = "failed"
+    steps[5].status = StepStatus.FAILED
     steps.append(step("s121", status="awaiting_approval", risk="red", awaiting=awaiting()))
     steps += [step(f"s{n}") for n in range(122, 201)]
     ex = execution(steps, current_step="s121")
@@ -474,16 +555,11 @@ def test_few_steps_are_never_collapsed() -> None:
 PIECES = [*"ab &<>`*_~\n|!@", "<!channel>", "&amp;", "&lt", "```", "é", "🔥"]
 NASTY = st.lists(st.sampled_from(PIECES), max_size=60).map(lambda p: "".join(p) * 3)
 LONG = st.one_of(NASTY, st.text(max_size=40).map(lambda s: s * 200))
-STATUS = st.one_of(
-    st.sampled_from(
-        ["pending", "awaiting_approval", "running", "succeeded", "failed", "skipped", "unknown"]
-    ),
-    NASTY,
-)
+STATUS = st.sampled_from(list(StepStatus))
 
 
 @st.composite
-def hostile_executions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+def hostile_executions(draw: st.DrawFn) -> tuple[ExecutionView, IncidentView]:
     count = draw(st.integers(min_value=1, max_value=60))
     steps = []
     for n in range(count):
@@ -501,11 +577,16 @@ def hostile_executions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]
                 exit_code=draw(st.one_of(st.none(), st.integers(-1, 255))),
                 output_truncated=draw(st.booleans()),
                 decisions=[
-                    decision(draw(NASTY), draw(NASTY), comment=draw(NASTY), branch=draw(NASTY))
+                    decision(
+                        draw(st.sampled_from(list(DecisionKind))),
+                        draw(NASTY),
+                        comment=draw(NASTY),
+                        branch=draw(NASTY),
+                    )
                     for _ in range(draw(st.integers(0, 2)))
                 ],
                 awaiting=awaiting(
-                    kind=draw(st.sampled_from(["choice", "approval", "bogus <&>"])),
+                    kind=draw(st.sampled_from(list(AwaitKind))),
                     allowed=["choose", "approve", "reject", "skip", "edit", "done", "provide"],
                     message=draw(LONG),
                     branches=draw(st.lists(LONG, max_size=25)),
@@ -519,28 +600,42 @@ def hostile_executions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]
     ex = execution(
         steps,
         status=draw(st.sampled_from(["running", "awaiting_human", "stalled", "succeeded"])),
-        current_step=draw(st.sampled_from([s["id"] for s in steps])),
+        current_step=draw(st.sampled_from([s.id for s in steps])),
         environment=draw(NASTY),
         started_by=draw(NASTY),
         runbook_id=draw(NASTY),
-        escalations=[{"level": 1, "name": draw(NASTY), "paged": False, "detail": draw(NASTY)}],
+        escalations=[
+            {
+                "level": 1,
+                "name": draw(NASTY),
+                "step_id": draw(st.one_of(st.none(), NASTY)),
+                "reason": draw(NASTY),
+                "at": "2024-05-01T10:05:00+00:00",
+                "paged": False,
+                "detail": draw(NASTY),
+            }
+        ],
     )
-    incident = {
-        "id": "inc_01",
-        "title": draw(LONG),
-        "service": draw(NASTY),
-        "severity": draw(NASTY),
-        "source": draw(NASTY),
-        "match_status": draw(st.sampled_from(["attached", "suggested", "unmatched"])),
-        "match": {
+    hostile = incident(
+        title=draw(LONG),
+        service=draw(NASTY),
+        severity=draw(NASTY),
+        source=draw(NASTY),
+        match_status=draw(st.sampled_from(["attached", "suggested", "unmatched"])),
+        match={
             "candidates": [
                 {"runbook_id": draw(NASTY) or "rb", "title": draw(LONG), "score": 0.5}
                 for _ in range(draw(st.integers(0, 7)))
             ],
-            "attached": {"score": 0.9, "reasons": draw(st.lists(LONG, max_size=5))},
+            "attached": {
+                "runbook_id": draw(NASTY),
+                "title": draw(LONG),
+                "score": 0.9,
+                "reasons": draw(st.lists(LONG, max_size=5)),
+            },
         },
-    }
-    return ex, incident
+    )
+    return ex, hostile
 
 
 @settings(
@@ -550,11 +645,11 @@ def hostile_executions(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]
 )
 @given(hostile_executions(), st.lists(LONG, max_size=25))
 def test_limits_and_escaping_hold_for_any_text(
-    drawn: tuple[dict[str, Any], dict[str, Any]], prerequisites: list[str]
+    drawn: tuple[ExecutionView, IncidentView], prerequisites: list[str]
 ) -> None:
-    ex, incident = drawn
-    runbook = {"title": incident["title"], "prerequisites": [{"text": p} for p in prerequisites]}
-    text, blocks = render.incident_message(ex, incident=incident, runbook=runbook)
+    ex, hostile = drawn
+    runbook = {"title": hostile.title, "prerequisites": [{"text": p} for p in prerequisites]}
+    text, blocks = render.incident_message(ex, incident=hostile, runbook=runbook)
     assert len(blocks) <= render.MAX_BLOCKS
     assert not unescaped(text) and len(text) <= 3000
     for mrkdwn in mrkdwn_texts(blocks):
@@ -572,12 +667,12 @@ def test_limits_and_escaping_hold_for_any_text(
         assert len(button["value"]) <= 2000 and len(button["action_id"]) <= 255
         assert button["action_id"].startswith(ACTION_PREFIX)
         json.loads(button["value"])
-    for s in ex["steps"]:
-        reply = render.step_output_message({**s, "output": s["text"]})
+    for s in ex.steps:
+        reply = render.step_output_message(s.model_copy(update={"output": s.text}))
         assert len(reply) <= 3000 and not unescaped(reply)
     for kind in ("escalated", "stalled", "escalation_failed"):
-        data = {"level": 2, "name": incident["severity"], "reason": incident["title"]}
-        notice = render.escalation_message(ex, {"type": kind, "step_id": "s1", "data": data})
+        data = {"level": 2, "name": hostile.severity, "reason": hostile.title}
+        notice = render.escalation_message(ex, event(kind, "s1", data))
         assert len(notice) <= 3000 and not unescaped(notice)
     handoff = render.handoff_message(ex)
     assert len(handoff) <= 3000 and not unescaped(handoff)
@@ -633,11 +728,11 @@ def test_step_output_message_without_output() -> None:
 def test_escalation_message() -> None:
     message = render.escalation_message(
         waiting_execution(),
-        {
-            "type": "escalated",
-            "step_id": "s2",
-            "data": {"level": 2, "name": "L2 platform", "paged": True, "detail": "accepted"},
-        },
+        event(
+            "escalated",
+            "s2",
+            {"level": 2, "name": "L2 platform", "paged": True, "detail": "accepted"},
+        ),
     )
     assert "rb_disk" in message and "exe_01" in message
     assert "level 2" in message and "L2 platform" in message and "s2" in message
@@ -648,11 +743,11 @@ def test_escalation_message() -> None:
 def test_escalation_message_not_paged() -> None:
     message = render.escalation_message(
         waiting_execution(),
-        {
-            "type": "escalated",
-            "step_id": None,
-            "data": {"level": 1, "name": "L1", "paged": False, "detail": "the alert has resolved"},
-        },
+        event(
+            "escalated",
+            None,
+            {"level": 1, "name": "L1", "paged": False, "detail": "the alert has resolved"},
+        ),
     )
     assert "Not paged" in message and "the alert has resolved" in message
 
@@ -660,7 +755,7 @@ def test_escalation_message_not_paged() -> None:
 def test_stalled_message() -> None:
     message = render.escalation_message(
         waiting_execution(),
-        {"type": "stalled", "step_id": "s2", "data": {"reason": "agent offline: no <agent>"}},
+        event("stalled", "s2", {"reason": "agent offline: no <agent>"}),
     )
     assert "stalled" in message and "s2" in message
     assert "agent offline: no &lt;agent&gt;" in message
@@ -669,7 +764,7 @@ def test_stalled_message() -> None:
 def test_escalation_failed_message() -> None:
     message = render.escalation_message(
         waiting_execution(),
-        {"type": "escalation_failed", "step_id": "s2", "data": {"level": 1, "detail": "503"}},
+        event("escalation_failed", "s2", {"level": 1, "detail": "503"}),
     )
     assert "failed" in message and "503" in message
 
@@ -723,15 +818,15 @@ def test_handoff_of_a_finished_execution() -> None:
 def test_trust_demoted_message() -> None:
     message = render.escalation_message(
         waiting_execution(),
-        {
-            "type": "trust_demoted",
-            "step_id": None,
-            "data": {
+        event(
+            "trust_demoted",
+            None,
+            {
                 "from": "autopilot",
                 "to": "copilot",
                 "reason": "autopilot execution exe_01 <b>failed</b>",
             },
-        },
+        ),
     )
     assert "back in *copilot*" in message and "was autopilot" in message
     assert "exe_01 &lt;b&gt;failed&lt;/b&gt;" in message  # escaped for Slack mrkdwn

@@ -22,9 +22,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from ddoc.alerts import fingerprints, learned
+from ddoc.contracts.roles import Role
 from ddoc.platform import tenancy, users
 from ddoc.platform.tables import Incident, RunbookSuggestion
-from ddoc.platform.tenancy import Role
 from ddoc.slack.inbound import button_value
 from tests.alert_payloads import alertmanager_v4, am_alert
 from tests.conftest import Stack, eventually

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Cookie, HTTPException, Request
 from pydantic import BaseModel, Field
 from temporalio.api.common.v1 import Payload
 
-from api.deps import AppState, ResponderDep, StateDep, ViewerDep
-from api.routes.ui import signed_in
+from api.deps import AppState, ResponderDep, StateDep, ViewerDep, signed_in
 from ddoc.contracts.codec import CodecError, EncryptionCodec
-from ddoc.platform.tenancy import Principal, Role
+from ddoc.contracts.roles import Role
+from ddoc.platform.tenancy import Principal
 
 router = APIRouter(tags=["codec"])
 MAX_PAYLOADS = 1000

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep
+from ddoc.contracts.roles import Role
 from ddoc.platform import tenancy
 from ddoc.platform.tables import ApiKey
-from ddoc.platform.tenancy import Role
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -78,29 +78,21 @@ def list_keys(principal: AdminDep, session: SessionDep) -> list[KeyOut]:
 def rotate_key(
     key_id: str, principal: AdminDep, session: SessionDep, body: RotateIn | None = None
 ) -> NewKeyOut:
-    try:
-        row, plaintext = tenancy.rotate_api_key(
-            session,
-            tenant_id=principal.tenant_id,
-            key_id=key_id,
-            actor=principal.actor,
-            grace_seconds=body.grace_seconds if body else 0,
-        )
-    except tenancy.KeyNotFound as err:
-        raise HTTPException(404, str(err)) from None
+    row, plaintext = tenancy.rotate_api_key(
+        session,
+        tenant_id=principal.tenant_id,
+        key_id=key_id,
+        actor=principal.actor,
+        grace_seconds=body.grace_seconds if body else 0,
+    )
     session.commit()
     return NewKeyOut(**_out(row).model_dump(), key=plaintext, replaces=key_id)
 
 
 @router.delete("/{key_id}", summary="Revoke a key at once")
 def revoke_key(key_id: str, principal: AdminDep, session: SessionDep) -> KeyOut:
-    try:
-        row = tenancy.revoke_api_key(
-            session, tenant_id=principal.tenant_id, key_id=key_id, actor=principal.actor
-        )
-    except tenancy.KeyNotFound as err:
-        raise HTTPException(404, str(err)) from None
-    except tenancy.LastAdminKey as err:
-        raise HTTPException(409, str(err)) from None
+    row = tenancy.revoke_api_key(
+        session, tenant_id=principal.tenant_id, key_id=key_id, actor=principal.actor
+    )
     session.commit()
     return _out(row)

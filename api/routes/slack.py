@@ -16,13 +16,12 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep
-from api.routes.executions import start_by_hand
-from api.routes.incidents import pick
 from ddoc.alerts.sources import GenericAlert, normalize_generic
-from ddoc.contracts.approvals import RefusalCode, refusal
-from ddoc.contracts.execution import Actor, Decision, DecisionKind, ExecutionMode, ExecutionStatus
-from ddoc.execution import live
-from ddoc.execution import store as executions
+from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode
+from ddoc.contracts.roles import Role, holds
+from ddoc.execution import service
+from ddoc.execution.views import ExecutionView
+from ddoc.platform.errors import DomainError, Forbidden, NotFound
 from ddoc.slack import inbound, render, tenants
 from ddoc.slack.tenants import SlackConfig
 
@@ -105,22 +104,22 @@ async def _pick(
     state: AppState, tenant_id: str, action: inbound.ButtonAction, actor: Actor
 ) -> str | None:
     """Run the picked runbook for the incident (None), or say why not."""
-    if not set(actor.roles) & {"responder", "approver", "admin"}:
+    if not holds(actor.roles, Role.RESPONDER):
         return "Not allowed: starting a runbook needs the responder, approver or admin role."
     if not action.runbook_id or not action.incident_id:
         return "Nothing done: the button names no runbook."
     try:
-        await pick(
-            state,
+        await service.pick(
+            state.engine,
+            state.temporal,
+            state.settings,
             tenant_id=tenant_id,
             incident_id=action.incident_id,
             runbook_id=action.runbook_id,
             actor=actor.user_id,
             actor_name=actor.display_name,
         )
-    except HTTPException as err:
-        return f"Not started: {err.detail}"
-    except LookupError as err:
+    except DomainError as err:
         return f"Not started: {err}"
     return None
 
@@ -133,22 +132,24 @@ async def _open_edit(
     actor: Actor,
 ) -> str | None:
     """Open the edit modal (None), or say why not."""
-    current = await live.state(state.engine, state.temporal, tenant_id, action.execution_id)
-    steps = current.steps if current else []
-    step = next((s for s in steps if s.step_id == action.step_id), None)
-    if step is None:
-        return f"Nothing done: execution {action.execution_id} has no step {action.step_id} now"
-    probe = Decision(step_id=step.step_id, decision=DecisionKind.EDIT, actor=actor, command="probe")
-    why = refusal(probe, step.awaiting, edited_by=step.edited_by)
-    if why is not None:
-        return f"Not now: {why.reason}"
+    try:
+        command = await service.editable_command(
+            state.engine,
+            state.temporal,
+            tenant_id=tenant_id,
+            execution_id=action.execution_id,
+            step_id=action.step_id,
+            actor=actor,
+        )
+    except NotFound as err:
+        return f"Nothing done: {err}"
+    except DomainError as err:
+        return f"Not now: {err}"
     if web is None or not action.trigger_id:
         return "Slack is not configured to open the editor."
     try:
         await asyncio.to_thread(
-            web.views_open,
-            trigger_id=action.trigger_id,
-            view=inbound.edit_modal(action, step.command or ""),
+            web.views_open, trigger_id=action.trigger_id, view=inbound.edit_modal(action, command)
         )
     except SlackApiError as err:
         return f"Could not open the editor: {err.response.get('error')}"
@@ -166,7 +167,7 @@ async def _decide(
     except ValueError:
         return f"Unknown decision {action.decision!r}."
     try:
-        await live.decide(
+        await service.decide(
             state.engine,
             state.temporal,
             tenant_id=tenant_id,
@@ -177,11 +178,12 @@ async def _decide(
             branch=action.branch,
             command=action.command,
         )
-    except live.DecisionRefused as refused:
-        prefix = "Not allowed" if refused.refusal.code == RefusalCode.FORBIDDEN else "Not now"
-        return f"{prefix}: {refused}"
-    except (live.StepNotFound, LookupError) as err:
+    except NotFound as err:
         return f"Nothing done: {err}"
+    except Forbidden as err:
+        return f"Not allowed: {err}"
+    except DomainError as err:
+        return f"Not now: {err}"
     return None
 
 
@@ -254,7 +256,7 @@ def _in_channel(text: str) -> dict[str, Any]:
 async def _run(state: AppState, tenant_id: str, actor: Actor, args: list[str]) -> dict[str, Any]:
     if not args:
         return _ephemeral("Usage: `/ddoc run <runbook id> [mode] [name=value …]`")
-    if not set(actor.roles) & {"responder", "approver", "admin"}:
+    if not holds(actor.roles, Role.RESPONDER):
         return _ephemeral("Starting a runbook needs the responder, approver or admin role.")
     runbook_id, rest = args[0], args[1:]
     mode: ExecutionMode | None = None
@@ -269,50 +271,35 @@ async def _run(state: AppState, tenant_id: str, actor: Actor, args: list[str]) -
             except ValueError:
                 return _ephemeral(f"`{word}` is neither a mode nor name=value.")
     try:
-        started = await start_by_hand(
-            state,
+        started = await service.start_by_hand(
+            state.engine,
+            state.temporal,
+            state.settings,
             tenant_id=tenant_id,
             actor=actor.user_id,
             runbook_id=runbook_id,
             mode=mode,
             variables=variables,
         )
-    except HTTPException as err:
-        return _ephemeral(f"Not started: {err.detail}")
-    except LookupError as err:
+    except DomainError as err:
         return _ephemeral(f"Not started: {err}")
     return _in_channel(
-        f"{actor.display_name} started runbook `{runbook_id}` ({started['mode']}): "
-        f"execution `{started['id']}`"
+        f"{actor.display_name} started runbook `{runbook_id}` ({started.mode}): "
+        f"execution `{started.id}`"
     )
 
 
-def _open_executions(state: AppState, tenant_id: str) -> list[dict[str, Any]]:
-    """Executions not finished yet (the ones waiting for a human first), each in full."""
-    with Session(state.engine) as session:
-        return [
-            executions.view(session, tenant_id=tenant_id, execution_id=e["id"])
-            for status in ("awaiting_human", "stalled", "running")
-            for e in executions.list_executions(
-                session, tenant_id=tenant_id, status=ExecutionStatus(status), limit=20
-            )
-        ]
-
-
 def _status(state: AppState, tenant_id: str) -> str:
-    rows = _open_executions(state, tenant_id)
+    rows = service.open_executions(state.engine, tenant_id)
     if not rows:
         return "No execution is running."
-    lines = []
-    for row in rows:
-        current = next((s for s in row["steps"] if s["id"] == row["current_step"]), None)
-        waits = (
-            f" — {current['id']}: {current['awaiting']['message']}"
-            if current and current.get("awaiting")
-            else ""
-        )
-        lines.append(f"`{row['id']}` {row['status']} ({row['runbook_id']}){waits}")
-    return "\n".join(lines)
+    return "\n".join(_status_line(row) for row in rows)
+
+
+def _status_line(execution: ExecutionView) -> str:
+    current = execution.step(execution.current_step)
+    waits = f" — {current.id}: {current.awaiting.message}" if current and current.awaiting else ""
+    return f"`{execution.id}` {execution.status} ({execution.runbook_id}){waits}"
 
 
 def _find(state: AppState, tenant_id: str, words: str) -> str:
@@ -333,7 +320,7 @@ def _find(state: AppState, tenant_id: str, words: str) -> str:
 
 
 def _handoff(state: AppState, tenant_id: str) -> str:
-    open_rows = _open_executions(state, tenant_id)
+    open_rows = service.open_executions(state.engine, tenant_id)
     if not open_rows:
         return "Handoff: nothing is running."
     parts: list[str] = []

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Cookie, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import Session
 
-from api.deps import AppState, StateDep, principal_for_key
+from api.deps import StateDep, principal_for_key, signed_in
 from ddoc.platform.tenancy import Principal
 from ddoc.trust import learning
 
@@ -22,13 +22,6 @@ router = APIRouter(prefix="/ui", tags=["ui"], include_in_schema=False)
 COOKIE = "ddoc_ui_key"
 NONE = "\N{EN DASH}"  # an empty cell
 _MAX_FORM_BYTES = 4096
-
-
-def signed_in(state: AppState, request: Request, cookie: str | None) -> Principal | None:
-    """The caller of a /ui page: the sign-in cookie, or `Authorization: Bearer` (scripts)."""
-    header = request.headers.get("authorization", "")
-    key = header[7:].strip() if header.lower().startswith("bearer ") else cookie
-    return principal_for_key(state, key) if key else None
 
 
 @router.get("/login")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
+from ddoc.contracts.roles import Role
 from ddoc.platform import users
-from ddoc.platform.tenancy import Role
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -23,20 +23,15 @@ class UserIn(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a responder (admin)")
 def add_user(body: UserIn, principal: AdminDep, session: SessionDep) -> dict[str, Any]:
-    try:
-        user = users.add(
-            session,
-            tenant_id=principal.tenant_id,
-            email=body.email,
-            display_name=body.display_name,
-            roles=[r.value for r in body.roles],
-            slack_user_id=body.slack_user_id,
-            actor=principal.actor,
-        )
-    except users.UserExists as err:
-        raise HTTPException(409, str(err)) from None
-    except users.UserError as err:
-        raise HTTPException(422, str(err)) from None
+    user = users.add(
+        session,
+        tenant_id=principal.tenant_id,
+        email=body.email,
+        display_name=body.display_name,
+        roles=[r.value for r in body.roles],
+        slack_user_id=body.slack_user_id,
+        actor=principal.actor,
+    )
     session.commit()
     return users.public(user)
 

@@ -31,15 +31,16 @@ from ddoc.alerts import fingerprints, learned
 from ddoc.alerts.incidents import IncidentNotFound
 from ddoc.alerts.matching import Matcher
 from ddoc.alerts.sources import NormalizedAlert
+from ddoc.contracts import names
 from ddoc.contracts import temporal as attrs
 from ddoc.contracts.execution import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
 from ddoc.contracts.settings import Settings
 from ddoc.execution import store as executions
 from ddoc.platform import audit, ids, metrics
+from ddoc.platform.errors import Conflict, Unavailable
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import Alert, Execution, Incident
 from ddoc.runbooks import store as runbooks
-from workflows.execution import RunbookExecutionWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,12 @@ log = logging.getLogger(__name__)
 _TEMPORAL_CALLS_PER_DELIVERY = 16
 
 
-class StartFailed(RuntimeError):
+class StartFailed(Unavailable):
     """Temporal did not accept the start; the incident is stored and a retry will finish it."""
+
+    def __init__(self, message: str) -> None:
+        # Alert sources retry an unavailable answer; the retried delivery is idempotent.
+        super().__init__(message, retry_after_seconds=5)
 
 
 @dataclass
@@ -394,7 +399,7 @@ class Intake:
         handle = self._client.get_workflow_handle(execution_id)
         try:
             await handle.signal(
-                RunbookExecutionWorkflow.alert_resolved,
+                names.ALERT_RESOLVED_SIGNAL,
                 AlertResolved(dedup_key=alert.dedup_key, source=alert.source),
             )
         except RPCError as err:
@@ -406,7 +411,7 @@ class Intake:
 INCIDENTS_CHANNEL = "ddoc_incident_events"
 
 
-class IncidentConflict(RuntimeError):
+class IncidentConflict(Conflict):
     pass
 
 
@@ -547,7 +552,7 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
     # A closed run with this id raises: that execution already happened, nothing to start.
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
-            RunbookExecutionWorkflow.run,
+            names.EXECUTION_WORKFLOW,
             inp,
             id=inp.execution_id,
             task_queue=task_queue,

@@ -7,7 +7,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pydantic: not on the agent's light install
+    from ddoc.execution.views import ExecutionView
 
 # An execution in one of these needs nobody (finished) or needs a human (waiting): `wait` ends.
 _FINISHED = frozenset({"succeeded", "failed", "rolled_back", "aborted"})
@@ -160,10 +163,10 @@ def cmd_decide(args: argparse.Namespace, client: Any) -> int:
     execution = _until(
         client,
         args.execution_id,
-        lambda e: e["status"] in _FINISHED or _decisions(e, args.step_id) > before,
+        lambda e: e.status in _FINISHED or _decisions(e, args.step_id) > before,
         deadline,
     )
-    if execution is not None and execution["status"] not in _FINISHED:
+    if execution is not None and execution.status not in _FINISHED:
         execution = _until(client, args.execution_id, _settled, deadline)
     return _show_settled(execution, args)
 
@@ -173,21 +176,22 @@ def cmd_wait(args: argparse.Namespace, client: Any) -> int:
     return _show_settled(_until(client, args.execution_id, _settled, deadline), args)
 
 
-def _settled(execution: dict[str, Any]) -> bool:
-    return execution["status"] in _FINISHED or execution["status"] in _WAITING
+def _settled(execution: ExecutionView) -> bool:
+    return execution.status in _FINISHED or execution.status in _WAITING
 
 
-def _get(client: Any, execution_id: str) -> dict[str, Any]:
-    execution: dict[str, Any] = client.request("GET", f"/executions/{execution_id}")
-    return execution
+def _get(client: Any, execution_id: str) -> ExecutionView:
+    from ddoc.execution.views import ExecutionView
+
+    return ExecutionView.model_validate(client.request("GET", f"/executions/{execution_id}"))
 
 
-def _decisions(execution: dict[str, Any], step_id: str) -> int:
-    step = next((s for s in execution["steps"] if s["id"] == step_id), None)
-    return len(step.get("decisions") or []) if step else 0
+def _decisions(execution: ExecutionView, step_id: str) -> int:
+    step = execution.step(step_id)
+    return len(step.decisions) if step else 0
 
 
-def _until(client: Any, execution_id: str, done: Any, deadline: float) -> dict[str, Any] | None:
+def _until(client: Any, execution_id: str, done: Any, deadline: float) -> ExecutionView | None:
     while True:
         execution = _get(client, execution_id)
         if done(execution):
@@ -197,7 +201,7 @@ def _until(client: Any, execution_id: str, done: Any, deadline: float) -> dict[s
         time.sleep(_POLL_SECONDS)
 
 
-def _show_settled(execution: dict[str, Any] | None, args: argparse.Namespace) -> int:
+def _show_settled(execution: ExecutionView | None, args: argparse.Namespace) -> int:
     if execution is None:
         print(
             f"ddoc: execution {args.execution_id} still runs after {args.timeout:.0f}s "
@@ -215,13 +219,15 @@ def cmd_abort(args: argparse.Namespace, client: Any) -> int:
         body["comment"] = args.comment
     if getattr(args, "wrong_runbook", False):
         body["wrong_runbook"] = True
-    result = client.request(
-        "POST", f"/executions/{args.execution_id}/abort", json=body, headers=_CLI
+    from ddoc.execution.views import DecisionAccepted
+
+    result = DecisionAccepted.model_validate(
+        client.request("POST", f"/executions/{args.execution_id}/abort", json=body, headers=_CLI)
     )
     what = "rollback" if args.rollback else "abort"
     print(f"{what} sent for {args.execution_id}")
-    if result.get("learned_trigger_removed"):
-        print(f"forgot learned trigger {result['learned_trigger_removed']}")
+    if result.learned_trigger_removed:
+        print(f"forgot learned trigger {result.learned_trigger_removed}")
     return 0
 
 
@@ -230,8 +236,10 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
     body: dict[str, Any] = {"runbook_id": args.runbook_id, "variables": variables}
     if args.mode:
         body["mode"] = args.mode
-    execution = client.request("POST", "/executions", json=body)
-    print(f"{execution['id']}  {execution['status']}  mode {execution['mode']}")
+    from ddoc.execution.views import ExecutionView
+
+    execution = ExecutionView.model_validate(client.request("POST", "/executions", json=body))
+    print(f"{execution.id}  {execution.status}  mode {execution.mode}")
     return 0
 
 
@@ -240,34 +248,38 @@ def cmd_status(args: argparse.Namespace, client: Any) -> int:
     return 0
 
 
-def _print(execution: dict[str, Any], *, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(execution, indent=2, default=str))
+def _print(execution: ExecutionView, *, as_json: bool) -> None:
+    if as_json:  # as the API answered it
+        print(json.dumps(execution.model_dump(mode="json", exclude_unset=True), indent=2))
         return
-    print(f"{execution['id']}  {execution['status']}  mode {execution['mode']}")
-    for step in execution["steps"]:
-        code = "" if step["exit_code"] is None else f" exit {step['exit_code']}"
-        risk = step["risk"] or "-"
-        print(f"{step['id']:>4} [{risk:^6}] {step['status']:<17}{code}  {step['text'][:80]}")
-        if step.get("detail"):
-            print(f"{'':>6}{step['detail']}")
-        awaiting = step.get("awaiting")
+    print(f"{execution.id}  {execution.status}  mode {execution.mode}")
+    for step in execution.steps:
+        code = "" if step.exit_code is None else f" exit {step.exit_code}"
+        risk = step.risk or "-"
+        print(f"{step.id:>4} [{risk:^6}] {step.status:<17}{code}  {step.text[:80]}")
+        if step.detail:
+            print(f"{'':>6}{step.detail}")
+        awaiting = step.awaiting
         if awaiting:
-            until = f" (until {awaiting['deadline']})" if awaiting.get("deadline") else ""
-            print(f"{'':>6}awaits: {awaiting['message']}{until}")
-            print(f"{'':>6}answer with: {', '.join(awaiting['allowed'])}")
-        for decision in step.get("decisions") or []:
-            mark = "" if decision["accepted"] else f" REFUSED: {decision.get('reason')}"
-            print(f"{'':>6}{decision['decision']} by {decision['display_name']}{mark}")
-        for line in (step.get("output") or "").splitlines()[:20]:
+            until = f" (until {awaiting.deadline})" if awaiting.deadline else ""
+            print(f"{'':>6}awaits: {awaiting.message}{until}")
+            print(f"{'':>6}answer with: {', '.join(awaiting.allowed)}")
+        for decision in step.decisions:
+            mark = "" if decision.accepted else f" REFUSED: {decision.reason}"
+            print(f"{'':>6}{decision.decision} by {decision.display_name}{mark}")
+        for line in (step.output or "").splitlines()[:20]:
             print(f"{'':>6}| {line}")
 
 
 def cmd_list(args: argparse.Namespace, client: Any) -> int:
+    from ddoc.execution.views import ExecutionSummary
+
     params = {"status": args.status} if args.status else None
-    for execution in client.request("GET", "/executions", params=params):
+    for found in client.request("GET", "/executions", params=params):
+        execution = ExecutionSummary.model_validate(found)
+        created_at = execution.model_dump(mode="json")["created_at"]  # as the API wrote it
         print(
-            f"{execution['id']}  {execution['status']:<15} {execution['mode']:<10} "
-            f"{execution['runbook_id']}  {execution['created_at']}"
+            f"{execution.id}  {execution.status:<15} {execution.mode:<10} "
+            f"{execution.runbook_id}  {created_at}"
         )
     return 0

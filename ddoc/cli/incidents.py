@@ -41,25 +41,35 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace, client: ApiClient) -> int:
+    from ddoc.alerts.views import IncidentSummary
+
     params = {k: v for k, v in (("status", args.status), ("match_status", args.match_status)) if v}
-    for incident in client.request("GET", "/incidents", params=params):
+    for found in client.request("GET", "/incidents", params=params):
+        incident = IncidentSummary.model_validate(found)
         print(
-            f"{incident['id']}  {incident['status']:<8} {incident['match_status']:<9} "
-            f"{incident['source']:<12} {incident['title']}"
-            + (f"  -> {incident['runbook_id']}" if incident["runbook_id"] else "")
+            f"{incident.id}  {incident.status:<8} {incident.match_status:<9} "
+            f"{incident.source:<12} {incident.title}"
+            + (f"  -> {incident.runbook_id}" if incident.runbook_id else "")
         )
     return 0
 
 
 def cmd_show(args: argparse.Namespace, client: ApiClient) -> int:
-    incident = client.request("GET", f"/incidents/{args.incident_id}")
-    print(json.dumps(incident, indent=2, default=str))
+    from ddoc.alerts.views import IncidentView
+
+    incident = IncidentView.model_validate(client.request("GET", f"/incidents/{args.incident_id}"))
+    # As the API answered it.
+    print(json.dumps(incident.model_dump(mode="json", exclude_unset=True), indent=2))
     return 0
 
 
 def cmd_pick(args: argparse.Namespace, client: ApiClient) -> int:
-    execution = client.request(
-        "POST", f"/incidents/{args.incident_id}/runbook", json={"runbook_id": args.runbook_id}
+    from ddoc.execution.views import ExecutionView
+
+    execution = ExecutionView.model_validate(
+        client.request(
+            "POST", f"/incidents/{args.incident_id}/runbook", json={"runbook_id": args.runbook_id}
+        )
     )
-    print(f"{execution['id']}  {execution['status']}  mode {execution['mode']}")
+    print(f"{execution.id}  {execution.status}  mode {execution.mode}")
     return 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-ROLES = ("viewer", "responder", "approver", "admin")
+from ddoc.contracts.roles import Role
+
+ROLES = [role.value for role in Role]
 
 
 def add_parser(sub: Any) -> None:

@@ -27,9 +27,7 @@ from ddoc.contracts.execution import (
     ExecutionMode,
     ExecutionPolicy,
 )
-
-RESPONDER_ROLES = frozenset({"responder", "approver", "admin"})
-APPROVER_ROLES = frozenset({"approver", "admin"})
+from ddoc.contracts.roles import Role, holds
 
 # Decisions about the whole execution: accepted whenever it is not finished.
 EXECUTION_DECISIONS = frozenset({DecisionKind.ABORT, DecisionKind.ROLLBACK})
@@ -61,14 +59,14 @@ def approvals_needed(
 
 
 def role_for(risk: str | None) -> str:
-    return "approver" if risk == "red" else "responder"
+    return Role.APPROVER if risk == "red" else Role.RESPONDER
 
 
 def satisfied(awaiting: Awaiting, *, started_by: str | None) -> bool:
     approvers = awaiting.approved_by
     if len(approvers) < awaiting.approvals_needed:
         return False
-    if awaiting.role == "approver" and started_by is not None:
+    if awaiting.role == Role.APPROVER and started_by is not None:
         return any(user != started_by for user in approvers)
     return True
 
@@ -78,8 +76,7 @@ def refusal(
 ) -> Refusal | None:
     """Why this decision cannot be taken now, or None when it can."""
     actor = decision.actor
-    roles = set(actor.roles)
-    if not roles & RESPONDER_ROLES:
+    if not holds(actor.roles, Role.RESPONDER):
         return Refusal(
             RefusalCode.FORBIDDEN,
             f"{actor.display_name} has no responder, approver or admin role",
@@ -97,7 +94,7 @@ def refusal(
             f"step {decision.step_id} awaits {awaiting.kind.value}: one of "
             + ", ".join(awaiting.allowed),
         )
-    needs_approver = awaiting.role == "approver" and not roles & APPROVER_ROLES
+    needs_approver = awaiting.role == Role.APPROVER and not holds(actor.roles, Role.APPROVER)
     if kind in (DecisionKind.APPROVE, DecisionKind.RETRY) and needs_approver:
         return Refusal(
             RefusalCode.FORBIDDEN, f"step {decision.step_id} is red: it needs the approver role"

@@ -1,7 +1,8 @@
 """An execution as it is now: the workflow's `state` query while it runs, the database trail
 once it is finished (or when Temporal cannot answer), and signals to it.
 
-Used by the API (and, through it, the CLI and Slack).
+Used by the execution services (ddoc/execution/service.py), hence by the API, Slack and the CLI.
+Temporal is called by the workflow's names (ddoc/contracts/names.py), never its code.
 """
 
 from __future__ import annotations
@@ -9,18 +10,19 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
+from ddoc.contracts import names
 from ddoc.contracts.approvals import Refusal, RefusalCode, refusal
-from ddoc.contracts.execution import Actor, Decision, DecisionKind, ExecutionResult, ExecutionStatus
+from ddoc.contracts.execution import Actor, Decision, DecisionKind, ExecutionResult, StepState
 from ddoc.execution import store as executions
+from ddoc.execution.views import EscalationView, ExecutionSummary, ExecutionView, StepView
+from ddoc.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from ddoc.platform.ids import new_id
-from workflows.execution import RunbookExecutionWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -33,66 +35,79 @@ async def state(
     """The live state, or None when the execution is finished. ExecutionNotFound when the
     tenant has no such execution (the tenant check is the database's, never the caller's)."""
     row = await asyncio.to_thread(_row, engine, tenant_id, execution_id)
-    if ExecutionStatus(row["status"]) in executions.TERMINAL_STATUSES:
+    if row.status in executions.TERMINAL_STATUSES:
         return None
-    return await _query(client, execution_id)
+    current = await _query(client, execution_id)
+    # A workflow that just ended answers before its end is recorded: finished all the same.
+    if current is not None and current.status in executions.TERMINAL_STATUSES:
+        return None
+    return current
 
 
-async def view(engine: Engine, client: Client, tenant_id: str, execution_id: str) -> dict[str, Any]:
+async def view(engine: Engine, client: Client, tenant_id: str, execution_id: str) -> ExecutionView:
     """The trail, overlaid with the workflow's live state while it runs."""
     trail = await asyncio.to_thread(_trail, engine, tenant_id, execution_id)
-    if ExecutionStatus(trail["status"]) in executions.TERMINAL_STATUSES:
-        return {**trail, "live": False}
+    if trail.status in executions.TERMINAL_STATUSES:
+        return trail.model_copy(update={"live": False})
     current = await _query(client, execution_id)
     if current is None:
-        return {**trail, "live": False}
-    return {**merge(trail, current), "live": True}
+        return trail.model_copy(update={"live": False})
+    return merge(trail, current).model_copy(update={"live": True})
 
 
-def merge(trail: dict[str, Any], current: ExecutionResult) -> dict[str, Any]:
-    steps = {step["id"]: step for step in trail["steps"]}
-    merged = []
-    for live_step in current.steps:
-        stored = steps.pop(live_step.step_id, {})
-        merged.append(
-            {
-                **stored,
-                "id": live_step.step_id,
-                "kind": live_step.kind,
-                "text": live_step.text,
-                "status": live_step.status.value,
-                "command": live_step.command,
-                "risk": live_step.risk,
-                "exit_code": live_step.exit_code,
-                "detail": live_step.detail,
-                "undoes": live_step.undoes,
-                "edited_by": live_step.edited_by,
-                "dry_run": live_step.dry_run,
-                "decisions": [dataclasses.asdict(d) for d in live_step.decisions],
-                "awaiting": dataclasses.asdict(live_step.awaiting) if live_step.awaiting else None,
-                "output": stored.get("output"),
-                "output_truncated": stored.get("output_truncated", False),
-            }
-        )
-    return {
-        **trail,
-        "status": current.status.value,
-        "current_step": current.current_step,
-        "alert_resolved": current.alert_resolved,
-        "incident_escalated": current.incident_escalated,
-        "escalations": current.escalations,
-        "steps": merged + list(steps.values()),
+def merge(trail: ExecutionView, current: ExecutionResult) -> ExecutionView:
+    """The workflow's state over the trail: its steps first (in its order), then the steps it
+    does not know of."""
+    stored = {step.id: step for step in trail.steps}
+    merged = [_merged_step(stored.pop(live.step_id, None), live) for live in current.steps]
+    return trail.model_copy(
+        update={
+            "status": current.status,
+            "current_step": current.current_step,
+            "alert_resolved": current.alert_resolved,
+            "incident_escalated": current.incident_escalated,
+            "escalations": [EscalationView.model_validate(e) for e in current.escalations],
+            "steps": merged + list(stored.values()),
+        }
+    )
+
+
+def _merged_step(stored: StepView | None, live: StepState) -> StepView:
+    overlay = {
+        "id": live.step_id,
+        "kind": live.kind,
+        "text": live.text,
+        "status": live.status,
+        "command": live.command,
+        "risk": live.risk,
+        "exit_code": live.exit_code,
+        "detail": live.detail,
+        "undoes": live.undoes,
+        "edited_by": live.edited_by,
+        "dry_run": live.dry_run,
+        "decisions": [dataclasses.asdict(d) for d in live.decisions],
+        "awaiting": dataclasses.asdict(live.awaiting) if live.awaiting else None,
     }
+    if stored is None:  # not recorded yet: no output so far
+        return StepView.model_validate({**overlay, "output": None, "output_truncated": False})
+    return StepView.model_validate({**stored.model_dump(exclude_unset=True), **overlay})
 
 
-class DecisionRefused(Exception):
-    def __init__(self, refused: Refusal) -> None:
-        super().__init__(refused.reason)
-        self.refusal = refused
-
-
-class StepNotFound(LookupError):
+class StepNotFound(NotFound):
     pass
+
+
+# How each refusal of the approval policy is told (the API: 403, 409, 422).
+_REFUSED: dict[RefusalCode, type[DomainError]] = {
+    RefusalCode.FORBIDDEN: Forbidden,
+    RefusalCode.NOT_AWAITING: Conflict,
+    RefusalCode.INVALID: Invalid,
+}
+
+
+def refused(refusal: Refusal) -> DomainError:
+    """The domain error that tells the approval policy's refusal."""
+    return _REFUSED[refusal.code](refusal.reason)
 
 
 async def decide(
@@ -114,13 +129,11 @@ async def decide(
     another one is refused there and recorded."""
     current = await state(engine, client, tenant_id, execution_id)
     if current is None:
-        raise DecisionRefused(
-            Refusal(RefusalCode.NOT_AWAITING, f"execution {execution_id} is finished")
-        )
+        raise Conflict(f"execution {execution_id} is finished")
     execution_wide = kind in (DecisionKind.ABORT, DecisionKind.ROLLBACK)
     step_id = step_id or (current.current_step if execution_wide else None)
     if step_id is None:
-        raise DecisionRefused(Refusal(RefusalCode.INVALID, f"step_id is needed for {kind.value}"))
+        raise Invalid(f"step_id is needed for {kind.value}")
     step = next((s for s in current.steps if s.step_id == step_id), None)
     if step is None:
         raise StepNotFound(f"execution {execution_id} has no step {step_id}")
@@ -136,21 +149,21 @@ async def decide(
     )
     why = refusal(decision, step.awaiting, edited_by=step.edited_by)
     if why is not None:
-        raise DecisionRefused(why)
+        raise refused(why)
     await signal(client, execution_id, decision)
     return decision
 
 
 async def signal(client: Client, execution_id: str, decision: Decision) -> None:
-    handle = client.get_workflow_handle_for(RunbookExecutionWorkflow.run, execution_id)
-    await handle.signal(RunbookExecutionWorkflow.decide, decision)
+    await client.get_workflow_handle(execution_id).signal(names.DECIDE_SIGNAL, decision)
 
 
 async def _query(client: Client, execution_id: str) -> ExecutionResult | None:
-    handle = client.get_workflow_handle_for(RunbookExecutionWorkflow.run, execution_id)
+    handle = client.get_workflow_handle(execution_id)
     try:
         return await asyncio.wait_for(
-            handle.query(RunbookExecutionWorkflow.state), timeout=QUERY_TIMEOUT_SECONDS
+            handle.query(names.STATE_QUERY, result_type=ExecutionResult),
+            timeout=QUERY_TIMEOUT_SECONDS,
         )
     except (
         RPCError,
@@ -162,11 +175,11 @@ async def _query(client: Client, execution_id: str) -> ExecutionResult | None:
         return None
 
 
-def _row(engine: Engine, tenant_id: str, execution_id: str) -> dict[str, Any]:
+def _row(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionSummary:
     with Session(engine) as session:
         return executions.summary(session, tenant_id=tenant_id, execution_id=execution_id)
 
 
-def _trail(engine: Engine, tenant_id: str, execution_id: str) -> dict[str, Any]:
+def _trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
     with Session(engine) as session:
-        return executions.view(session, tenant_id=tenant_id, execution_id=execution_id)
+        return executions.trail(session, tenant_id=tenant_id, execution_id=execution_id)

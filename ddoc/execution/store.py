@@ -28,7 +28,15 @@ from ddoc.contracts.execution import (
 )
 from ddoc.execution.dryrun import dry_run_form
 from ddoc.execution.policy import execution_policy
+from ddoc.execution.views import (
+    AwaitingView,
+    DecisionView,
+    ExecutionSummary,
+    ExecutionView,
+    StepView,
+)
 from ddoc.platform import audit, metrics, tenancy
+from ddoc.platform.errors import NotFound
 from ddoc.platform.tables import (
     Execution,
     ExecutionEventRow,
@@ -54,7 +62,7 @@ TERMINAL_STATUSES = frozenset(
 )
 
 
-class ExecutionNotFound(LookupError):
+class ExecutionNotFound(NotFound):
     pass
 
 
@@ -422,7 +430,7 @@ def list_executions(
     status: ExecutionStatus | None = None,
     runbook_id: str | None = None,
     limit: int = 100,
-) -> list[dict[str, Any]]:
+) -> list[ExecutionSummary]:
     query = select(Execution).where(Execution.tenant_id == tenant_id)
     if status is not None:
         query = query.where(Execution.status == status.value)
@@ -432,60 +440,66 @@ def list_executions(
     return [_summary(row) for row in rows]
 
 
-def _summary(execution: Execution) -> dict[str, Any]:
-    return {
-        "id": execution.id,
-        "workflow_id": execution.id,
-        "status": execution.status,
-        "mode": execution.mode,
-        "runbook_id": execution.runbook_id,
-        "runbook_version": execution.runbook_version,
-        "incident_id": execution.incident_id,
-        "environment": execution.environment,
-        "started_by": execution.started_by,
-        "created_at": execution.created_at,
-        "finished_at": execution.finished_at,
-        "current_step": execution.current_step,
-    }
+def _summary(execution: Execution) -> ExecutionSummary:
+    return ExecutionSummary(
+        id=execution.id,
+        workflow_id=execution.id,
+        status=ExecutionStatus(execution.status),
+        mode=ExecutionMode(execution.mode),
+        runbook_id=execution.runbook_id,
+        runbook_version=execution.runbook_version,
+        incident_id=execution.incident_id,
+        environment=execution.environment,
+        started_by=execution.started_by,
+        created_at=execution.created_at,
+        finished_at=execution.finished_at,
+        current_step=execution.current_step,
+    )
 
 
-def summary(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
+def summary(session: Session, *, tenant_id: str, execution_id: str) -> ExecutionSummary:
     return _summary(_get(session, tenant_id=tenant_id, execution_id=execution_id))
 
 
-def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
+def trail(session: Session, *, tenant_id: str, execution_id: str) -> ExecutionView:
+    """The execution with its steps as recorded (the workflow's live state is `live.view`)."""
     execution = _get(session, tenant_id=tenant_id, execution_id=execution_id)
     steps = session.exec(
         select(ExecutionStep)
         .where(ExecutionStep.execution_id == execution_id, ExecutionStep.tenant_id == tenant_id)
         .order_by(col(ExecutionStep.position))
     ).all()
-    return {
-        **_summary(execution),
-        "steps": [
-            {
-                "id": step.step_id,
-                "kind": step.kind,
-                "text": step.text,
-                "status": step.status,
-                "command": step.command,
-                "risk": step.risk,
-                "exit_code": step.exit_code,
-                "output": step.output,
-                "output_truncated": step.output_truncated,
-                "detail": step.detail,
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "undoes": step.undoes,
-                "edited_by": step.edited_by,
-                "original_command": step.original_command,
-                "duration_seconds": _seconds(step.started_at, step.finished_at),
-                "decisions": step.decisions,
-                "awaiting": step.awaiting,
-            }
-            for step in steps
-        ],
-    }
+    return ExecutionView(**dict(_summary(execution)), steps=[_step(step) for step in steps])
+
+
+def view(session: Session, *, tenant_id: str, execution_id: str) -> dict[str, Any]:
+    """The trail as a plain dict: the form activities/slack.py still reads (`trail` is the
+    typed one)."""
+    found = trail(session, tenant_id=tenant_id, execution_id=execution_id)
+    return found.model_dump(exclude_unset=True)
+
+
+def _step(step: ExecutionStep) -> StepView:
+    return StepView(
+        id=step.step_id,
+        kind=step.kind,
+        text=step.text,
+        status=StepStatus(step.status),
+        command=step.command,
+        risk=RiskClass(step.risk) if step.risk else None,
+        exit_code=step.exit_code,
+        output=step.output,
+        output_truncated=step.output_truncated,
+        detail=step.detail,
+        started_at=step.started_at,
+        finished_at=step.finished_at,
+        undoes=step.undoes,
+        edited_by=step.edited_by,
+        original_command=step.original_command,
+        duration_seconds=_seconds(step.started_at, step.finished_at),
+        decisions=[DecisionView.model_validate(d) for d in step.decisions],
+        awaiting=AwaitingView.model_validate(step.awaiting) if step.awaiting else None,
+    )
 
 
 def get(session: Session, *, tenant_id: str, execution_id: str) -> Execution:

@@ -6,35 +6,20 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
+from ddoc.contracts.roles import Role, holds
 from ddoc.platform import audit
+from ddoc.platform.errors import Conflict, NotFound
 from ddoc.platform.ids import new_id, new_token, token_hash
 from ddoc.platform.tables import ApiKey, Tenant
 from ddoc.runbooks.risk import RuleSet, load_tenant_rules
 
 API_KEY_PREFIX = "ddoc"
 WEBHOOK_TOKEN_PREFIX = "ddwh"
-
-
-class Role(StrEnum):
-    """Each role includes the ones before it: an approver may do what a responder may."""
-
-    VIEWER = "viewer"
-    RESPONDER = "responder"
-    APPROVER = "approver"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return list(Role).index(self)
-
-
-_ROLE_VALUES = frozenset(r.value for r in Role)
 
 
 @dataclass(frozen=True)
@@ -51,7 +36,7 @@ class Principal:
         return f"api_key:{self.key_id}"
 
     def at_least(self, role: Role) -> bool:
-        return any(Role(r).rank >= role.rank for r in self.roles if r in _ROLE_VALUES)
+        return holds(self.roles, role)
 
 
 @dataclass(frozen=True)
@@ -204,11 +189,11 @@ def authenticate_api_key(session: Session, key: str) -> Principal | None:
     )
 
 
-class KeyNotFound(LookupError):
+class KeyNotFound(NotFound):
     pass
 
 
-class LastAdminKey(Exception):
+class LastAdminKey(Conflict):
     """Revoking it would leave the tenant with no way to administer itself."""
 
 

@@ -12,20 +12,21 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from ddoc.contracts.roles import Role
 from ddoc.platform import audit
+from ddoc.platform.errors import Conflict, Invalid
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import User
-from ddoc.platform.tenancy import Role
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
-class UserError(ValueError):
+class UserError(Invalid):
     pass
 
 
-class UserExists(UserError):
+class UserExists(Conflict):
     pass
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from ddoc.platform import audit
+from ddoc.platform.errors import NotFound
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import Runbook, RunbookVersion
 from ddoc.runbooks import search
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from ddoc.runbooks.embedding import Embedder
 
 
-class RunbookNotFound(LookupError):
+class RunbookNotFound(NotFound):
     pass
 
 

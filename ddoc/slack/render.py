@@ -1,22 +1,43 @@
 """Slack Block Kit for an execution: the incident message (updated in place as the execution
 moves), each finished step's output in its thread, escalation notices, and the shift handoff.
 
-Why this file is long: every message shares the same escaping and bounding helpers; issue 16
-replaces the untyped views it reads with typed ones, after which it splits by message.
+Why this file is long: every message shares the same escaping and bounding helpers.
 
-Pure functions of the dicts the API returns (`ddoc.execution.store.view`,
-`ddoc.execution.live.merge`, `ddoc.alerts.incidents.view`): no I/O, missing keys tolerated. Every
-piece of user-provided text (step text, commands, outputs, alert titles, match reasons, ...) is
-escaped for mrkdwn (`&`, `<`, `>`: Slack's rule, so an output can neither mention `<!channel>` nor
-forge a link) and bounded so that each field stays within Slack's limits (section text 3,000
-characters, button text 75, button value 2,000, header 150, 50 blocks per message)."""
+Pure functions of the typed views (ddoc/execution/views.py, ddoc/alerts/views.py): no I/O.
+activities/slack.py still hands them as the plain dicts `store.view` and `incidents.view`
+return, parsed here once. Every piece of user-provided text (step text, commands, outputs,
+alert titles, match reasons, ...) is escaped for mrkdwn (`&`, `<`, `>`: Slack's rule, so an
+output can neither mention `<!channel>` nor forge a link) and bounded so that each field stays
+within Slack's limits (section text 3,000 characters, button text 75, button value 2,000,
+header 150, 50 blocks per message)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from ddoc.alerts.views import CandidateView, IncidentStatus, IncidentView, MatchStatus
+from ddoc.contracts.execution import (
+    AwaitKind,
+    DecisionKind,
+    ExecutionMode,
+    ExecutionStatus,
+    StepStatus,
+)
+from ddoc.contracts.roles import Role
+from ddoc.execution.store import TERMINAL_STATUSES
+from ddoc.execution.views import (
+    AwaitingView,
+    EscalationView,
+    ExecutionEventView,
+    ExecutionView,
+    StepView,
+)
+from ddoc.runbooks.model import RiskClass
 from ddoc.slack.inbound import ACTION_PREFIX, button_value
 
 MAX_BLOCKS = 50  # Slack's limit per message
@@ -38,114 +59,153 @@ MAX_PREREQUISITES = 20
 MAX_AWAITING_SHOWN = 3
 HANDOFF_ITEMS = 12  # per section of the handoff
 
-TERMINAL = frozenset({"succeeded", "failed", "rolled_back", "aborted"})
-FINISHED_STEP = frozenset({"succeeded", "failed", "skipped", "rolled_back"})
+FINISHED_STEP = frozenset(
+    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.ROLLED_BACK}
+)
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _ELLIPSIS = "…"
 
-BADGES = {"green": "🟢", "yellow": "🟡", "red": "🔴"}
+BADGES = {RiskClass.GREEN: "🟢", RiskClass.YELLOW: "🟡", RiskClass.RED: "🔴"}
 NO_RISK_BADGE = "⚪"
 
 _EXECUTION_WORDS = {
-    "running": "▶️ running",
-    "awaiting_human": "⏳ awaiting a human",
-    "stalled": "⛔ stalled",
-    "succeeded": "✅ succeeded",
-    "failed": "❌ failed",
-    "rolled_back": "↩️ rolled back",
-    "aborted": "🛑 aborted",
-    "": "not started",
+    ExecutionStatus.RUNNING: "▶️ running",
+    ExecutionStatus.AWAITING_HUMAN: "⏳ awaiting a human",
+    ExecutionStatus.STALLED: "⛔ stalled",
+    ExecutionStatus.SUCCEEDED: "✅ succeeded",
+    ExecutionStatus.FAILED: "❌ failed",
+    ExecutionStatus.ROLLED_BACK: "↩️ rolled back",
+    ExecutionStatus.ABORTED: "🛑 aborted",
 }
 _STEP_WORDS = {
-    "pending": "pending",
-    "awaiting_approval": "awaiting approval",
-    "running": "running…",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "skipped": "skipped",
-    "rolled_back": "rolled back",
-    "unknown": "outcome unknown",
+    StepStatus.PENDING: "pending",
+    StepStatus.AWAITING_APPROVAL: "awaiting approval",
+    StepStatus.RUNNING: "running…",
+    StepStatus.SUCCEEDED: "succeeded",
+    StepStatus.FAILED: "failed",
+    StepStatus.SKIPPED: "skipped",
+    StepStatus.ROLLED_BACK: "rolled back",
+    StepStatus.UNKNOWN: "outcome unknown",
 }
 _AWAIT_WORDS = {
-    "approval": "awaiting approval",
-    "values": "awaiting values",
-    "choice": "awaiting a choice",
-    "done": "waiting to be done by hand",
-    "outcome": "outcome unknown: check, then decide",
-    "agent": "waiting for an agent",
+    AwaitKind.APPROVAL: "awaiting approval",
+    AwaitKind.VALUES: "awaiting values",
+    AwaitKind.CHOICE: "awaiting a choice",
+    AwaitKind.DONE: "waiting to be done by hand",
+    AwaitKind.OUTCOME: "outcome unknown: check, then decide",
+    AwaitKind.AGENT: "waiting for an agent",
 }
 _STATUS_PLAIN = {
-    "running": "running",
-    "awaiting_human": "awaiting a human",
-    "stalled": "stalled",
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "rolled_back": "rolled back",
-    "aborted": "aborted",
-    "": "not started",
+    ExecutionStatus.RUNNING: "running",
+    ExecutionStatus.AWAITING_HUMAN: "awaiting a human",
+    ExecutionStatus.STALLED: "stalled",
+    ExecutionStatus.SUCCEEDED: "succeeded",
+    ExecutionStatus.FAILED: "failed",
+    ExecutionStatus.ROLLED_BACK: "rolled back",
+    ExecutionStatus.ABORTED: "aborted",
 }
 _MODE_WORDS = {
-    "read_along": "read-along",
-    "copilot": "copilot",
-    "autopilot": "autopilot",
-    "dry_run": "dry run",
+    ExecutionMode.READ_ALONG: "read-along",
+    ExecutionMode.COPILOT: "copilot",
+    ExecutionMode.AUTOPILOT: "autopilot",
+    ExecutionMode.DRY_RUN: "dry run",
 }
 # Decisions with a button of their own under the awaiting step, in this order. Rollback and
 # abort are execution-wide: the last actions block carries them.
-_BUTTONS: dict[str, tuple[str, str | None]] = {
-    "approve": ("Approve", "primary"),
-    "reject": ("Reject", "danger"),
-    "done": ("Mark done", "primary"),
-    "retry": ("Retry", None),
-    "skip": ("Skip", None),
-    "edit": ("Edit", None),
+_BUTTONS: dict[DecisionKind, tuple[str, str | None]] = {
+    DecisionKind.APPROVE: ("Approve", "primary"),
+    DecisionKind.REJECT: ("Reject", "danger"),
+    DecisionKind.DONE: ("Mark done", "primary"),
+    DecisionKind.RETRY: ("Retry", None),
+    DecisionKind.SKIP: ("Skip", None),
+    DecisionKind.EDIT: ("Edit", None),
 }
 _DECIDED = {
-    "approve": "approved",
-    "reject": "rejected",
-    "skip": "skipped",
-    "edit": "edited",
-    "choose": "chose",
-    "done": "marked done",
-    "rollback": "rolled back",
-    "abort": "aborted",
-    "retry": "retried",
-    "provide": "provided values",
+    DecisionKind.APPROVE: "approved",
+    DecisionKind.REJECT: "rejected",
+    DecisionKind.SKIP: "skipped",
+    DecisionKind.EDIT: "edited",
+    DecisionKind.CHOOSE: "chose",
+    DecisionKind.DONE: "marked done",
+    DecisionKind.ROLLBACK: "rolled back",
+    DecisionKind.ABORT: "aborted",
+    DecisionKind.RETRY: "retried",
+    DecisionKind.PROVIDE: "provided values",
 }
+# An incident with no execution yet (suggestions, or no runbook) is still going on; its
+# message has no execution to describe.
+_NO_EXECUTION_STATUS = ExecutionStatus.RUNNING
+_NO_EXECUTION_LINE = "-"
+
+
+class Prerequisite(BaseModel):
+    text: str
+    kind: str | None = None  # access | vpn | tool | other
+
+
+class RunbookBrief(BaseModel):
+    """What the incident message shows of the runbook version that runs."""
+
+    title: str | None = None
+    prerequisites: list[Prerequisite] = []
+
+
+class NoticeData(BaseModel):
+    """What an escalated, stalled, escalation_failed or trust_demoted event carries."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    level: int | None = None
+    name: str | None = None
+    reason: str | None = None
+    paged: bool | None = None
+    detail: str | None = None
+    demoted_from: str | None = Field(default=None, alias="from")
+    demoted_to: str | None = Field(default=None, alias="to")
+
+
+ViewT = TypeVar("ViewT", bound=BaseModel)
 
 
 # --- the incident message ---------------------------------------------------------------------
 
 
 def incident_message(
-    execution: dict[str, Any],
+    execution: ExecutionView | Mapping[str, Any] | None,
     *,
-    incident: dict[str, Any] | None = None,
-    runbook: dict[str, Any] | None = None,
+    incident: IncidentView | Mapping[str, Any] | None = None,
+    runbook: RunbookBrief | Mapping[str, Any] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
-    """(fallback text, blocks) for the execution's message in the incident channel."""
-    execution_id = _str(execution.get("id"))
-    status = _str(execution.get("status"))
-    finished = status in TERMINAL
-    steps = [s for s in _list(execution.get("steps")) if isinstance(s, dict)]
-    current = execution.get("current_step")
-    title = _title(execution, incident, runbook)
+    """(fallback text, blocks) for the execution's message in the incident channel; with no
+    execution (None, or activities/slack.py's stub without an id), the incident's own message
+    offering its suggestions."""
+    view = _execution_or_none(execution)
+    about = _parsed(IncidentView, incident) if incident is not None else None
+    brief = _parsed(RunbookBrief, runbook) if runbook is not None else None
+    execution_id = view.id if view else ""
+    status = view.status if view else _NO_EXECUTION_STATUS
+    finished = status in TERMINAL_STATUSES
+    steps = view.steps if view else []
+    current = view.current_step if view else None
+    title = _title(view, about, brief)
     actions = _Actions()
     interactive = bool(execution_id) and not finished
 
-    head: list[dict[str, Any]] = [_header(f"{title} — {_plain(_EXECUTION_WORDS, status)}")]
-    head.append(_context(_execution_line(execution)))
-    notes = _notes(execution, finished)
+    head: list[dict[str, Any]] = [_header(f"{title} — {_EXECUTION_WORDS[status]}")]
+    head.append(_context(_execution_line(view)))
+    notes = _notes(view, finished)
     if notes:
         head.append(_context(notes))
-    if incident is not None:
-        head.extend(_alert_blocks(execution, incident, actions, interactive=not finished))
-    prerequisites = _prerequisites(runbook)
+    if about is not None:
+        head.extend(
+            _alert_blocks(execution_id, bool(steps), about, actions, interactive=not finished)
+        )
+    prerequisites = _prerequisites(brief)
     if prerequisites:
         head.append(_section(prerequisites))
 
-    waiting = [s for s in steps if isinstance(s.get("awaiting"), dict)][:MAX_AWAITING_SHOWN]
+    waiting = [s for s in steps if s.awaiting is not None][:MAX_AWAITING_SHOWN]
     tail: list[dict[str, Any]] = []
     if interactive:
         tail.append(_controls(execution_id, actions))
@@ -154,19 +214,17 @@ def incident_message(
     budget = MAX_BLOCKS - len(head) - len(tail) - divider - awaiting_blocks
 
     body: list[dict[str, Any]] = [{"type": "divider"}] if steps else []
-    must = {_str(s.get("id")) for s in waiting} | ({_str(current)} if current else set())
+    must = {s.id for s in waiting} | ({current} if current else set())
     for entry in _step_entries(steps, must, budget):
         if isinstance(entry, str):
             body.append(_context(entry))
             continue
-        body.append(_section(_step_text(entry, current=entry.get("id") == current)))
-        awaiting = entry.get("awaiting")
-        if isinstance(awaiting, dict) and any(entry is w for w in waiting) and not finished:
+        body.append(_section(_step_text(entry, current=entry.id == current)))
+        awaiting = entry.awaiting
+        if awaiting is not None and any(entry is w for w in waiting) and not finished:
             body.append(_context(_awaiting_line(execution_id, entry, awaiting)))
             buttons = (
-                _awaiting_buttons(execution_id, _str(entry.get("id")), awaiting, actions)
-                if interactive
-                else []
+                _awaiting_buttons(execution_id, entry.id, awaiting, actions) if interactive else []
             )
             if buttons:
                 body.append({"type": "actions", "elements": buttons[:ACTIONS_PER_BLOCK]})
@@ -176,129 +234,138 @@ def incident_message(
     return _fallback(title, status, [] if finished else steps, current), blocks
 
 
+def _execution_or_none(value: ExecutionView | Mapping[str, Any] | None) -> ExecutionView | None:
+    """activities/slack.py hands the trail as a dict, and for "no execution yet" a stub without
+    an id."""
+    if value is None or isinstance(value, ExecutionView):
+        return value
+    return ExecutionView.model_validate(value) if value.get("id") else None
+
+
+def _parsed(kind: type[ViewT], value: ViewT | Mapping[str, Any]) -> ViewT:
+    """The typed view of what activities/slack.py hands over as a dict."""
+    return value if isinstance(value, kind) else kind.model_validate(value)
+
+
 def _title(
-    execution: dict[str, Any], incident: dict[str, Any] | None, runbook: dict[str, Any] | None
+    execution: ExecutionView | None, incident: IncidentView | None, runbook: RunbookBrief | None
 ) -> str:
     for candidate in (
-        (runbook or {}).get("title"),
-        execution.get("runbook_title"),
-        execution.get("runbook_id"),
-        (incident or {}).get("title"),
+        runbook.title if runbook else None,
+        execution.runbook_id if execution else None,
+        incident.title if incident else None,
     ):
-        if isinstance(candidate, str) and candidate.strip():
+        if candidate and candidate.strip():
             return candidate.strip()
     return "dd0c/run"
 
 
-def _fallback(title: str, status: str, steps: list[dict[str, Any]], current: Any) -> str:
-    line = f"dd0c/run: {_clip(title, 150)} — {_plain(_STATUS_PLAIN, status)}"
+def _fallback(
+    title: str, status: ExecutionStatus, steps: list[StepView], current: str | None
+) -> str:
+    line = f"dd0c/run: {_clip(title, 150)} — {_STATUS_PLAIN[status]}"
     waiting = next(
-        (s for s in steps if s.get("id") == current and isinstance(s.get("awaiting"), dict)),
-        next((s for s in steps if isinstance(s.get("awaiting"), dict)), None),
+        (s for s in steps if s.id == current and s.awaiting is not None),
+        next((s for s in steps if s.awaiting is not None), None),
     )
-    if waiting is not None:
-        kind = _str(waiting["awaiting"].get("kind")) or "a decision"
-        line += f" (step {_clip(_str(waiting.get('id')), 60)} awaits {kind})"
+    if waiting is not None and waiting.awaiting is not None:
+        line += f" (step {_clip(waiting.id, 60)} awaits {waiting.awaiting.kind})"
     return _esc(line, 400)
 
 
-def _execution_line(execution: dict[str, Any]) -> str:
+def _execution_line(execution: ExecutionView | None) -> str:
+    if execution is None:
+        return _NO_EXECUTION_LINE
     parts = []
-    if execution.get("id"):
-        parts.append(f"`{_esc(execution['id'], 100)}`")
-    if execution.get("mode"):
-        parts.append(_esc(_plain(_MODE_WORDS, _str(execution["mode"])), 40))
-    if execution.get("environment"):
-        parts.append(f"env *{_esc(execution['environment'], 80)}*")
-    if execution.get("started_by"):
-        parts.append(f"started by {_esc(execution['started_by'], 100)}")
-    if execution.get("runbook_id"):
-        version = execution.get("runbook_version")
-        suffix = f" v{_esc(version, 12)}" if version is not None else ""
-        parts.append(f"runbook `{_esc(execution['runbook_id'], 100)}`{suffix}")
-    if execution.get("created_at"):
-        parts.append(f"started {_esc(_when(execution['created_at']), 40)}")
-    if execution.get("finished_at"):
-        parts.append(f"finished {_esc(_when(execution['finished_at']), 40)}")
-    return " · ".join(parts) or "dd0c/run execution"
+    if execution.id:
+        parts.append(f"`{_esc(execution.id, 100)}`")
+    parts.append(_esc(_MODE_WORDS[execution.mode], 40))
+    if execution.environment:
+        parts.append(f"env *{_esc(execution.environment, 80)}*")
+    if execution.started_by:
+        parts.append(f"started by {_esc(execution.started_by, 100)}")
+    if execution.runbook_id:
+        version = f" v{_esc(execution.runbook_version, 12)}"
+        parts.append(f"runbook `{_esc(execution.runbook_id, 100)}`{version}")
+    parts.append(f"started {_esc(_when(execution.created_at), 40)}")
+    if execution.finished_at:
+        parts.append(f"finished {_esc(_when(execution.finished_at), 40)}")
+    return " · ".join(parts)
 
 
-def _notes(execution: dict[str, Any], finished: bool) -> str:
+def _notes(execution: ExecutionView | None, finished: bool) -> str:
+    if execution is None:
+        return ""
     notes = []
-    if execution.get("alert_resolved"):
+    if execution.alert_resolved:
         notes.append("✅ The alert has resolved.")
-    if execution.get("incident_escalated"):
+    if execution.incident_escalated:
         notes.append("🚨 The incident was escalated: not resolved in time.")
-    escalations = [e for e in _list(execution.get("escalations")) if isinstance(e, dict)]
-    for escalation in escalations[-3:]:
+    for escalation in execution.escalations[-3:]:
         notes.append(_escalation_note(escalation))
-    if execution.get("live") is False and execution.get("status") and not finished:
+    if execution.live is False and not finished:
         notes.append("_Live state unavailable: showing the recorded trail._")
     return "\n".join(notes)
 
 
-def _escalation_note(escalation: dict[str, Any]) -> str:
-    level = _esc(escalation.get("level", "?"), 12)
-    name = escalation.get("name")
-    who = f"level {level}" + (f" ({_esc(name, 80)})" if name else "")
-    step = escalation.get("step_id")
+def _escalation_note(escalation: EscalationView) -> str:
+    name = escalation.name
+    who = f"level {_esc(escalation.level, 12)}" + (f" ({_esc(name, 80)})" if name else "")
+    step = escalation.step_id
     where = f" for step {_esc(step, 60)}" if step else ""
-    outcome = "paged" if escalation.get("paged") else "not paged"
-    detail = escalation.get("detail")
+    outcome = "paged" if escalation.paged else "not paged"
+    detail = escalation.detail
     return f"📟 Escalated to {who}{where}: {outcome}" + (
         f" ({_esc(detail, 150)})" if detail else ""
     )
 
 
 def _alert_blocks(
-    execution: dict[str, Any],
-    incident: dict[str, Any],
+    execution_id: str,
+    has_steps: bool,
+    incident: IncidentView,
     actions: _Actions,
     *,
     interactive: bool,
 ) -> list[dict[str, Any]]:
-    lines = [f"*🔔 {_esc(incident.get('title') or 'Alert', 300)}*"]
+    lines = [f"*🔔 {_esc(incident.title or 'Alert', 300)}*"]
     facts = []
-    if incident.get("service"):
-        facts.append(f"service `{_esc(incident['service'], 100)}`")
-    if incident.get("severity"):
-        facts.append(f"severity *{_esc(incident['severity'], 40)}*")
-    if incident.get("source"):
-        facts.append(f"source {_esc(incident['source'], 60)}")
-    if incident.get("environment"):
-        facts.append(f"env {_esc(incident['environment'], 60)}")
-    count = incident.get("alert_count")
-    if isinstance(count, int) and count > 1:
-        facts.append(f"{count} alerts")
-    if incident.get("status") == "resolved":
+    if incident.service:
+        facts.append(f"service `{_esc(incident.service, 100)}`")
+    if incident.severity:
+        facts.append(f"severity *{_esc(incident.severity, 40)}*")
+    if incident.source:
+        facts.append(f"source {_esc(incident.source, 60)}")
+    if incident.environment:
+        facts.append(f"env {_esc(incident.environment, 60)}")
+    if incident.alert_count > 1:
+        facts.append(f"{incident.alert_count} alerts")
+    if incident.status == IncidentStatus.RESOLVED:
         facts.append("resolved")
     if facts:
         lines.append(" · ".join(facts))
 
-    match_status = _str(incident.get("match_status"))
-    raw_match = incident.get("match")
-    match: dict[str, Any] = raw_match if isinstance(raw_match, dict) else {}
-    candidates = [c for c in _list(match.get("candidates")) if isinstance(c, dict)]
+    match = incident.match
+    candidates = match.candidates if match else []
     buttons: list[dict[str, Any]] = []
-    if match_status == "unmatched":
+    if incident.match_status == MatchStatus.UNMATCHED:
         lines.append("*No runbook found* for this alert.")
-    elif match_status == "suggested":
+    elif incident.match_status == MatchStatus.SUGGESTED:
         lines.append("*No runbook attached.* Suggestions:")
         lines.extend(
             f"{n}. {_candidate_line(c)}" for n, c in enumerate(candidates[:MAX_SUGGESTIONS], 1)
         )
         if not candidates:
             lines.append("_(none recorded)_")
-        if interactive and not execution.get("steps"):
-            buttons = _pick_buttons(execution, incident, candidates, actions)
-    elif match_status or match:
-        best = _best_candidate(match)
-        line = f"Runbook match: *{_esc(match_status or 'unknown', 40)}*"
-        confidence = _confidence(best)
-        if confidence is not None:
-            line += f" (confidence {confidence})"
+        if interactive and not has_steps:
+            buttons = _pick_buttons(execution_id, incident.id, candidates, actions)
+    else:
+        best = match.best() if match else None
+        line = f"Runbook match: *{_esc(incident.match_status, 40)}*"
+        if best is not None:
+            line += f" (confidence {_confidence(best)})"
         lines.append(line)
-        reasons = [r for r in _list(best.get("reasons")) if r]
+        reasons = [r for r in best.reasons if r] if best else []
         lines.extend(f"• {_esc(r, 200)}" for r in reasons[:3])
     blocks = [_section("\n".join(lines))]
     if buttons:
@@ -307,99 +374,75 @@ def _alert_blocks(
 
 
 def _pick_buttons(
-    execution: dict[str, Any],
-    incident: dict[str, Any],
-    candidates: list[dict[str, Any]],
+    execution_id: str,
+    incident_id: str,
+    candidates: list[CandidateView],
     actions: _Actions,
 ) -> list[dict[str, Any]]:
     buttons = []
     for n, candidate in enumerate(candidates[:MAX_SUGGESTIONS], start=1):
-        runbook_id = _str(candidate.get("runbook_id"))
-        if not runbook_id:
+        if not candidate.runbook_id:
             continue
-        label = _str(candidate.get("title")) or runbook_id
         button = _button(
             actions,
             f"{ACTION_PREFIX}pick_runbook_{n}",
-            f"Run {n}: {label}",
-            button_value(
-                _str(execution.get("id")), None, "pick", r=runbook_id, i=_str(incident.get("id"))
-            ),
+            f"Run {n}: {candidate.title or candidate.runbook_id}",
+            button_value(execution_id, None, "pick", r=candidate.runbook_id, i=incident_id),
         )
         if button is not None:
             buttons.append(button)
     return buttons
 
 
-def _best_candidate(match: dict[str, Any]) -> dict[str, Any]:
-    attached = match.get("attached")
-    if isinstance(attached, dict):
-        return attached
-    candidates = [c for c in _list(match.get("candidates")) if isinstance(c, dict)]
-    return candidates[0] if candidates else match
+def _confidence(candidate: CandidateView) -> str:
+    return f"{candidate.score:.2f}"
 
 
-def _confidence(candidate: dict[str, Any]) -> str | None:
-    value = candidate.get("confidence", candidate.get("score"))
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return f"{value:.2f}"
-    return _esc(value, 20)
-
-
-def _candidate_line(candidate: dict[str, Any]) -> str:
-    runbook_id = candidate.get("runbook_id")
-    title = candidate.get("title")
-    line = f"`{_esc(runbook_id, 80)}`" if runbook_id else ""
-    if title:
-        line += (" " if line else "") + _esc(title, 150)
-    confidence = _confidence(candidate)
-    if confidence is not None:
-        line += f" — {confidence}"
-    reasons = [r for r in _list(candidate.get("reasons")) if r]
+def _candidate_line(candidate: CandidateView) -> str:
+    line = f"`{_esc(candidate.runbook_id, 80)}`" if candidate.runbook_id else ""
+    if candidate.title:
+        line += (" " if line else "") + _esc(candidate.title, 150)
+    line += f" — {_confidence(candidate)}"
+    reasons = [r for r in candidate.reasons if r]
     if reasons:
         line += f" ({_esc(reasons[0], 150)})"
-    return line or "(unnamed runbook)"
+    return line
 
 
-def _prerequisites(runbook: dict[str, Any] | None) -> str:
-    items = [p for p in _list((runbook or {}).get("prerequisites")) if p]
+def _prerequisites(runbook: RunbookBrief | None) -> str:
+    items = runbook.prerequisites if runbook else []
     if not items:
         return ""
     lines = ["*Before you start*"]
     for item in items[:MAX_PREREQUISITES]:
-        text = item.get("text") if isinstance(item, dict) else item
-        kind = item.get("kind") if isinstance(item, dict) else None
+        kind = item.kind
         suffix = f" _({_esc(kind, 20)})_" if kind and kind != "other" else ""
-        lines.append(f"☐ {_esc(text, 120)}{suffix}")
+        lines.append(f"☐ {_esc(item.text, 120)}{suffix}")
     if len(items) > MAX_PREREQUISITES:
         lines.append(f"… and {len(items) - MAX_PREREQUISITES} more")
     return "\n".join(lines)
 
 
-def _step_entries(
-    steps: list[dict[str, Any]], must: set[str], budget: int
-) -> list[dict[str, Any] | str]:
+def _step_entries(steps: list[StepView], must: set[str], budget: int) -> list[StepView | str]:
     """The steps to show one section each, and summary lines (str) standing for the others,
     in at most `budget` blocks."""
     budget = max(budget, 2)
     if len(steps) <= min(COLLAPSE_AT, budget):
         return list(steps)
 
-    def is_finished(step: dict[str, Any]) -> bool:
-        return step.get("status") in FINISHED_STEP and _str(step.get("id")) not in must
+    def is_finished(step: StepView) -> bool:
+        return step.status in FINISHED_STEP and step.id not in must
 
     finished = [s for s in steps if is_finished(s)]
     rest = [s for s in steps if not is_finished(s)]
-    entries: list[dict[str, Any] | str] = []
+    entries: list[StepView | str] = []
     if finished:
         entries.append(_finished_summary(finished))
     room = budget - len(entries)
     if len(rest) <= room:
         return entries + list(rest)
     room -= 1  # the "… and N more" line
-    keep_ids = {id(s) for s in rest if _str(s.get("id")) in must}
+    keep_ids = {id(s) for s in rest if s.id in must}
     for step in rest:
         if len(keep_ids) >= room:
             break
@@ -412,97 +455,97 @@ def _step_entries(
     return entries
 
 
-def _finished_summary(finished: list[dict[str, Any]]) -> str:
-    counts: dict[str, int] = {}
+def _finished_summary(finished: list[StepView]) -> str:
+    counts: dict[StepStatus, int] = {}
     for step in finished:
-        status = _str(step.get("status"))
-        counts[status] = counts.get(status, 0) + 1
-    parts = [f"{n} {_words(_STEP_WORDS, status)}" for status, n in counts.items()]
+        counts[step.status] = counts.get(step.status, 0) + 1
+    parts = [f"{n} {_STEP_WORDS[status]}" for status, n in counts.items()]
     line = f"✔ {len(finished)} finished steps: " + ", ".join(parts)
-    failed = [_str(s.get("id")) for s in finished if s.get("status") == "failed"]
+    failed = [s.id for s in finished if s.status == StepStatus.FAILED]
     if failed:
         names = ", ".join(_esc(f, 40) for f in failed[:10])
         line += f" (failed: {names}{', …' if len(failed) > 10 else ''})"
     return line
 
 
-def _step_text(step: dict[str, Any], *, current: bool) -> str:
-    badge = BADGES.get(_str(step.get("risk")).lower(), NO_RISK_BADGE)
-    step_id = _esc(step.get("id") or "?", 60)
-    status = _str(step.get("status"))
-    awaiting = step.get("awaiting")
-    words = _words(_STEP_WORDS, status)
-    if isinstance(awaiting, dict) and status not in FINISHED_STEP:
-        words = _words(_AWAIT_WORDS, _str(awaiting.get("kind")), fallback=words)
-    if step.get("exit_code") is not None and status in ("succeeded", "failed", "unknown"):
-        words += f" (exit {_esc(step['exit_code'], 12)})"
+def _badge(risk: RiskClass | None) -> str:
+    return BADGES[risk] if risk is not None else NO_RISK_BADGE
+
+
+def _step_text(step: StepView, *, current: bool) -> str:
+    step_id = _esc(step.id or "?", 60)
+    words = _STEP_WORDS[step.status]
+    if step.awaiting is not None and step.status not in FINISHED_STEP:
+        words = _AWAIT_WORDS[step.awaiting.kind]
+    outcomes = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.UNKNOWN)
+    if step.exit_code is not None and step.status in outcomes:
+        words += f" (exit {_esc(step.exit_code, 12)})"
     parts = [step_id]
-    if step.get("undoes"):
-        parts.append(f"↩ undo {_esc(step['undoes'], 60)}")
-    elif step.get("kind") in ("manual", "decision", "escalate"):
-        parts.append(_esc(step["kind"], 20))
+    if step.undoes:
+        parts.append(f"↩ undo {_esc(step.undoes, 60)}")
+    elif step.kind in ("manual", "decision", "escalate"):
+        parts.append(_esc(step.kind, 20))
     parts.append(words)
-    if step.get("dry_run"):
+    if step.dry_run:
         parts.append("dry run")
-    if step.get("edited_by"):
-        parts.append(f"edited by {_esc(step['edited_by'], 60)}")
+    if step.edited_by:
+        parts.append(f"edited by {_esc(step.edited_by, 60)}")
     first = " · ".join(parts)
+    badge = _badge(step.risk)
     first = f"▶ {badge} *{first}*" if current else f"{badge} {first}"
     lines = [first]
-    if _str(step.get("text")).strip():
-        lines.append(_esc(step["text"], STEP_TEXT_LIMIT))
-    command = _str(step.get("command"))
+    if step.text.strip():
+        lines.append(_esc(step.text, STEP_TEXT_LIMIT))
+    command = step.command or ""
     if command.strip():
         lines.append(_code(command, COMMAND_LIMIT))
-    if _str(step.get("detail")).strip():
-        lines.append(f"💬 {_esc(step['detail'], DETAIL_LIMIT)}")
+    if (step.detail or "").strip():
+        lines.append(f"💬 {_esc(step.detail, DETAIL_LIMIT)}")
     return "\n".join(lines)
 
 
-def _awaiting_line(execution_id: str, step: dict[str, Any], awaiting: dict[str, Any]) -> str:
-    parts = [f"⏳ {_esc(awaiting.get('message') or 'Waiting for a decision.', 500)}"]
-    needed = awaiting.get("approvals_needed")
-    approved = [a for a in _list(awaiting.get("approved_by")) if a]
-    if isinstance(needed, int) and needed > 0:
-        by = f" (by {_esc(', '.join(map(str, approved)), 200)})" if approved else ""
+def _awaiting_line(execution_id: str, step: StepView, awaiting: AwaitingView) -> str:
+    parts = [f"⏳ {_esc(awaiting.message or 'Waiting for a decision.', 500)}"]
+    needed = awaiting.approvals_needed
+    approved = [a for a in awaiting.approved_by if a]
+    if needed > 0:
+        by = f" (by {_esc(', '.join(approved), 200)})" if approved else ""
         parts.append(f"approvals {len(approved)}/{needed}{by}")
-    role = awaiting.get("role")
-    if role and role != "responder":
-        article = "an " if role in ("approver", "admin") else ""
+    role = awaiting.role
+    if role != Role.RESPONDER:
+        article = "an " if role.at_least(Role.APPROVER) else ""
         parts.append(f"needs {article}{_esc(role, 30)}")
-    missing = [m for m in _list(awaiting.get("missing")) if m]
+    missing = [m for m in awaiting.missing if m]
     if missing:
-        parts.append("missing: " + _esc(", ".join(map(str, missing)), 300))
-    if awaiting.get("deadline"):
-        parts.append(f"escalates at {_esc(_when(awaiting['deadline']), 60)}")
-    level = awaiting.get("escalation_level")
-    if isinstance(level, int) and level > 0:
-        parts.append(f"escalated to level {level}")
-    if "provide" in _list(awaiting.get("allowed")):
+        parts.append("missing: " + _esc(", ".join(missing), 300))
+    if awaiting.deadline:
+        parts.append(f"escalates at {_esc(_when(awaiting.deadline), 60)}")
+    if awaiting.escalation_level > 0:
+        parts.append(f"escalated to level {awaiting.escalation_level}")
+    if DecisionKind.PROVIDE in awaiting.allowed:
         example = (
             f"`ddoc exec provide {_esc(execution_id or '<execution>', 100)} "
-            f"{_esc(step.get('id') or '<step>', 60)} --var NAME=VALUE`"
+            f"{_esc(step.id or '<step>', 60)} --var NAME=VALUE`"
         )
         parts.append(f"provide values with {example} or the API")
     return " · ".join(parts)
 
 
-def _no_buttons_line(awaiting: dict[str, Any], interactive: bool) -> str:
+def _no_buttons_line(awaiting: AwaitingView, interactive: bool) -> str:
     if not interactive:
         return "_Decide with the CLI or the API._"
-    if "provide" in _list(awaiting.get("allowed")):
+    if DecisionKind.PROVIDE in awaiting.allowed:
         return "_Provide the values with the CLI or the API._"
     return "_Nothing to click here: decide with the CLI or the API._"
 
 
 def _awaiting_buttons(
-    execution_id: str, step_id: str, awaiting: dict[str, Any], actions: _Actions
+    execution_id: str, step_id: str, awaiting: AwaitingView, actions: _Actions
 ) -> list[dict[str, Any]]:
-    allowed = [str(a) for a in _list(awaiting.get("allowed"))]
+    allowed = awaiting.allowed
     buttons: list[dict[str, Any]] = []
-    if "choose" in allowed:
-        branches = [str(b) for b in _list(awaiting.get("branches"))]
-        for n, condition in enumerate(branches[:MAX_BRANCH_BUTTONS], start=1):
+    if DecisionKind.CHOOSE in allowed:
+        for n, condition in enumerate(awaiting.branches[:MAX_BRANCH_BUTTONS], start=1):
             button = _button(
                 actions,
                 f"{ACTION_PREFIX}choose_{step_id}_{n}",
@@ -612,23 +655,22 @@ def _confirm(title: str, text: str, confirm: str) -> dict[str, Any]:
 # --- thread replies and channel notices -------------------------------------------------------
 
 
-def step_output_message(step: dict[str, Any]) -> str:
+def step_output_message(step: StepView | Mapping[str, Any]) -> str:
     """The thread reply carrying one finished step's output: mrkdwn with the command and the
     output in a code block, bounded to 3,000 characters (head and tail kept, the cut said),
-    noting when the agent had already truncated it (step['output_truncated'])."""
-    status = _str(step.get("status"))
-    words = _words(_STEP_WORDS, status)
-    if step.get("exit_code") is not None:
-        words += f" (exit {_esc(step['exit_code'], 12)})"
-    badge = BADGES.get(_str(step.get("risk")).lower(), NO_RISK_BADGE)
-    head = f"{badge} *{_esc(step.get('id') or '?', 60)}* · {words}"
-    command = _str(step.get("command"))
+    noting when the agent had already truncated it (`output_truncated`)."""
+    step = _parsed(StepView, step)
+    words = _STEP_WORDS[step.status]
+    if step.exit_code is not None:
+        words += f" (exit {_esc(step.exit_code, 12)})"
+    head = f"{_badge(step.risk)} *{_esc(step.id or '?', 60)}* · {words}"
+    command = step.command or ""
     if command.strip():
         head += "\n" + _code(command, COMMAND_LIMIT)
     notes = []
-    if step.get("output_truncated"):
+    if step.output_truncated:
         notes.append("_The agent truncated this output before sending it._")
-    raw = _neutralize_fences(_str(step.get("output")))
+    raw = _neutralize_fences(step.output or "")
     if not raw.strip():
         return _fit("\n".join([head, "_(no output)_", *notes]), OUTPUT_LIMIT)
     fence_open, fence_close = "```\n", "\n```"
@@ -660,76 +702,73 @@ def step_output_message(step: dict[str, Any]) -> str:
     return _fit("\n".join([head, fence_open + body + fence_close, *notes]), OUTPUT_LIMIT)
 
 
-def escalation_message(execution: dict[str, Any], event: dict[str, Any]) -> str:
+def escalation_message(
+    execution: ExecutionView | Mapping[str, Any], event: ExecutionEventView | Mapping[str, Any]
+) -> str:
     """Channel message for an 'escalated', 'stalled', 'escalation_failed' or 'trust_demoted'
-    event (event: {"type", "step_id", "data": {"level", "name", "reason", "paged", "detail"}};
-    a demotion's data: {"from", "to", "reason"})."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    data = data or {}
-    kind = _str(event.get("type"))
-    title = _esc(_title(execution, None, None), 150)
-    execution_id = _str(execution.get("id"))
-    where = f"*{title}*" + (f" (`{_esc(execution_id, 100)}`)" if execution_id else "")
-    step_id = event.get("step_id")
-    step = _find_step(execution, step_id)
+    event (its data: {"level", "name", "reason", "paged", "detail"}; a demotion's: {"from",
+    "to", "reason"})."""
+    view = _parsed(ExecutionView, execution)
+    notice = _parsed(ExecutionEventView, event)
+    data = NoticeData.model_validate(notice.data)
+    title = _esc(_title(view, None, None), 150)
+    where = f"*{title}*" + (f" (`{_esc(view.id, 100)}`)" if view.id else "")
+    step_id = notice.step_id
     at_step = f" at step *{_esc(step_id, 60)}*" if step_id else ""
-    reason = data.get("reason") or _step_reason(step)
-    level = data.get("level")
-    name = data.get("name")
+    reason = data.reason or _step_reason(view.step(step_id))
+    level = data.level
+    name = data.name
     who = (f"level {_esc(level, 12)}" if level is not None else "the next level") + (
         f" ({_esc(name, 100)})" if name else ""
     )
-    if kind == "trust_demoted":
+    if notice.type == "trust_demoted":
         lines = [
-            f"⬇️ {where}: the runbook is back in *{_esc(data.get('to') or 'copilot', 20)}* "
-            f"(was {_esc(data.get('from') or 'autopilot', 20)}).",
-            f"Why: {_esc(data.get('reason') or 'an autopilot execution failed', 800)}",
+            f"⬇️ {where}: the runbook is back in *{_esc(data.demoted_to or 'copilot', 20)}* "
+            f"(was {_esc(data.demoted_from or 'autopilot', 20)}).",
+            f"Why: {_esc(data.reason or 'an autopilot execution failed', 800)}",
             "Its next executions ask for approval; an admin can promote it again "
             "(`ddoc runbook trust`).",
         ]
-    elif kind == "stalled":
+    elif notice.type == "stalled":
         lines = [f"⛔ {where} is *stalled*{at_step}: every escalation level has been paged."]
         if reason:
             lines.append(f"Why: {_esc(reason, 800)}")
         lines.append("Someone must decide in the incident message (or with the CLI/API).")
-    elif kind == "escalation_failed":
+    elif notice.type == "escalation_failed":
         lines = [f"⚠️ {where}: paging {who}{at_step} *failed*."]
-        if data.get("detail"):
-            lines.append(_esc(data["detail"], 800))
+        if data.detail:
+            lines.append(_esc(data.detail, 800))
         if reason:
             lines.append(f"Why it escalated: {_esc(reason, 800)}")
     else:
         lines = [f"🚨 {where}: escalated to {who}{at_step}."]
         if reason:
             lines.append(f"Why: {_esc(reason, 800)}")
-        paged = data.get("paged")
-        if paged is not None or data.get("detail"):
-            outcome = "Paged" if paged else "Not paged"
-            detail = data.get("detail")
+        if data.paged is not None or data.detail:
+            outcome = "Paged" if data.paged else "Not paged"
+            detail = data.detail
             lines.append(outcome + (f": {_esc(detail, 800)}" if detail else "."))
     return _fit("\n".join(lines), TEXT_LIMIT)
 
 
-def handoff_message(execution: dict[str, Any]) -> str:
+def handoff_message(execution: ExecutionView) -> str:
     """Shift handoff for one execution: what ran (and who decided), what was skipped and why,
     what is awaited now, what is left."""
     title = _esc(_title(execution, None, None), 150)
-    status = _words(_STATUS_PLAIN, _str(execution.get("status")))
-    header = f"*Handoff — {title}* · {status}"
-    context = _execution_line(execution)
-    lines = [header, context]
-    steps = [s for s in _list(execution.get("steps")) if isinstance(s, dict)]
+    header = f"*Handoff — {title}* · {_STATUS_PLAIN[execution.status]}"
+    lines = [header, _execution_line(execution)]
     ran: list[str] = []
     skipped: list[str] = []
     now: list[str] = []
     left: list[str] = []
-    for step in steps:
-        status = _str(step.get("status"))
-        if isinstance(step.get("awaiting"), dict) or status in ("awaiting_approval", "unknown"):
+    for step in execution.steps:
+        status = step.status
+        waits = (StepStatus.AWAITING_APPROVAL, StepStatus.UNKNOWN)
+        if step.awaiting is not None or status in waits:
             now.append(_handoff_awaiting(step))
-        elif status == "running":
+        elif status == StepStatus.RUNNING:
             now.append(f"{_handoff_id(step)} running now")
-        elif status == "skipped":
+        elif status == StepStatus.SKIPPED:
             skipped.append(_handoff_skipped(step))
         elif status in FINISHED_STEP:
             ran.append(_handoff_ran(step))
@@ -750,49 +789,47 @@ def handoff_message(execution: dict[str, Any]) -> str:
         lines.append(f"*Left:* {len(left)} step{'s' if len(left) != 1 else ''}: {shown}")
     else:
         lines.append("*Left:* nothing")
-    notes = _notes(execution, _str(execution.get("status")) in TERMINAL)
+    notes = _notes(execution, execution.status in TERMINAL_STATUSES)
     if notes:
         lines.append(notes)
     return _fit("\n".join(line.rstrip() for line in lines), TEXT_LIMIT)
 
 
-def _handoff_id(step: dict[str, Any]) -> str:
-    text = f"`{_esc(step.get('id') or '?', 60)}`"
-    if step.get("undoes"):
-        text += f" (↩ undo {_esc(step['undoes'], 60)})"
+def _handoff_id(step: StepView) -> str:
+    text = f"`{_esc(step.id or '?', 60)}`"
+    if step.undoes:
+        text += f" (↩ undo {_esc(step.undoes, 60)})"
     return text
 
 
-def _handoff_summary(step: dict[str, Any]) -> str:
-    command = _str(step.get("command"))
+def _handoff_summary(step: StepView) -> str:
+    command = step.command or ""
     if command.strip():
         return _code(command.splitlines()[0], 120) if "\n" in command else _code(command, 120)
-    return _esc(step.get("text") or "", 120)
+    return _esc(step.text, 120)
 
 
-def _decided_by(step: dict[str, Any], kinds: tuple[str, ...] | None = None) -> list[str]:
+def _decided_by(step: StepView, kinds: tuple[DecisionKind, ...] | None = None) -> list[str]:
     said = []
-    for decision in _list(step.get("decisions")):
-        if not isinstance(decision, dict) or decision.get("accepted") is False:
+    for decision in step.decisions:
+        if not decision.accepted:
             continue
-        kind = _str(decision.get("decision"))
+        kind = decision.decision
         if kinds is not None and kind not in kinds:
             continue
-        who = decision.get("display_name") or decision.get("user_id") or "someone"
-        what = _DECIDED.get(kind) or _esc(kind, 30)
+        who = decision.display_name or decision.user_id or "someone"
         branch = ""
-        if kind == "choose" and decision.get("branch"):
-            branch = f" {_esc(decision['branch'], 80)}"
-        comment = f": “{_esc(decision['comment'], 120)}”" if decision.get("comment") else ""
-        said.append(f"{what}{branch} by {_esc(who, 60)}{comment}")
+        if kind == DecisionKind.CHOOSE and decision.branch:
+            branch = f" {_esc(decision.branch, 80)}"
+        comment = f": “{_esc(decision.comment, 120)}”" if decision.comment else ""
+        said.append(f"{_DECIDED[kind]}{branch} by {_esc(who, 60)}{comment}")
     return said
 
 
-def _handoff_ran(step: dict[str, Any]) -> str:
-    status = _str(step.get("status"))
-    words = _words(_STEP_WORDS, status)
-    if step.get("exit_code") is not None:
-        words += f" (exit {_esc(step['exit_code'], 12)})"
+def _handoff_ran(step: StepView) -> str:
+    words = _STEP_WORDS[step.status]
+    if step.exit_code is not None:
+        words += f" (exit {_esc(step.exit_code, 12)})"
     line = f"{_handoff_id(step)} {words}"
     summary = _handoff_summary(step)
     if summary:
@@ -802,79 +839,45 @@ def _handoff_ran(step: dict[str, Any]) -> str:
     return line
 
 
-def _handoff_skipped(step: dict[str, Any]) -> str:
+def _handoff_skipped(step: StepView) -> str:
     line = f"{_handoff_id(step)} {_handoff_summary(step)}".rstrip()
-    decided = _decided_by(step, ("skip", "choose", "reject"))
-    why = "; ".join(decided)
-    if step.get("detail"):
-        why = (why + "; " if why else "") + _esc(step["detail"], 200)
+    kinds = (DecisionKind.SKIP, DecisionKind.CHOOSE, DecisionKind.REJECT)
+    why = "; ".join(_decided_by(step, kinds))
+    if step.detail:
+        why = (why + "; " if why else "") + _esc(step.detail, 200)
     return line + (f" — {why}" if why else " — no reason recorded")
 
 
-def _handoff_awaiting(step: dict[str, Any]) -> str:
-    awaiting = step.get("awaiting") if isinstance(step.get("awaiting"), dict) else None
-    status = _str(step.get("status"))
-    kind = _str((awaiting or {}).get("kind"))
-    words = _words(_AWAIT_WORDS, kind, fallback=_words(_STEP_WORDS, status))
+def _handoff_awaiting(step: StepView) -> str:
+    awaiting = step.awaiting
+    words = _AWAIT_WORDS[awaiting.kind] if awaiting else _STEP_WORDS[step.status]
     line = f"{_handoff_id(step)} {words}"
     summary = _handoff_summary(step)
     if summary:
         line += f" — {summary}"
     if awaiting:
-        if awaiting.get("message"):
-            line += f" · {_esc(awaiting['message'], 200)}"
-        needed = awaiting.get("approvals_needed")
-        approved = [a for a in _list(awaiting.get("approved_by")) if a]
-        if isinstance(needed, int) and needed > 0:
+        if awaiting.message:
+            line += f" · {_esc(awaiting.message, 200)}"
+        needed = awaiting.approvals_needed
+        approved = [a for a in awaiting.approved_by if a]
+        if needed > 0:
             line += f" · approvals {len(approved)}/{needed}"
             if approved:
-                line += f" (by {_esc(', '.join(map(str, approved)), 120)})"
-        if awaiting.get("deadline"):
-            line += f" · escalates at {_esc(_when(awaiting['deadline']), 60)}"
+                line += f" (by {_esc(', '.join(approved), 120)})"
+        if awaiting.deadline:
+            line += f" · escalates at {_esc(_when(awaiting.deadline), 60)}"
     return line
 
 
-def _find_step(execution: dict[str, Any], step_id: Any) -> dict[str, Any] | None:
-    if not step_id:
-        return None
-    for step in _list(execution.get("steps")):
-        if isinstance(step, dict) and step.get("id") == step_id:
-            return step
-    return None
-
-
-def _step_reason(step: dict[str, Any] | None) -> str:
+def _step_reason(step: StepView | None) -> str:
     if step is None:
         return ""
-    awaiting = step.get("awaiting")
-    if isinstance(awaiting, dict) and awaiting.get("message"):
-        return _str(awaiting["message"])
-    return _str(step.get("detail"))
+    if step.awaiting is not None and step.awaiting.message:
+        return step.awaiting.message
+    return step.detail or ""
 
 
 # --- text helpers -----------------------------------------------------------------------------
-
-
-def _list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else []
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _plain(words: dict[str, str], key: str) -> str:
-    """Words for a known key, else the key itself (plain text, not escaped)."""
-    return words.get(key) or key.replace("_", " ")[:60] or "unknown"
-
-
-def _words(words: dict[str, str], key: str, *, fallback: str | None = None) -> str:
-    """mrkdwn words for a known key, else `fallback` (already mrkdwn), else the escaped key."""
-    if key in words:
-        return words[key]
-    if fallback is not None:
-        return fallback
-    return _esc(_plain(words, key))
 
 
 def _when(value: Any) -> str:
@@ -898,7 +901,7 @@ def _clip(text: str, limit: int) -> str:
 
 def _esc(value: Any, limit: int | None = None) -> str:
     """mrkdwn-escaped text, at most `limit` characters once escaped (never a split entity)."""
-    raw = _str(value)
+    raw = "" if value is None else str(value)
     escaped = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if limit is None or len(escaped) <= limit:
         return escaped

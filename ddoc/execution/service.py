@@ -1,0 +1,268 @@
+"""What people do to executions: start a runbook by hand, pick one for an incident, decide on a
+step, stop. The API, Slack and (through the API) the CLI call these same functions.
+
+Plain functions of explicit dependencies (the database engine, the Temporal client, the
+settings); each raises a domain error (ddoc/platform/errors.py) that its caller words once:
+the API as an HTTP status, Slack as a reply. Who the caller is was checked by the caller (API
+key or Slack user); what they may decide is checked here, by the approval policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.client import Client
+
+from ddoc.alerts import intake, learned
+from ddoc.contracts.approvals import refusal
+from ddoc.contracts.execution import (
+    Actor,
+    Decision,
+    DecisionKind,
+    ExecutionInput,
+    ExecutionMode,
+    ExecutionStatus,
+)
+from ddoc.contracts.settings import Settings
+from ddoc.execution import live
+from ddoc.execution import store as executions
+from ddoc.execution.views import DecisionAccepted, ExecutionView
+from ddoc.platform.errors import Conflict, Unavailable
+from ddoc.platform.ids import new_id
+from ddoc.runbooks import store as runbooks
+
+log = logging.getLogger(__name__)
+
+# Open executions, those waiting for a human first (Slack's `/ddoc status` and handoff).
+_OPEN = (ExecutionStatus.AWAITING_HUMAN, ExecutionStatus.STALLED, ExecutionStatus.RUNNING)
+
+
+async def start_by_hand(
+    engine: Engine,
+    client: Client,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    actor: str,
+    runbook_id: str,
+    mode: ExecutionMode | None,
+    variables: dict[str, str],
+) -> ExecutionView:
+    """Create an execution of the runbook's current version and start its workflow. With no
+    mode, the runbook's trust level. When Temporal refuses the start, the execution is
+    recorded as failed (it never ran) and Unavailable says so."""
+    inp = await asyncio.to_thread(
+        _create, engine, settings, tenant_id, actor, runbook_id, mode, variables
+    )
+    try:
+        await intake.start_execution(client, inp, task_queue=settings.control_task_queue)
+    except Exception as err:
+        log.warning("could not start %s: %s", inp.execution_id, err)
+        await asyncio.to_thread(_give_up, engine, inp)
+        raise Unavailable(
+            f"Temporal did not accept the start ({err}); execution {inp.execution_id} failed"
+        ) from None
+    return await asyncio.to_thread(_trail, engine, tenant_id, inp.execution_id)
+
+
+def _create(
+    engine: Engine,
+    settings: Settings,
+    tenant_id: str,
+    actor: str,
+    runbook_id: str,
+    mode: ExecutionMode | None,
+    variables: dict[str, str],
+) -> ExecutionInput:
+    with Session(engine) as session:
+        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+        if runbook.archived_at is not None:
+            raise Conflict(f"runbook {runbook.id} is archived")
+        version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
+        inp = executions.build_input(
+            execution_id=new_id("ex"),
+            tenant_id=tenant_id,
+            environment=settings.environment,
+            runbook=runbook,
+            version=version,
+            mode=mode or ExecutionMode(runbook.trust_level),
+            alert=None,
+            incident_id=None,
+            values=variables,
+            command_timeout_seconds=settings.command_timeout_seconds,
+            agent_offline_timeout_seconds=settings.agent_offline_timeout_seconds,
+            started_by=actor,
+            **executions.execution_rules(session, tenant_id),
+        )
+        executions.create(session, inp=inp, started_by=actor)
+        session.commit()
+        return inp
+
+
+def _give_up(engine: Engine, inp: ExecutionInput) -> None:
+    with Session(engine) as session:
+        executions.record_status(
+            session,
+            tenant_id=inp.tenant_id,
+            execution_id=inp.execution_id,
+            status=ExecutionStatus.FAILED,
+            from_workflow=False,
+        )
+        session.commit()
+
+
+async def pick(
+    engine: Engine,
+    client: Client,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    incident_id: str,
+    runbook_id: str,
+    actor: str,
+    actor_name: str | None = None,
+) -> ExecutionView:
+    """Run this runbook for an open incident that has none running, and learn the pick for
+    alerts like the incident's (ddoc/alerts/intake.py `pick_runbook`)."""
+
+    def create() -> ExecutionInput:
+        with Session(engine) as session:
+            inp = intake.pick_runbook(
+                session,
+                settings=settings,
+                tenant_id=tenant_id,
+                incident_id=incident_id,
+                runbook_id=runbook_id,
+                actor=actor,
+                actor_name=actor_name,
+            )
+            session.commit()
+            return inp
+
+    inp = await asyncio.to_thread(create)
+    await intake.start_execution(client, inp, task_queue=settings.control_task_queue)
+    return await asyncio.to_thread(_trail, engine, tenant_id, inp.execution_id)
+
+
+async def decide(
+    engine: Engine,
+    client: Client,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    step_id: str | None,
+    kind: DecisionKind,
+    actor: Actor,
+    command: str | None = None,
+    branch: str | None = None,
+    comment: str | None = None,
+    values: dict[str, str] | None = None,
+) -> DecisionAccepted:
+    """Send a decision about a step (or, for abort and rollback, the whole execution) once the
+    approval policy allows it now: Forbidden (the actor may not), Conflict (not awaited now,
+    or finished), Invalid (malformed), NotFound (no such execution or step)."""
+    decision = await live.decide(
+        engine,
+        client,
+        tenant_id=tenant_id,
+        execution_id=execution_id,
+        step_id=step_id,
+        kind=kind,
+        actor=actor,
+        command=command,
+        branch=branch,
+        comment=comment,
+        values=values,
+    )
+    return DecisionAccepted(
+        accepted=True,
+        execution_id=execution_id,
+        step_id=decision.step_id,
+        decision=decision.decision,
+        request_id=decision.request_id,
+    )
+
+
+async def stop(
+    engine: Engine,
+    client: Client,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    actor: Actor,
+    rollback: bool = False,
+    comment: str | None = None,
+    wrong_runbook: bool = False,
+) -> DecisionAccepted:
+    """Abort the execution (with `rollback`, undo its completed steps first). With
+    `wrong_runbook`, the execution is also detached from its incident and the learned trigger
+    that attached it is removed (the answer names it)."""
+    kind = DecisionKind.ROLLBACK if rollback else DecisionKind.ABORT
+    accepted = await decide(
+        engine,
+        client,
+        tenant_id=tenant_id,
+        execution_id=execution_id,
+        step_id=None,
+        kind=kind,
+        actor=actor,
+        comment=comment,
+    )
+    if not wrong_runbook:
+        return accepted
+    removed = await asyncio.to_thread(
+        _wrong_runbook, engine, tenant_id, execution_id, actor.user_id
+    )
+    return accepted.model_copy(update={"learned_trigger_removed": removed})
+
+
+def _wrong_runbook(engine: Engine, tenant_id: str, execution_id: str, actor: str) -> str | None:
+    with Session(engine) as session:
+        removed = learned.wrong_runbook(
+            session, tenant_id=tenant_id, execution_id=execution_id, actor=actor
+        )
+        session.commit()
+        return removed
+
+
+async def editable_command(
+    engine: Engine,
+    client: Client,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    step_id: str | None,
+    actor: Actor,
+) -> str:
+    """The command the actor may edit now (for an editor to start from), or the domain error
+    an edit would get: NotFound when the step is not there now, the policy's refusal else."""
+    current = await live.state(engine, client, tenant_id, execution_id)
+    step = next((s for s in current.steps if s.step_id == step_id), None) if current else None
+    if step is None:
+        raise live.StepNotFound(f"execution {execution_id} has no step {step_id} now")
+    probe = Decision(step.step_id, DecisionKind.EDIT, actor, command="probe")
+    why = refusal(probe, step.awaiting, edited_by=step.edited_by)
+    if why is not None:
+        raise live.refused(why)
+    return step.command or ""
+
+
+def open_executions(engine: Engine, tenant_id: str, *, limit: int = 20) -> list[ExecutionView]:
+    """Executions not finished yet, each in full as recorded: the ones waiting for a human
+    first, then the stalled, then the running (up to `limit` of each)."""
+    with Session(engine) as session:
+        return [
+            executions.trail(session, tenant_id=tenant_id, execution_id=e.id)
+            for status in _OPEN
+            for e in executions.list_executions(
+                session, tenant_id=tenant_id, status=status, limit=limit
+            )
+        ]
+
+
+def _trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
+    with Session(engine) as session:
+        return executions.trail(session, tenant_id=tenant_id, execution_id=execution_id)
