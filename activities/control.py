@@ -26,6 +26,7 @@ from ddoc.execution import policy
 from ddoc.execution import store as executions
 from ddoc.platform import metrics, tenancy
 from ddoc.runbooks.risk import classify_command
+from ddoc.runbooks.risk import tenant as tenant_rules
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class ControlActivities:
     @activity.defn(name=names.CLASSIFY_COMMAND)
     def classify(self, request: ClassifyRequest) -> Classification:
         with Session(self._engine) as session:
-            rules = tenancy.risk_rules(session, request.tenant_id)
+            rules = tenant_rules.risk_rules(session, request.tenant_id)
         assessment = classify_command(request.command, rules)
         return Classification(risk=assessment.level, reason=assessment.reason)
 

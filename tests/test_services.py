@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from ddoc.alerts import incidents
+from ddoc.alerts import service as incidents_service
 from ddoc.alerts.views import IncidentView
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.approvals import refusal
@@ -210,14 +211,13 @@ async def test_stop_as_the_wrong_runbook_says_which_learned_trigger_went(
     runbook_id = await add(stack)
     started = await start(stack, engine, runbook_id)
     await waiting_on(stack, engine, started.id, "s2")
-    stopped = await service.stop(
+    stopped = await incidents_service.abort_wrong_runbook(
         engine,
         stack.client,
         tenant_id=stack.settings.tenant,
         execution_id=started.id,
         actor=actor(Role.RESPONDER),
         rollback=True,
-        wrong_runbook=True,
     )
     assert stopped.decision == DecisionKind.ROLLBACK
     # Started by hand: nothing was learned, nothing to remove; the answer says so.
@@ -236,7 +236,7 @@ async def test_pick_refuses_by_kind(stack: Stack, engine: Engine, settings: Sett
     incident_id = outcome["incident_id"]
 
     async def pick(incident: str, runbook: str) -> ExecutionView:
-        return await service.pick(
+        return await incidents_service.pick(
             engine,
             stack.client,
             settings,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
+from ddoc.alerts import service as incidents_service
 from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode, ExecutionStatus
 from ddoc.execution import live, service
 from ddoc.execution import store as executions
@@ -162,7 +163,12 @@ async def abort(
     body: StopIn | None = None,
 ) -> DecisionAccepted:
     body = body or StopIn()
-    return await service.stop(
+    stop = (
+        incidents_service.abort_wrong_runbook
+        if body.wrong_runbook or body.reason == "wrong_runbook"
+        else service.stop
+    )
+    return await stop(
         state.engine,
         state.temporal,
         tenant_id=principal.tenant_id,
@@ -170,7 +176,6 @@ async def abort(
         actor=_actor(principal, origin),
         rollback=body.rollback,
         comment=body.comment,
-        wrong_runbook=body.wrong_runbook or body.reason == "wrong_runbook",
     )
 
 

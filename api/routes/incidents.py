@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc.alerts import incidents
+from ddoc.alerts import service as incidents_service
 from ddoc.alerts.views import IncidentSummary, IncidentView, ResolutionView
-from ddoc.execution import service
 from ddoc.execution.views import ExecutionView
 from ddoc.platform.tables import Incident
 from ddoc.trust import learning
@@ -68,7 +68,7 @@ class PickIn(BaseModel):
 async def pick_runbook(
     incident_id: str, body: PickIn, principal: ResponderDep, state: StateDep
 ) -> ExecutionView:
-    return await service.pick(
+    return await incidents_service.pick(
         state.engine,
         state.temporal,
         state.settings,

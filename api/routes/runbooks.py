@@ -19,6 +19,7 @@ from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.ingest.sync import archive_missing, import_documents
 from ddoc.runbooks.model import ParsedRunbook
+from ddoc.runbooks.risk import tenant as tenant_rules
 from ddoc.trust import learning
 from ddoc.trust import levels as trust
 
@@ -162,7 +163,7 @@ def _out(
 
 def _parse(state: AppState, principal: Principal, body: RunbookIn) -> ParsedRunbook:
     with Session(state.engine) as session:
-        rules = tenancy.risk_rules(session, principal.tenant_id)
+        rules = tenant_rules.risk_rules(session, principal.tenant_id)
     return state.parse(body.content, body.format, body.source_path, rules)
 
 
@@ -264,7 +265,7 @@ def import_runbooks(
     if missing:
         raise HTTPException(422, f"documents {missing} have no source_path; import needs one each")
     with Session(state.engine) as session:
-        rules = tenancy.risk_rules(session, principal.tenant_id)
+        rules = tenant_rules.risk_rules(session, principal.tenant_id)
     report = import_documents(
         state.engine,
         tenant_id=principal.tenant_id,
@@ -567,7 +568,7 @@ def accept_suggestion(
         )
         base = learning.check_open(session, row)
         runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
-        rules = tenancy.risk_rules(session, tenant_id)
+        rules = tenant_rules.risk_rules(session, tenant_id)
         content, fmt, source_path = row.content, base.format, runbook.source_path
     # Parsing and embedding hold no locks; the transaction below checks again.
     parsed = state.parse(content, fmt, source_path, rules)

@@ -13,6 +13,7 @@ from ddoc.alerts import runbook_urls
 from ddoc.execution import policy
 from ddoc.platform import ratelimit, tenancy
 from ddoc.runbooks.risk import RiskRulesError, load_tenant_rules
+from ddoc.runbooks.risk import tenant as tenant_rules
 from ddoc.slack import tenants
 from ddoc.trust import levels as trust
 
@@ -70,7 +71,7 @@ def _shown(settings: dict[str, Any]) -> dict[str, Any]:
     shown: dict[str, Any] = {
         k: (bool(v) if k in _SECRET_KEYS else v)
         for k, v in settings.items()
-        if k != tenancy.RISK_RULES_KEY
+        if k != tenant_rules.RISK_RULES_KEY
     }
     raw_policy = settings.get(policy.SETTINGS_KEY)
     if isinstance(raw_policy, dict):
@@ -80,7 +81,7 @@ def _shown(settings: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/risk-rules", summary="The tenant's own risk rules (YAML)")
 def get_risk_rules(principal: ViewerDep, session: SessionDep) -> Response:
-    text = tenancy.settings(session, principal.tenant_id).get(tenancy.RISK_RULES_KEY, "")
+    text = tenancy.settings(session, principal.tenant_id).get(tenant_rules.RISK_RULES_KEY, "")
     return Response(text, media_type="application/yaml")
 
 
@@ -108,7 +109,7 @@ async def put_risk_rules(
     tenancy.update_settings(
         session,
         tenant_id=principal.tenant_id,
-        changes={tenancy.RISK_RULES_KEY: text if rules else None},
+        changes={tenant_rules.RISK_RULES_KEY: text if rules else None},
         actor=principal.actor,
     )
     session.commit()

@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
 from api.deps import AppState, StateDep
+from ddoc.alerts import service as incidents_service
 from ddoc.alerts.sources import GenericAlert, normalize_generic
 from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode
 from ddoc.contracts.roles import Role, holds
@@ -109,7 +110,7 @@ async def _pick(
     if not action.runbook_id or not action.incident_id:
         return "Nothing done: the button names no runbook."
     try:
-        await service.pick(
+        await incidents_service.pick(
             state.engine,
             state.temporal,
             state.settings,

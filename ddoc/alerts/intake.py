@@ -10,7 +10,6 @@ can finish a start that a crash interrupted without ever starting a second execu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
@@ -18,13 +17,6 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
 from temporalio.client import Client
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ddoc.alerts import fingerprints, learned
@@ -32,10 +24,10 @@ from ddoc.alerts.incidents import IncidentNotFound
 from ddoc.alerts.matching import Matcher
 from ddoc.alerts.sources import NormalizedAlert
 from ddoc.contracts import names
-from ddoc.contracts import temporal as attrs
 from ddoc.contracts.execution import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
 from ddoc.contracts.settings import Settings
 from ddoc.execution import store as executions
+from ddoc.execution.live import start_execution
 from ddoc.platform import audit, ids, metrics
 from ddoc.platform.errors import Conflict, Unavailable
 from ddoc.platform.ids import new_id
@@ -521,48 +513,6 @@ def _incident_fingerprint(incident: Incident) -> fingerprints.Fingerprint:
         service=incident.service,
         title=incident.title,
     )
-
-
-async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: str) -> None:
-    alert = inp.alert
-    pairs = [
-        SearchAttributePair(attrs.TENANT_ID, inp.tenant_id),
-        SearchAttributePair(attrs.RUNBOOK_ID, inp.runbook_id),
-        SearchAttributePair(attrs.MODE, inp.mode.value),
-        SearchAttributePair(attrs.LEGACY_MODE, inp.mode.value),
-        SearchAttributePair(attrs.EXECUTION_STATUS, "running"),
-    ]
-    if alert and alert.service:
-        pairs.append(SearchAttributePair(attrs.SERVICE, alert.service))
-    if alert and alert.severity:
-        pairs.append(SearchAttributePair(attrs.SEVERITY, alert.severity))
-    summary = inp.runbook_title + (f" for {alert.title}" if alert else "")
-    details = "\n".join(
-        line
-        for line in (
-            f"**{inp.runbook_title}** v{inp.runbook_version} ({inp.runbook_id}), mode {inp.mode}",
-            f"alert: {alert.title} ({alert.source}, severity {alert.severity or '-'})"
-            if alert
-            else f"started by hand by {inp.started_by}",
-            f"incident: {inp.incident_id}" if inp.incident_id else "",
-            f"steps: {len(inp.steps)}",
-        )
-        if line
-    )
-    # A closed run with this id raises: that execution already happened, nothing to start.
-    with contextlib.suppress(WorkflowAlreadyStartedError):
-        await client.start_workflow(
-            names.EXECUTION_WORKFLOW,
-            inp,
-            id=inp.execution_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            # A finished execution is never re-run under the same id.
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(pairs),
-            static_summary=summary[:200],
-            static_details=details[:2000],
-        )
 
 
 def _lock(session: Session, tenant_id: str, kind: str, value: str) -> None:

@@ -140,31 +140,19 @@ def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
-
     settings.require_database_url()
     workers = args.workers or settings.api_workers
-    host, port = args.host or settings.api_host, args.port or settings.api_port
-    if workers > 1:
-        # Several processes: uvicorn imports the app factory in each (settings from the env).
-        uvicorn.run(
-            "api.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-        )
-        _exit_now(0)
-    config = uvicorn.Config(
-        create_app(settings),
-        host=host,
-        port=port,
+    # Served by name (nothing imports `api/`): uvicorn imports the app factory, in this process
+    # or in each of several, and the factory reads the same DDOC_* settings from the env.
+    uvicorn.run(
+        "api.app:app_from_env",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        workers=workers if workers > 1 else None,
         log_level=settings.log_level.lower(),
         access_log=False,
     )
-    uvicorn.Server(config).run()
     _exit_now(0)
 
 

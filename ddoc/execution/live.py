@@ -8,17 +8,33 @@ Temporal is called by the workflow's names (ddoc/contracts/names.py), never its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 
 from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from ddoc.contracts import names
+from ddoc.contracts import temporal as attrs
 from ddoc.contracts.approvals import Refusal, RefusalCode, refusal
-from ddoc.contracts.execution import Actor, Decision, DecisionKind, ExecutionResult, StepState
+from ddoc.contracts.execution import (
+    Actor,
+    Decision,
+    DecisionKind,
+    ExecutionInput,
+    ExecutionResult,
+    StepState,
+)
 from ddoc.execution import store as executions
 from ddoc.execution.views import EscalationView, ExecutionSummary, ExecutionView, StepView
 from ddoc.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -183,3 +199,47 @@ def _row(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionSummary:
 def _trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
     with Session(engine) as session:
         return executions.trail(session, tenant_id=tenant_id, execution_id=execution_id)
+
+
+async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: str) -> None:
+    """Start the execution's workflow (by name) with its search attributes; a start that already
+    went through is harmless (same id, USE_EXISTING)."""
+    alert = inp.alert
+    pairs = [
+        SearchAttributePair(attrs.TENANT_ID, inp.tenant_id),
+        SearchAttributePair(attrs.RUNBOOK_ID, inp.runbook_id),
+        SearchAttributePair(attrs.MODE, inp.mode.value),
+        SearchAttributePair(attrs.LEGACY_MODE, inp.mode.value),
+        SearchAttributePair(attrs.EXECUTION_STATUS, "running"),
+    ]
+    if alert and alert.service:
+        pairs.append(SearchAttributePair(attrs.SERVICE, alert.service))
+    if alert and alert.severity:
+        pairs.append(SearchAttributePair(attrs.SEVERITY, alert.severity))
+    summary = inp.runbook_title + (f" for {alert.title}" if alert else "")
+    details = "\n".join(
+        line
+        for line in (
+            f"**{inp.runbook_title}** v{inp.runbook_version} ({inp.runbook_id}), mode {inp.mode}",
+            f"alert: {alert.title} ({alert.source}, severity {alert.severity or '-'})"
+            if alert
+            else f"started by hand by {inp.started_by}",
+            f"incident: {inp.incident_id}" if inp.incident_id else "",
+            f"steps: {len(inp.steps)}",
+        )
+        if line
+    )
+    # A closed run with this id raises: that execution already happened, nothing to start.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            names.EXECUTION_WORKFLOW,
+            inp,
+            id=inp.execution_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A finished execution is never re-run under the same id.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(pairs),
+            static_summary=summary[:200],
+            static_details=details[:2000],
+        )

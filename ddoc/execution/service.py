@@ -16,7 +16,6 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from ddoc.alerts import intake, learned
 from ddoc.contracts.approvals import refusal
 from ddoc.contracts.execution import (
     Actor,
@@ -58,14 +57,14 @@ async def start_by_hand(
         _create, engine, settings, tenant_id, actor, runbook_id, mode, variables
     )
     try:
-        await intake.start_execution(client, inp, task_queue=settings.control_task_queue)
+        await live.start_execution(client, inp, task_queue=settings.control_task_queue)
     except Exception as err:
         log.warning("could not start %s: %s", inp.execution_id, err)
         await asyncio.to_thread(_give_up, engine, inp)
         raise Unavailable(
             f"Temporal did not accept the start ({err}); execution {inp.execution_id} failed"
         ) from None
-    return await asyncio.to_thread(_trail, engine, tenant_id, inp.execution_id)
+    return await asyncio.to_thread(trail, engine, tenant_id, inp.execution_id)
 
 
 def _create(
@@ -112,39 +111,6 @@ def _give_up(engine: Engine, inp: ExecutionInput) -> None:
             from_workflow=False,
         )
         session.commit()
-
-
-async def pick(
-    engine: Engine,
-    client: Client,
-    settings: Settings,
-    *,
-    tenant_id: str,
-    incident_id: str,
-    runbook_id: str,
-    actor: str,
-    actor_name: str | None = None,
-) -> ExecutionView:
-    """Run this runbook for an open incident that has none running, and learn the pick for
-    alerts like the incident's (ddoc/alerts/intake.py `pick_runbook`)."""
-
-    def create() -> ExecutionInput:
-        with Session(engine) as session:
-            inp = intake.pick_runbook(
-                session,
-                settings=settings,
-                tenant_id=tenant_id,
-                incident_id=incident_id,
-                runbook_id=runbook_id,
-                actor=actor,
-                actor_name=actor_name,
-            )
-            session.commit()
-            return inp
-
-    inp = await asyncio.to_thread(create)
-    await intake.start_execution(client, inp, task_queue=settings.control_task_queue)
-    return await asyncio.to_thread(_trail, engine, tenant_id, inp.execution_id)
 
 
 async def decide(
@@ -195,13 +161,11 @@ async def stop(
     actor: Actor,
     rollback: bool = False,
     comment: str | None = None,
-    wrong_runbook: bool = False,
 ) -> DecisionAccepted:
-    """Abort the execution (with `rollback`, undo its completed steps first). With
-    `wrong_runbook`, the execution is also detached from its incident and the learned trigger
-    that attached it is removed (the answer names it)."""
+    """Abort the execution (with `rollback`, undo its completed steps first). Aborting it as the
+    wrong runbook for its incident is ddoc/alerts/service.py `abort_wrong_runbook`."""
     kind = DecisionKind.ROLLBACK if rollback else DecisionKind.ABORT
-    accepted = await decide(
+    return await decide(
         engine,
         client,
         tenant_id=tenant_id,
@@ -211,21 +175,6 @@ async def stop(
         actor=actor,
         comment=comment,
     )
-    if not wrong_runbook:
-        return accepted
-    removed = await asyncio.to_thread(
-        _wrong_runbook, engine, tenant_id, execution_id, actor.user_id
-    )
-    return accepted.model_copy(update={"learned_trigger_removed": removed})
-
-
-def _wrong_runbook(engine: Engine, tenant_id: str, execution_id: str, actor: str) -> str | None:
-    with Session(engine) as session:
-        removed = learned.wrong_runbook(
-            session, tenant_id=tenant_id, execution_id=execution_id, actor=actor
-        )
-        session.commit()
-        return removed
 
 
 async def editable_command(
@@ -263,6 +212,7 @@ def open_executions(engine: Engine, tenant_id: str, *, limit: int = 20) -> list[
         ]
 
 
-def _trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
+def trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
+    """The execution as its trail in the database shows it."""
     with Session(engine) as session:
         return executions.trail(session, tenant_id=tenant_id, execution_id=execution_id)

@@ -46,6 +46,7 @@ from ddoc.platform.tables import (
 )
 from ddoc.runbooks.model import ParsedRunbook, RiskClass, RollbackOrigin, Step
 from ddoc.runbooks.risk import RuleSet, classify_command
+from ddoc.runbooks.risk import tenant as tenant_rules
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def execution_rules(session: Session, tenant_id: str) -> dict[str, Any]:
     """The tenant's policy and risk rules, as `build_input` takes them."""
     return {
         "policy": execution_policy(tenancy.settings(session, tenant_id)),
-        "rules": tenancy.risk_rules(session, tenant_id),
+        "rules": tenant_rules.risk_rules(session, tenant_id),
     }
 
 

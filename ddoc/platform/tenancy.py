@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,6 @@ from ddoc.platform import audit
 from ddoc.platform.errors import Conflict, NotFound
 from ddoc.platform.ids import new_id, new_token, token_hash
 from ddoc.platform.tables import ApiKey, Tenant
-from ddoc.runbooks.risk import RuleSet, load_tenant_rules
 
 API_KEY_PREFIX = "ddoc"
 WEBHOOK_TOKEN_PREFIX = "ddwh"
@@ -157,20 +155,6 @@ def update_settings(
         # Secret values never reach the audit log: only which settings changed.
         data={"changed": sorted(changes)},
     )
-
-
-RISK_RULES_KEY = "risk_rules_yaml"
-
-
-def risk_rules(session: Session, tenant_id: str) -> RuleSet | None:
-    """The tenant's own risk rules (YAML in its settings), compiled once per distinct text."""
-    yaml_text = settings(session, tenant_id).get(RISK_RULES_KEY)
-    return _compiled_rules(yaml_text) if yaml_text else None
-
-
-@functools.lru_cache(maxsize=256)
-def _compiled_rules(yaml_text: str) -> RuleSet:
-    return load_tenant_rules(yaml_text)
 
 
 def authenticate_api_key(session: Session, key: str) -> Principal | None:
