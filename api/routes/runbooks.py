@@ -1,3 +1,11 @@
+"""`/runbooks`: add, preview, import, list and show runbooks and their versions; trust level,
+stats, suggested revisions and learned triggers of each.
+
+Why this file is long: every route under `/runbooks/...` is on one router, in the path order
+FastAPI matches them by; each handler is a few lines over the domain (ddoc/runbooks,
+ddoc/trust), with the request and response models beside it.
+"""
+
 from __future__ import annotations
 
 from dataclasses import asdict

@@ -5,6 +5,10 @@ unique index and claimed with one INSERT … ON CONFLICT, so racing deliveries o
 count as repeats of one incident. The execution's workflow id is derived from tenant, dedup key
 and incident, and started with Temporal's USE_EXISTING conflict policy, so a retried delivery
 can finish a start that a crash interrupted without ever starting a second execution.
+
+Why this file is long: one delivery's path (repeat, join, open, resolve, pick) runs in one
+transaction under the same advisory locks; the steps are kept together so the locking reads
+in one place.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Execution records in Postgres: created by the API/intake, updated by the workflow's activities.
 
 The workflow is the source of truth while it runs; these rows are its durable, queryable trail.
+
+Why this file is long: the trail's writes (status, steps with their decisions and audit
+events, events for the notifiers) and its reads (the typed views) share the same rows and their
+mapping; both sides change together when a column does.
 """
 
 from __future__ import annotations
