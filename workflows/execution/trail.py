@@ -19,6 +19,7 @@ demotion); before the patch the status write did that by itself.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from temporalio import workflow
@@ -213,8 +214,10 @@ class Trail:
             risk=state.risk,
             undoes=state.undoes,
             edited_by=state.edited_by,
-            decisions=state.decisions,
-            awaiting=state.awaiting,
+            # Copies: the record says the step as it is now, even if it waits in the queue
+            # while the step changes.
+            decisions=copy.deepcopy(state.decisions),
+            awaiting=copy.deepcopy(state.awaiting),
             event=event or f"step.{state.status.value}",
         )
 
