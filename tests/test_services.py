@@ -256,6 +256,42 @@ async def test_pick_refuses_by_kind(stack: Stack, engine: Engine, settings: Sett
         await pick(incident_id, runbook_id)
 
 
+async def test_a_pick_temporal_refuses_is_unavailable_and_can_be_made_again(
+    stack: Stack, engine: Engine, settings: Settings
+) -> None:
+    runbook_id = await add(stack)
+    delivered = await stack.http.post(
+        "/webhooks/generic",
+        json={"title": "Nothing like it either"},
+        headers=stack.webhook_headers(),
+    )
+    [outcome] = delivered.json()["alerts"]
+    down = TemporalSettings(address=f"127.0.0.1:{free_port()}")
+    unreachable = await temporal_conn.connect(down, identity="test", lazy=True)
+
+    async def pick(client: Any) -> ExecutionView:
+        return await incidents_service.pick(
+            engine,
+            client,
+            settings,
+            tenant_id=settings.tenant,
+            incident_id=outcome["incident_id"],
+            runbook_id=runbook_id,
+            actor="api_key:key_test",
+        )
+
+    with pytest.raises(Unavailable, match="Temporal did not accept the start"):
+        await pick(unreachable)
+    with Session(engine) as session:
+        statuses = {
+            e.runbook_id: e.status
+            for e in executions.list_executions(session, tenant_id=settings.tenant)
+        }
+    assert statuses[runbook_id] == ExecutionStatus.FAILED
+    picked = await pick(stack.client)  # Temporal is back: the same pick goes through
+    assert picked.runbook_id == runbook_id and picked.status != ExecutionStatus.FAILED
+
+
 # -- the views --------------------------------------------------------------------------------
 
 

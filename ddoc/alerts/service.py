@@ -7,6 +7,7 @@ They act on executions through ddoc/execution/service.py and record what the pic
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -17,6 +18,9 @@ from ddoc.contracts.execution import Actor, ExecutionInput
 from ddoc.contracts.settings import Settings
 from ddoc.execution import live, service
 from ddoc.execution.views import DecisionAccepted, ExecutionView
+from ddoc.platform.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 
 async def pick(
@@ -48,7 +52,16 @@ async def pick(
             return inp
 
     inp = await asyncio.to_thread(create)
-    await live.start_execution(client, inp, task_queue=settings.control_task_queue)
+    try:
+        await live.start_execution(client, inp, task_queue=settings.control_task_queue)
+    except Exception as err:
+        # Recorded as failed (it never ran), so the incident is free for the same pick again.
+        log.warning("could not start %s: %s", inp.execution_id, err)
+        await asyncio.to_thread(service.give_up, engine, inp)
+        raise Unavailable(
+            f"Temporal did not accept the start ({err}); execution {inp.execution_id} failed, "
+            "pick again once Temporal is back"
+        ) from None
     return await asyncio.to_thread(service.trail, engine, tenant_id, inp.execution_id)
 
 

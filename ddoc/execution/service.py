@@ -60,7 +60,7 @@ async def start_by_hand(
         await live.start_execution(client, inp, task_queue=settings.control_task_queue)
     except Exception as err:
         log.warning("could not start %s: %s", inp.execution_id, err)
-        await asyncio.to_thread(_give_up, engine, inp)
+        await asyncio.to_thread(give_up, engine, inp)
         raise Unavailable(
             f"Temporal did not accept the start ({err}); execution {inp.execution_id} failed"
         ) from None
@@ -101,7 +101,8 @@ def _create(
         return inp
 
 
-def _give_up(engine: Engine, inp: ExecutionInput) -> None:
+def give_up(engine: Engine, inp: ExecutionInput) -> None:
+    """Record as failed an execution whose start Temporal refused: it never ran."""
     with Session(engine) as session:
         executions.record_status(
             session,
