@@ -19,7 +19,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -129,7 +129,9 @@ def create_app(settings: Settings) -> FastAPI:
         ui.router,
     ):
         app.include_router(router)
+    app.mount("/ui/static", ui.static, name="console-static")
     _add_error_handlers(app)
+    ui.install(app)
     return app
 
 
@@ -210,34 +212,27 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
 def _add_error_handlers(app: FastAPI) -> None:
     for kind, status_code in _DOMAIN_STATUS.items():
         app.add_exception_handler(kind, _domain_handler(status_code))
+    app.add_exception_handler(learned.LearnedTriggerNotFound, _domain_handler(404))
+    app.add_exception_handler(ParseError, _domain_handler(422))
+    app.add_exception_handler(trust.TrustError, _domain_handler(422))
+    app.add_exception_handler(learning.SuggestionError, _domain_handler(409))
 
-    async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    async def unprocessable(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    app.add_exception_handler(learned.LearnedTriggerNotFound, not_found)
-    app.add_exception_handler(ParseError, unprocessable)
-
-    async def trust_refused(_: Request, exc: Exception) -> JSONResponse:
+    async def trust_refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, trust.TrustRefused)
+        if ui.is_console(request):
+            return ui.error_page(request, 409, str(exc))
         guards = [dataclasses.asdict(g) for g in exc.guards]
         return JSONResponse({"detail": str(exc), "guards": guards}, status_code=409)
 
     app.add_exception_handler(trust.TrustRefused, trust_refused)
-    app.add_exception_handler(trust.TrustError, unprocessable)
-
-    async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    app.add_exception_handler(learning.SuggestionError, conflict)
 
 
 def _domain_handler(
     status_code: int,
-) -> Callable[[Request, Exception], Coroutine[Any, Any, JSONResponse]]:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
+) -> Callable[[Request, Exception], Coroutine[Any, Any, Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if ui.is_console(request):  # a console page answers with a page
+            return ui.error_page(request, status_code, str(exc))
         # Unavailable may say when to ask again (alert sources retry a 503; it is idempotent).
         retry = exc.retry_after_seconds if isinstance(exc, Unavailable) else None
         headers = {"Retry-After": str(retry)} if retry is not None else None

@@ -122,14 +122,14 @@ def test_linear_steps_are_filled_and_labelled_by_risk() -> None:
         "s4": (flowchart.NO_RISK_FILL, "MANUAL · no command", "risk-none"),
     }
     for sid, (colour, words, risk_class) in expected.items():
-        node = by_id(root, f"step-{sid}")
+        node = by_id(root, f"flow-{sid}")
         assert fill(node) == colour, sid
         assert words in texts(node), sid
         assert risk_class in (node.get("class") or "").split(), sid
         link = node.find(f".//{SVG}a")
         assert link is not None and link.get(XLINK_HREF) == f"#step-{sid}"
     # The command is on a line of its own, in a monospace font.
-    assert monospace(by_id(root, "step-s2")) == ["kubectl -n api rollout restart deployment/api"]
+    assert monospace(by_id(root, "flow-s2")) == ["kubectl -n api rollout restart deployment/api"]
     # In document order, from start to end.
     assert {"_start->s1", "s1->s2", "s2->s3", "s3->s4", "s4->_end"} <= set(edges(root))
     by_id(root, "flow-start")
@@ -139,7 +139,7 @@ def test_linear_steps_are_filled_and_labelled_by_risk() -> None:
 def test_a_decision_has_an_edge_per_branch_to_its_target() -> None:
     data = parsed((FIXTURES / "conditionals.md").read_text())
     root = draw(data)
-    s2 = by_id(root, "step-s2")
+    s2 = by_id(root, "flow-s2")
     assert "kind-decision" in (s2.get("class") or "").split()
     diamond = s2.find(f".//{SVG}polygon")
     assert diamond is not None and len((diamond.get("points") or "").split()) == 5  # 4 corners
@@ -212,17 +212,17 @@ def test_hostile_text_is_drawn_as_text() -> None:
         assert not [k for k in element.attrib if k.lower().startswith("on")]
         for key in ("href", XLINK_HREF):
             assert element.get(key) is None or (element.get(key) or "").startswith("#")
-    s1 = texts(by_id(root, "step-s1"))
+    s1 = texts(by_id(root, "flow-s1"))
     # Escapes are kept literally: `\N` is not replaced by the node's name, nor `\G` by the graph's.
-    shown = monospace(by_id(root, "step-s1"))
+    shown = monospace(by_id(root, "flow-s1"))
     assert len(shown) == 1 and shown[0].endswith("…")
     assert data["steps"][0]["command"].startswith(shown[0].removesuffix("…"))
     assert r"\N \G \\" in s1 and "<script>" in s1
-    s2 = texts(by_id(root, "step-s2"))
+    s2 = texts(by_id(root, "flow-s2"))
     assert '"quoted" {dashboard} |' in s2 and r"\N" in s2
     assert "🔥" in (root.get("aria-label") or "") and "<script>" in (root.get("aria-label") or "")
     assert "&lt;script&gt;" in source  # in the HTML-like labels
-    assert {"step-s1", "step-s2", "step-s3", "step-s4"} <= {
+    assert {"flow-s1", "flow-s2", "flow-s3", "flow-s4"} <= {
         g.get("id") for g in root.iter(f"{SVG}g")
     }
 
@@ -248,7 +248,7 @@ def test_hostile_ids_and_fields_do_not_break_the_graph() -> None:
     }
     root = draw(data)
     ids = [g.get("id") for g in root.iter(f"{SVG}g")]
-    assert {"step-_step1", "step-s2", "step-s1", "step-_step4", "rollback-s1"} <= set(ids)
+    assert {"flow-_step1", "flow-s2", "flow-s1", "flow-_step4", "rollback-s1"} <= set(ids)
     titles = {t.text for t in root.iter(f"{SVG}title")}
     assert "x" not in titles and "y" not in titles and "x->y" not in titles
     for element in root.iter():
@@ -278,7 +278,7 @@ def test_fifty_steps_render_well_under_a_second() -> None:
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"{elapsed:.2f}s"
     root = ET.fromstring(svg)
-    assert by_id(root, "step-s50") is not None
+    assert by_id(root, "flow-s50") is not None
     # Cached by DOT source: the same runbook again costs nothing.
     started = time.perf_counter()
     assert render_svg(data) is svg

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
@@ -17,8 +14,6 @@ from api.deps import AdminDep, StateDep
 from ddoc.platform import audit
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-
-CSV_FIELDS = ("tenant_id", "seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
 
 
 @router.get("/export", summary="The audit events of a time range, as JSON Lines or CSV (admin)")
@@ -35,19 +30,7 @@ def export(
     def rows() -> Iterator[str]:
         with Session(state.engine) as session:
             events = audit.export(session, tenant_id=principal.tenant_id, since=since, until=until)
-            if format == "jsonl":
-                for event in events:
-                    yield json.dumps(event, sort_keys=True, default=str) + "\n"
-                return
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            for event in events:
-                writer.writerow({**event, "data": json.dumps(event["data"], sort_keys=True)})
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-            yield buffer.getvalue()
+            yield from audit.export_lines(events, format)
 
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     name = f"audit-{principal.tenant_id}.{format}"

@@ -22,7 +22,7 @@ from ddoc.alerts import learned
 from ddoc.platform import tenancy
 from ddoc.platform.tables import Runbook, RunbookVersion
 from ddoc.platform.tenancy import Principal
-from ddoc.runbooks import source_paths
+from ddoc.runbooks import service
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.ingest.sync import archive_missing, import_documents
@@ -170,38 +170,30 @@ def _out(
 
 
 def _parse(state: AppState, principal: Principal, body: RunbookIn) -> ParsedRunbook:
-    with Session(state.engine) as session:
-        rules = tenant_rules.risk_rules(session, principal.tenant_id)
-    return state.parse(body.content, body.format, body.source_path, rules)
+    return service.parse(
+        state.engine,
+        state.parse,
+        tenant_id=principal.tenant_id,
+        content=body.content,
+        fmt=body.format,
+        source_path=body.source_path,
+    )
 
 
 def _store(
     state: AppState, principal: Principal, body: RunbookIn, runbook_id: str | None = None
 ) -> runbooks.SavedRunbook:
-    parsed = _parse(state, principal, body)
-    source_path = body.source_path
-    if runbook_id is None:  # the same file added another way is the same runbook
-        where = source_paths.resolve(
-            state.engine,
-            tenant_id=principal.tenant_id,
-            source_path=source_path,
-            content=body.content,
-            fmt=body.format,
-            title=parsed.title,
-            actor=principal.actor,
-        )
-        source_path, runbook_id = where.source_path, where.runbook_id
-    return runbooks.store(
+    return service.add(
         state.engine,
+        state.parse,
+        state.matcher.embedder,
         tenant_id=principal.tenant_id,
+        actor=principal.actor,
         content=body.content,
         fmt=body.format,
-        parsed=parsed,
-        source_path=source_path,
-        actor=principal.actor,
-        runbook_id=runbook_id,
-        embedder=state.matcher.embedder,
+        source_path=body.source_path,
         urls=body.urls,
+        runbook_id=runbook_id,
     )
 
 
@@ -569,50 +561,20 @@ def accept_suggestion(
     state: StateDep,
     body: DecideSuggestionIn | None = None,
 ) -> AcceptedOut:
-    tenant_id = principal.tenant_id
-    with Session(state.engine) as session:
-        row = learning.get_suggestion(
-            session, tenant_id=tenant_id, runbook_id=runbook_id, suggestion_id=suggestion_id
-        )
-        base = learning.check_open(session, row)
-        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
-        rules = tenant_rules.risk_rules(session, tenant_id)
-        content, fmt, source_path = row.content, base.format, runbook.source_path
-    # Parsing and embedding hold no locks; the transaction below checks again.
-    parsed = state.parse(content, fmt, source_path, rules)
-    embedding = runbooks.embed(state.matcher.embedder, [parsed])[0]
-    with Session(state.engine, expire_on_commit=False) as session:
-        row = learning.get_suggestion(
-            session,
-            tenant_id=tenant_id,
-            runbook_id=runbook_id,
-            suggestion_id=suggestion_id,
-            lock=True,
-        )
-        learning.check_open(session, row)
-        saved = runbooks.save(
-            session,
-            tenant_id=tenant_id,
-            content=content,
-            fmt=fmt,
-            parsed=parsed,
-            source_path=source_path,
-            actor=principal.actor,
-            runbook_id=runbook_id,
-            embedding=embedding,
-        )
-        learning.accepted(
-            session,
-            row,
-            actor=principal.actor,
-            version=saved.version.version,
-            reason=body.reason if body else None,
-        )
-        session.commit()
-        return AcceptedOut(
-            suggestion=SuggestionOut(**learning.suggestion_view(row)),
-            runbook=_out(saved.runbook, saved.version, saved.outcome),
-        )
+    row, saved = learning.accept(
+        state.engine,
+        state.parse,
+        state.matcher.embedder,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        suggestion_id=suggestion_id,
+        actor=principal.actor,
+        reason=body.reason if body else None,
+    )
+    return AcceptedOut(
+        suggestion=SuggestionOut(**learning.suggestion_view(row)),
+        runbook=_out(saved.runbook, saved.version, saved.outcome),
+    )
 
 
 @router.post(

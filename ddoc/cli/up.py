@@ -126,6 +126,7 @@ class Supervisor:
             "DDOC_DATABASE_URL": database_url,
             "DDOC_TEMPORAL_ADDRESS": self.temporal.address,
             "DDOC_TEMPORAL_NAMESPACE": self.temporal.namespace,
+            "DDOC_TEMPORAL_UI_URL": f"http://127.0.0.1:{self.options.ui_port}",
             "DDOC_API_PORT": str(self.options.api_port),
             "DDOC_DATA_DIR": str(self.data_dir),
             "DDOC_TENANT": self.settings.tenant,

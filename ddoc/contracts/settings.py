@@ -71,6 +71,7 @@ class Settings:
     worker_metrics_port: int | None = None  # the worker's Prometheus port (none: not served)
     codec_keys_file: Path | None = None  # payload encryption keys (ddoc/contracts/codec.py)
     codec_cors_origins: tuple[str, ...] = ()  # the Temporal UI origins allowed to call /codec
+    temporal_ui_url: str | None = None  # the Temporal Web UI: the console links executions to it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +124,7 @@ class Settings:
             webhook_burst=reader.integer("DDOC_WEBHOOK_BURST", defaults.webhook_burst, minimum=1),
             worker_metrics_port=reader.port("DDOC_WORKER_METRICS_PORT", 0) or None,
             codec_keys_file=Path(keys) if (keys := reader.text("DDOC_CODEC_KEYS_FILE")) else None,
+            temporal_ui_url=(reader.text("DDOC_TEMPORAL_UI_URL") or "").rstrip("/") or None,
             codec_cors_origins=tuple(
                 o.strip()
                 for o in (reader.text("DDOC_CODEC_CORS_ORIGINS") or "").split(",")

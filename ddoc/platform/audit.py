@@ -7,7 +7,9 @@ rejects UPDATE and DELETE on the table (trigger in the foundation migration).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -187,3 +189,55 @@ def export(
             "prev_hash": row.prev_hash,
             "hash": row.hash,
         }
+
+
+def search(
+    session: Session,
+    *,
+    tenant_id: str,
+    action: str | None = None,
+    actor: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """The tenant's newest events that match: `action` is a prefix (`execution.` finds every
+    execution event), `actor` and `subject` exact; [since, until)."""
+    query = "SELECT seq, at, actor, action, subject, data FROM audit_events WHERE tenant_id = :t"
+    params: dict[str, Any] = {"t": tenant_id, "limit": limit}
+    if action:
+        query += " AND starts_with(action, :action)"
+        params["action"] = action
+    for name, value in (("actor", actor), ("subject", subject)):
+        if value:
+            query += f" AND {name} = :{name}"
+            params[name] = value
+    if since is not None:
+        query += " AND at >= :since"
+        params["since"] = since
+    if until is not None:
+        query += " AND at < :until"
+        params["until"] = until
+    rows = session.execute(text(query + " ORDER BY seq DESC LIMIT :limit"), params)
+    return [dict(row._mapping) for row in rows]
+
+
+CSV_FIELDS = ("tenant_id", "seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
+
+
+def export_lines(events: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """Exported events as JSON Lines (`jsonl`) or CSV with a header (`csv`), line by line."""
+    if fmt == "jsonl":
+        for event in events:
+            yield json.dumps(event, sort_keys=True, default=str) + "\n"
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for event in events:
+        writer.writerow({**event, "data": json.dumps(event["data"], sort_keys=True)})
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()

@@ -165,7 +165,7 @@ def _step_node(step: dict[str, Any], sid: str) -> str:
     known = kind in ("command", "manual", "decision", "escalate")
     classes = ["step", f"kind-{kind if known else 'other'}", f"risk-{risk or 'none'}"]
     return f'  "{sid}" ' + _attrs(
-        id=f"step-{sid}",
+        id=f"flow-{sid}",
         css=" ".join(classes),
         URL=f"#step-{sid}",
         tooltip=_cut(_clean(step.get("text") or sid), 300),
@@ -346,7 +346,7 @@ def render_svg(parsed: dict[str, Any], *, timeout: float = 10.0) -> str:
     says so (`class="flowchart flowchart-too-large"`).
 
     The element: `<svg class="flowchart" role="img" aria-label="Flowchart: <title>">`, its first
-    child a `<title>`; each step a `<g id="step-<id>" class="node step kind-<kind>
+    child a `<title>`; each step a `<g id="flow-<id>" class="node step kind-<kind>
     risk-<green|yellow|red|none>">` holding `<a xlink:href="#step-<id>">`; rollbacks
     `<g id="rollback-<id>" class="node rollback rollback-<suggested|runbook>">`; start and end
     `flow-start` / `flow-end`; edges `<g class="edge next|branch|neither|rollback">` with ids

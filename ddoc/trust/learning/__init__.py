@@ -25,6 +25,7 @@ from ddoc.trust.learning.report import (
 )
 from ddoc.trust.learning.revisions import (
     SuggestionError,
+    accept,
     accepted,
     check_open,
     dismiss,
@@ -56,6 +57,7 @@ __all__ = [
     "RunFacts",
     "StepFacts",
     "SuggestionError",
+    "accept",
     "accepted",
     "check_open",
     "confidence",

@@ -12,13 +12,17 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from ddoc.platform import audit
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import RunbookSuggestion, RunbookVersion
 from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.embedding import Embedder
 from ddoc.runbooks.model import ParsedRunbook
+from ddoc.runbooks.parsing import RunbookParser
+from ddoc.runbooks.risk import tenant as tenant_rules
 from ddoc.trust.learning.policy import DEFAULT_POLICY, LearningPolicy
 from ddoc.trust.learning.runs import Evidence, load_evidence
 from ddoc.trust.learning.stats import step_stats
@@ -218,6 +222,54 @@ def accepted(
 ) -> None:
     row.accepted_version = version
     _decided(session, row, "accepted", actor, reason, {"version": version})
+
+
+def accept(
+    engine: Engine,
+    parser: RunbookParser,
+    embedder: Embedder | None,
+    *,
+    tenant_id: str,
+    runbook_id: str,
+    suggestion_id: str,
+    actor: str,
+    reason: str | None,
+) -> tuple[RunbookSuggestion, runbooks.SavedRunbook]:
+    """Accept an open suggestion: its text becomes the runbook's next version. Parsing and
+    embedding hold no locks; the transaction that saves checks again that it is still open."""
+    with Session(engine) as session:
+        row = get_suggestion(
+            session, tenant_id=tenant_id, runbook_id=runbook_id, suggestion_id=suggestion_id
+        )
+        base = check_open(session, row)
+        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
+        rules = tenant_rules.risk_rules(session, tenant_id)
+        content, fmt, source_path = row.content, base.format, runbook.source_path
+    parsed = parser(content, fmt, source_path, rules)
+    embedding = runbooks.embed(embedder, [parsed])[0]
+    with Session(engine, expire_on_commit=False) as session:
+        row = get_suggestion(
+            session,
+            tenant_id=tenant_id,
+            runbook_id=runbook_id,
+            suggestion_id=suggestion_id,
+            lock=True,
+        )
+        check_open(session, row)
+        saved = runbooks.save(
+            session,
+            tenant_id=tenant_id,
+            content=content,
+            fmt=fmt,
+            parsed=parsed,
+            source_path=source_path,
+            actor=actor,
+            runbook_id=runbook_id,
+            embedding=embedding,
+        )
+        accepted(session, row, actor=actor, version=saved.version.version, reason=reason)
+        session.commit()
+        return row, saved
 
 
 def dismiss(session: Session, row: RunbookSuggestion, *, actor: str, reason: str | None) -> None:
