@@ -95,7 +95,8 @@ async def checked_form(request: Request, user: UserDep) -> FormData:
     origin = request.headers.get("origin")
     if origin and origin not in ("null", _own_origin(request)):
         raise HTTPException(403, f"a form from {origin} is not accepted here")
-    form = await request.form(max_files=1, max_fields=200)
+    # Parts up to the API's body limit: the handlers say what is too large (422), not a 400.
+    form = await request.form(max_files=1, max_fields=200, max_part_size=4 * 1024 * 1024)
     if user.by_cookie:
         sent = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
         if not hmac.compare_digest(sent, user.csrf):

@@ -8,7 +8,8 @@ import difflib
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
+from starlette.datastructures import UploadFile
 from fastapi.responses import Response
 from sqlmodel import Session, col, func, select
 
