@@ -208,3 +208,52 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await _shot(page, "audit", "#audit-events", "#export-csv")
         finally:
             await browser.close()
+
+
+async def test_keyboard_only_approval(stack: Stack, tmp_path: Any) -> None:
+    """Tab to the Approve button and press Enter: no mouse anywhere."""
+    content = f"# Reload the cache\n\n1. Look: `df -h /`\n2. Reload: `touch {tmp_path}/reloaded`\n"
+    added = await stack.http.post(
+        "/runbooks", json={"content": content, "source_path": "kb.md"},
+        headers=stack.api_headers(),
+    )
+    started = await stack.http.post(
+        "/executions", json={"runbook_id": added.json()["id"]}, headers=stack.api_headers()
+    )
+    execution_id = started.json()["id"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium(), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await page.goto(f"{stack.base_url}/ui/executions/{execution_id}")
+            await page.focus("body")
+            await _keyboard_to(page, "api_key")
+            await page.keyboard.type(stack.credentials.api_key)
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"**/ui/executions/{execution_id}")
+            await expect(page.locator("#s2-approve")).to_be_visible(timeout=20_000)
+            await page.focus("body")
+            await _keyboard_to(page, "s2-approve")
+            await page.keyboard.press("Enter")
+            await page.wait_for_url("**notice=*")
+            await expect(page.locator("#step-s2[data-status=succeeded]")).to_have_count(
+                1, timeout=20_000
+            )
+            await expect(page.locator("#step-s2 [data-decision=approve]")).to_contain_text(
+                "approved by bootstrap admin"
+            )
+        finally:
+            await browser.close()
+    assert (tmp_path / "reloaded").exists()
+
+
+async def _keyboard_to(page: Page, element_id: str, *, presses: int = 80) -> None:
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement && document.activeElement.id") == (
+            element_id
+        ):
+            return
+    raise AssertionError(f"Tab never reached #{element_id}")

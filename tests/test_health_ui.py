@@ -108,7 +108,7 @@ async def test_health_report_and_page_in_headless_chromium(stack: Stack, engine:
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1000})
             await page.goto(f"{stack.base_url}/ui/health")
-            assert page.url.endswith("/ui/login")  # no key yet: sign in first
+            assert page.url.endswith("/ui/login?next=/ui/health")  # no key yet: sign in first
             await page.fill("input[name=api_key]", "ddoc_not_a_key")
             await page.click("button[type=submit]")
             assert "Unknown or revoked API key" in await page.inner_text("main")
@@ -134,7 +134,7 @@ async def test_health_report_and_page_in_headless_chromium(stack: Stack, engine:
             await page.click("header button[type=submit]")  # sign out
             await page.wait_for_url("**/ui/login")
             await page.goto(f"{stack.base_url}/ui/health")
-            assert page.url.endswith("/ui/login")
+            assert page.url.endswith("/ui/login?next=/ui/health")
         finally:
             await browser.close()
     assert (ARTIFACTS / "ui-health.png").stat().st_size > 10_000
@@ -147,6 +147,6 @@ async def test_health_page_escapes_what_users_wrote(stack: Stack) -> None:
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; restart" in page.text
     anonymous = await stack.http.get("/ui/health", follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/login"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/login?next=/ui/health"
     bad_days = await stack.http.get("/reports/health?days=0", headers=stack.api_headers())
     assert bad_days.status_code == 422
