@@ -49,7 +49,8 @@ async def _key(stack: Stack, name: str, roles: list[str]) -> str:
 async def _awaiting_execution(stack: Stack, tmp_path: object) -> tuple[str, str]:
     content = RUNBOOK.format(marker=f"{tmp_path}/m", spool=f"{tmp_path}/s")
     added = await stack.http.post(
-        "/runbooks", json={"content": content, "source_path": "guard.md"},
+        "/runbooks",
+        json={"content": content, "source_path": "guard.md"},
         headers=stack.api_headers(),
     )
     assert added.status_code == 201, added.text
@@ -61,7 +62,7 @@ async def _awaiting_execution(stack: Stack, tmp_path: object) -> tuple[str, str]
     execution_id = started.json()["id"]
 
     async def awaiting() -> bool:
-        view = (await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers()))
+        view = await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
         return view.json()["steps"][1]["status"] == "awaiting_approval"
 
     await eventually(awaiting)
@@ -253,3 +254,139 @@ async def test_sign_in_bad_input_and_escaping(stack: Stack) -> None:
         assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
         bad_filter = await browser.get("/ui/audit?since=yesterday")
         assert bad_filter.status_code == 422 and "since" in bad_filter.text
+
+
+async def test_trust_suggestions_versions_and_diff(stack: Stack, engine: Engine) -> None:
+    from tests.test_learning import seed_runs
+
+    content = (
+        "# Drain a node\n\n1. Look: `kubectl get nodes`\n2. Ask in #infra first\n"
+        "3. Drain: `kubectl drain node-1`\n"
+    )
+    added = await stack.http.post(
+        "/runbooks",
+        json={"content": content, "source_path": "drain.md"},
+        headers=stack.api_headers(),
+    )
+    runbook_id = added.json()["id"]
+    seed_runs(engine, stack, runbook_id, [{"s1": "succeeded", "s2": "skipped"}] * 3)
+    made = await stack.http.post(f"/runbooks/{runbook_id}/suggestions", headers=stack.api_headers())
+    suggestion = made.json()["suggestion"]
+    assert suggestion is not None, made.text
+    async with _browser(stack, stack.credentials.api_key) as admin:
+        page, token = await _page(admin, f"/ui/runbooks/{runbook_id}")
+        assert f'data-suggestion="{suggestion["id"]}"' in page.text
+        assert f"/suggestions/{suggestion['id']}/accept" in page.text
+
+        # Promotion guards hold in the console as in the API; a forced change is recorded.
+        refused = await admin.post(
+            f"/ui/runbooks/{runbook_id}/trust",
+            data={"level": "autopilot", "reason": "it is fine", "csrf": token},
+        )
+        assert refused.status_code == 409 and 'id="trust-error"' in refused.text
+        assert "✗" in refused.text
+        no_reason = await admin.post(
+            f"/ui/runbooks/{runbook_id}/trust",
+            data={"level": "read_along", "reason": " ", "csrf": token},
+        )
+        assert no_reason.status_code == 422 and "reason" in no_reason.text
+        demoted = await admin.post(
+            f"/ui/runbooks/{runbook_id}/trust",
+            data={"level": "read_along", "reason": "new on-call team", "csrf": token},
+        )
+        assert demoted.status_code == 303, demoted.text
+        trust = await stack.http.get(f"/runbooks/{runbook_id}/trust", headers=stack.api_headers())
+        assert trust.json()["trust_level"] == "read_along"
+        assert trust.json()["history"][-1]["reason"] == "new on-call team"
+
+        # Accept the suggested revision: version 2, and the diff shows the dead step gone.
+        accepted = await admin.post(
+            f"/ui/runbooks/{runbook_id}/suggestions/{suggestion['id']}/accept",
+            data={"csrf": token},
+        )
+        assert accepted.status_code == 303, accepted.text
+        assert "version%202" in accepted.headers["location"]
+        again = await admin.post(
+            f"/ui/runbooks/{runbook_id}/suggestions/{suggestion['id']}/dismiss",
+            data={"csrf": token},
+        )
+        assert again.status_code == 409 and "accepted" in again.text
+        diff = await admin.get(f"/ui/runbooks/{runbook_id}?from=1&to=2")
+        assert diff.status_code == 200
+        shown = diff.text[diff.text.index('id="diff"') :]
+        assert re.search(r'class="del">-2\. Ask in #infra first', shown), shown[:2000]
+        assert "history" not in diff.text or "new on-call team" in diff.text
+        v1 = await admin.get(f"/ui/runbooks/{runbook_id}?version=1")
+        assert "showing version 1 of 2" in v1.text and "Ask in #infra first" in v1.text
+        no_such = await admin.get(f"/ui/runbooks/{runbook_id}?from=1&to=9")
+        assert no_such.status_code == 422 and "versions 1 to 2" in no_such.text
+
+    responder_key = await _key(stack, "Rita Responder", ["responder"])
+    async with _browser(stack, responder_key) as responder:
+        page, token = await _page(responder, f"/ui/runbooks/{runbook_id}")
+        assert 'id="trust-form"' not in page.text and "needs the admin role" in page.text
+        forbidden = await responder.post(
+            f"/ui/runbooks/{runbook_id}/trust",
+            data={"level": "copilot", "reason": "x", "csrf": token},
+        )
+        assert forbidden.status_code == 403
+
+
+async def test_pick_a_runbook_for_an_incident_and_export_the_audit(stack: Stack) -> None:
+    content = "# Clear the spool\n\n1. Look: `df -h /`\n"
+    added = await stack.http.post(
+        "/runbooks",
+        json={"content": content, "source_path": "spool.md"},
+        headers=stack.api_headers(),
+    )
+    runbook_id = added.json()["id"]
+    from tests.alert_payloads import alertmanager_v4, am_alert
+
+    name = f"NothingLikeIt{uuid.uuid4().hex[:6]}"
+    posted = await stack.http.post(
+        "/webhooks/alertmanager",
+        json=alertmanager_v4(am_alert(name, fingerprint=uuid.uuid4().hex[:12])),
+        headers=stack.webhook_headers(),
+    )
+    assert posted.status_code in (200, 202), posted.text
+    incidents = await stack.http.get("/incidents", headers=stack.api_headers())
+    incident = next(i for i in incidents.json() if name in i["title"])
+    assert incident["execution_id"] is None
+    async with _browser(stack, stack.credentials.api_key) as admin:
+        listed, _ = await _page(admin, "/ui/incidents?status=open")
+        assert name in listed.text
+        page, token = await _page(admin, f"/ui/incidents/{incident['id']}")
+        assert 'id="pick-form"' in page.text and runbook_id in page.text
+        picked = await admin.post(
+            f"/ui/incidents/{incident['id']}/pick", data={"runbook_id": runbook_id, "csrf": token}
+        )
+        assert picked.status_code == 303, picked.text
+        assert picked.headers["location"].startswith("/ui/executions/ex_")
+        after, _ = await _page(admin, f"/ui/incidents/{incident['id']}")
+        assert 'id="pick-form"' not in after.text and "/ui/executions/ex_" in after.text
+
+        audit_page, _ = await _page(admin, "/ui/audit?action=incident.")
+        assert "incident.runbook_picked" in audit_page.text
+        csv = await admin.get("/ui/audit/export?format=csv")
+        assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+        lines = csv.text.splitlines()
+        assert lines[0].startswith("tenant_id,seq,at,actor,action")
+        assert any("incident.runbook_picked" in line for line in lines[1:])
+
+
+async def test_the_execution_links_to_the_temporal_ui(stack: Stack, tmp_path: object) -> None:
+    from tests.conftest import serve_api
+
+    _, execution_id = await _awaiting_execution(stack, tmp_path)
+    async with _browser(stack, stack.credentials.api_key) as plain:
+        page, _ = await _page(plain, f"/ui/executions/{execution_id}")
+        assert 'id="temporal-link"' not in page.text  # no Temporal UI configured
+    settings = stack.settings.replace(temporal_ui_url="http://temporal-ui.example:8233")
+    async with serve_api(settings) as base_url, httpx.AsyncClient(base_url=base_url) as other:
+        other.cookies.set("ddoc_ui_key", stack.credentials.api_key)
+        page, _ = await _page(other, f"/ui/executions/{execution_id}")
+        namespace = stack.settings.temporal.namespace
+        assert (
+            f'href="http://temporal-ui.example:8233/namespaces/{namespace}/workflows/'
+            f'{execution_id}"' in page.text
+        )

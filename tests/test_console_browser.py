@@ -214,7 +214,8 @@ async def test_keyboard_only_approval(stack: Stack, tmp_path: Any) -> None:
     """Tab to the Approve button and press Enter: no mouse anywhere."""
     content = f"# Reload the cache\n\n1. Look: `df -h /`\n2. Reload: `touch {tmp_path}/reloaded`\n"
     added = await stack.http.post(
-        "/runbooks", json={"content": content, "source_path": "kb.md"},
+        "/runbooks",
+        json={"content": content, "source_path": "kb.md"},
         headers=stack.api_headers(),
     )
     started = await stack.http.post(

@@ -147,6 +147,7 @@ async def test_health_page_escapes_what_users_wrote(stack: Stack) -> None:
     assert "<script>alert(1)</script>" not in page.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; restart" in page.text
     anonymous = await stack.http.get("/ui/health", follow_redirects=False)
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/ui/login?next=/ui/health"
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/ui/login?next=/ui/health"
     bad_days = await stack.http.get("/reports/health?days=0", headers=stack.api_headers())
     assert bad_days.status_code == 422

@@ -9,9 +9,9 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import Response
 from sqlmodel import Session, col, func, select
+from starlette.datastructures import UploadFile
 
 from api.deps import StateDep
 from api.routes.ui.common import FormDep, User, UserDep, back_to, field, page
@@ -357,9 +357,10 @@ async def set_trust(
                     origin={"source": "console"},
                 )
                 session.commit()
+                level_now = outcome.runbook.trust_level
             return back_to(
                 f"/ui/runbooks/{runbook_id}",
-                notice=f"Trust level {outcome.runbook.trust_level}"
+                notice=f"Trust level {level_now}"
                 + (f" ({outcome.kind})" if outcome.kind else " (unchanged)"),
             )
         except trust.TrustRefused as err:
