@@ -101,7 +101,8 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     handle = stack.client.get_workflow_handle(execution_id)
     described = await handle.describe()
     assert await described.static_summary() == (
-        "Checkout pod crash-looping for KubePodCrashLooping is firing"
+        "Checkout pod crash-looping · copilot · for KubePodCrashLooping is firing"
+        f" · incident {outcome['incident_id']}"
     )
     assert "mode copilot" in (await described.static_details() or "")
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
