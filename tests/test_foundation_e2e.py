@@ -106,7 +106,7 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     )
     assert "mode copilot" in (await described.static_details() or "")
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "→ s3 [yellow] awaiting_approval" in metadata.current_details
+    assert "- `s3` ⏸ awaiting approval (yellow) · " in metadata.current_details
     skipped = await stack.http.post(
         f"/executions/{execution_id}/decisions",
         json={"step_id": "s3", "decision": "skip", "comment": "pod recovered"},
