@@ -101,11 +101,12 @@ async def test_alert_to_execution_end_to_end(stack: Stack, engine: Engine) -> No
     handle = stack.client.get_workflow_handle(execution_id)
     described = await handle.describe()
     assert await described.static_summary() == (
-        "Checkout pod crash-looping for KubePodCrashLooping is firing"
+        "Checkout pod crash-looping · copilot · for KubePodCrashLooping is firing"
+        f" · incident {outcome['incident_id']}"
     )
     assert "mode copilot" in (await described.static_details() or "")
     metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "→ s3 [yellow] awaiting_approval" in metadata.current_details
+    assert "- `s3` ⏸ awaiting approval (yellow) · " in metadata.current_details
     skipped = await stack.http.post(
         f"/executions/{execution_id}/decisions",
         json={"step_id": "s3", "decision": "skip", "comment": "pod recovered"},

@@ -37,10 +37,20 @@ class SlackSyncWorkflow:
     @workflow.run
     async def run(self, inp: SlackSyncInput) -> None:
         finished = False
+        # What the Temporal UI says of this workflow's timers and activities.
+        subject = (
+            f"execution {inp.execution_id}"
+            if inp.execution_id
+            else f"incident {inp.incident_id or '-'}"
+        )
         for _ in range(SYNCS_PER_RUN):
+            wait = LINGER if finished else IDLE
             try:
                 await workflow.wait_condition(
-                    lambda: self._pending, timeout=LINGER if finished else IDLE
+                    lambda: self._pending,
+                    timeout=wait,
+                    timeout_summary=f"next change of {subject} · ends after "
+                    f"{int(wait.total_seconds() // 3600)} h without one",
                 )
             except TimeoutError:
                 return
@@ -52,6 +62,7 @@ class SlackSyncWorkflow:
                     result_type=SlackSyncResult,
                     start_to_close_timeout=timeouts.SLACK_SYNC_TIMEOUT,
                     retry_policy=timeouts.SLACK_RETRY,
+                    summary=f"update the Slack message of {subject}",
                 )
             except ActivityError:
                 return  # a set-up error: recorded for the tenant's admin; nothing to retry

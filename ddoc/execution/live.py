@@ -216,7 +216,18 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
         pairs.append(SearchAttributePair(attrs.SERVICE, alert.service))
     if alert and alert.severity:
         pairs.append(SearchAttributePair(attrs.SEVERITY, alert.severity))
-    summary = inp.runbook_title + (f" for {alert.title}" if alert else "")
+    # What the Temporal UI shows of it from the start: "<runbook> · <mode> · for <alert> ·
+    # incident <id>"; the workflow's current details then tell its steps as they go.
+    summary = " · ".join(
+        part
+        for part in (
+            inp.runbook_title,
+            inp.mode.value.replace("_", " "),
+            f"for {alert.title}" if alert else "started by hand",
+            f"incident {inp.incident_id}" if inp.incident_id else "",
+        )
+        if part
+    )
     details = "\n".join(
         line
         for line in (
@@ -225,6 +236,7 @@ async def start_execution(client: Client, inp: ExecutionInput, *, task_queue: st
             if alert
             else f"started by hand by {inp.started_by}",
             f"incident: {inp.incident_id}" if inp.incident_id else "",
+            f"environment: {inp.environment}",
             f"steps: {len(inp.steps)}",
         )
         if line

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
     from ddoc.contracts.render import RenderedCommand, render_command
     from ddoc.contracts.settings import agent_task_queue
     from workflows import timeouts
-    from workflows.execution import rules
+    from workflows.execution import rules, story
     from workflows.execution.saga import Saga
     from workflows.execution.state import Run
     from workflows.execution.trail import Trail
@@ -186,6 +186,7 @@ class CommandSteps:
             result_type=Classification,
             start_to_close_timeout=timeouts.RECORD_TIMEOUT,
             retry_policy=timeouts.RECORD_RETRY,
+            summary=story.classify_summary(state.step_id, command),
         )
         state.edited_by = decision.actor.user_id
         state.decisions[-1].reason = f"re-classified {classified.risk}: {classified.reason}"
@@ -236,6 +237,9 @@ class CommandSteps:
                 else timeouts.STATE_CHANGE_COMMAND_RETRY,
                 # A stop waits until the agent confirms the process group was killed.
                 cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=story.command_summary(
+                    state.step_id, rendered.command, dry=dry, undoes=state.undoes
+                ),
             )
             try:
                 result = await self._running(state, handle)

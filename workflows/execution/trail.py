@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         TrailWrite,
     )
     from workflows import timeouts
+    from workflows.execution import story
     from workflows.execution.state import WAITING, Run
 
 TRAIL_V2 = "trail-v2"  # writes batched into local activities, and an explicit after-execution
@@ -79,6 +80,7 @@ class Trail:
         elif status != StepStatus.PENDING:
             state.finished_at = workflow.now().isoformat()
         record = self._step_record(state, output=output, truncated=truncated, event=event)
+        self.show()
         if self._v2:
             self._pending.append(TrailOp(step=record, status=self._publish_status()))
             if output is not None:
@@ -86,7 +88,7 @@ class Trail:
                 # is written before the walk moves on and a reader sees the next step.
                 await self.flush()
             return
-        await self._activity(names.RECORD_STEP, record)
+        await self._activity(names.RECORD_STEP, TrailOp(step=record))
         await self.publish()
 
     async def record(
@@ -99,10 +101,11 @@ class Trail:
     ) -> None:
         """The step's state as it is now (a decision refused, an escalation level, ...)."""
         record = self._step_record(state, output=output, truncated=truncated, event=event)
+        self.show()
         if self._v2:
             self._pending.append(TrailOp(step=record))
         else:
-            await self._activity(names.RECORD_STEP, record)
+            await self._activity(names.RECORD_STEP, TrailOp(step=record))
 
     async def event(self, kind: str, step_id: str | None, data: dict[str, Any]) -> None:
         inp = self._run.input
@@ -116,7 +119,7 @@ class Trail:
         if self._v2:
             self._pending.append(TrailOp(event=event))
         else:
-            await self._activity(names.RECORD_EVENT, event)
+            await self._activity(names.RECORD_EVENT, TrailOp(event=event))
 
     async def set_status(self, status: ExecutionStatus) -> None:
         self._run.status = status
@@ -127,16 +130,33 @@ class Trail:
     async def publish(self) -> None:
         """Search attributes and the UI's current details on every transition; the database
         row when the execution's status changed."""
+        self.show()
         update = self._publish_status()
         if update is None:
             return
         if self._v2:
             self._pending.append(TrailOp(status=update))
         else:
-            await self._activity(names.RECORD_EXECUTION_STATUS, update)
+            await self._activity(names.RECORD_EXECUTION_STATUS, TrailOp(status=update))
+
+    def show(self) -> None:
+        """The workflow's current details in the Temporal UI: the step list as it is now
+        (user metadata, no command: set on every change, before every wait)."""
+        run = self._run
+        inp = run.input
+        workflow.set_current_details(
+            story.details(
+                title=inp.runbook_title,
+                version=inp.runbook_version,
+                mode=inp.mode.value,
+                status=run.status,
+                steps=run.steps.values(),
+            )
+        )
 
     async def flush(self) -> None:
         """Write what is queued, in one transaction, before the workflow goes on."""
+        self.show()  # whatever changed since (a deadline, an approval so far) is shown too
         if not self._pending:
             return
         inp = self._run.input
@@ -147,6 +167,7 @@ class Trail:
                 TrailWrite(execution_id=inp.execution_id, tenant_id=inp.tenant_id, ops=ops),
                 start_to_close_timeout=timeouts.RECORD_TIMEOUT,
                 retry_policy=timeouts.RECORD_RETRY,
+                summary=story.trail_summary(ops),
             )
         except BaseException:
             # Cancelled mid-write: written again (idempotently) by the next flush, on the way
@@ -168,6 +189,7 @@ class Trail:
             ),
             start_to_close_timeout=timeouts.RECORD_TIMEOUT,
             retry_policy=timeouts.RECORD_RETRY,
+            summary=story.after_execution_summary(self._run.status),
         )
 
     def _publish_status(self) -> ExecutionStatusUpdate | None:
@@ -183,7 +205,6 @@ class Trail:
                 else attrs.CURRENT_STEP.value_unset(),
             ]
             workflow.upsert_search_attributes(updates)
-            workflow.set_current_details(self._details())
         if run.status == self._recorded_status:
             return None
         self._recorded_status = run.status
@@ -221,27 +242,12 @@ class Trail:
             event=event or f"step.{state.status.value}",
         )
 
-    async def _activity(self, name: str, arg: Any) -> None:
+    async def _activity(self, name: str, op: TrailOp) -> None:
+        """One record as an activity of its own (the trail before `trail-v2`)."""
         await workflow.execute_activity(
             name,
-            arg,
+            op.step or op.status or op.event,
             start_to_close_timeout=timeouts.RECORD_TIMEOUT,
             retry_policy=timeouts.RECORD_RETRY,
+            summary=story.trail_summary([op]),
         )
-
-    def _details(self) -> str:
-        run = self._run
-        inp = run.input
-        lines = [
-            f"**{inp.runbook_title}** v{inp.runbook_version} · {inp.mode.value} · "
-            f"{run.status.value}"
-        ]
-        for state in run.steps.values():
-            marker = "→ " if state.step_id == run.current else "  "
-            line = f"{marker}{state.step_id} [{state.risk or '-'}] {state.status.value}"
-            if state.awaiting is not None:
-                line += f": {state.awaiting.message}"
-            elif state.detail:
-                line += f": {state.detail}"
-            lines.append(line)
-        return "\n".join(lines)[:4000]

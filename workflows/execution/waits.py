@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         StepStatus,
     )
     from workflows import timeouts
-    from workflows.execution import rules
+    from workflows.execution import rules, story
     from workflows.execution.state import WAITING, Run
     from workflows.execution.trail import Trail
 
@@ -65,10 +65,18 @@ class HumanWaits:
         await self._trail.set(state, status, detail, event=f"step.awaiting_{awaiting.kind.value}")
         try:
             while True:
-                awaiting.deadline = (
-                    None if stalled else (workflow.now() + timedelta(seconds=wait)).isoformat()
+                deadline = workflow.now() + timedelta(seconds=wait)
+                awaiting.deadline = None if stalled else deadline.isoformat()
+                level = awaiting.escalation_level + 1
+                timer = story.wait_summary(
+                    state.step_id,
+                    awaiting,
+                    state.risk,
+                    deadline=deadline,
+                    level=level,
+                    level_name=levels[level - 1].name if level <= len(levels) else None,
                 )
-                decision = await self.next_decision(None if stalled else wait)
+                decision = await self.next_decision(None if stalled else wait, timer)
                 if decision is None:
                     # The deadline passed: escalate one level, keep waiting. Never decide.
                     if awaiting.escalation_level < len(levels):
@@ -113,11 +121,15 @@ class HumanWaits:
             if run.status in WAITING:
                 run.status = ExecutionStatus.RUNNING
 
-    async def next_decision(self, within: int | None) -> Decision | None:
+    async def next_decision(self, within: int | None, timer: str | None = None) -> Decision | None:
+        """The next decision in the inbox; None after `within` seconds (`timer`: what the
+        Temporal UI says the timer waits for)."""
         await self._trail.flush()  # whoever is asked sees what they are asked about
         inbox = self._run.inbox
         try:
-            await workflow.wait_condition(lambda: bool(inbox), timeout=within)
+            await workflow.wait_condition(
+                lambda: bool(inbox), timeout=within, timeout_summary=timer
+            )
         except builtins.TimeoutError:
             return None
         return inbox.pop(0)
@@ -177,6 +189,7 @@ class HumanWaits:
                     result_type=EscalationResult,
                     start_to_close_timeout=timeouts.ESCALATION_TIMEOUT,
                     retry_policy=timeouts.ESCALATION_RETRY,
+                    summary=story.escalation_summary(level, name, step_id),
                 )
             except ActivityError as err:
                 if workflow.cancellation_reason() is not None:
@@ -204,8 +217,21 @@ class HumanWaits:
         timeout = inp.policy.incident_timeout_seconds
         if inp.alert is None:
             return
+        levels = inp.policy.escalation_levels
+        timer = (
+            story.incident_summary(
+                inp.alert.title,
+                timeout,
+                deadline=workflow.now() + timedelta(seconds=timeout),
+                level_name=levels[0].name if levels else None,
+            )
+            if timeout is not None
+            else None
+        )
         try:
-            await workflow.wait_condition(lambda: run.alert_resolved is not None, timeout=timeout)
+            await workflow.wait_condition(
+                lambda: run.alert_resolved is not None, timeout=timeout, timeout_summary=timer
+            )
         except builtins.TimeoutError:
             run.incident_escalated = True
             assert timeout is not None
