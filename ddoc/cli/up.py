@@ -262,6 +262,7 @@ class Supervisor:
         credentials = dict(_read_env_file(self.data_dir / CREDENTIALS_FILE))
         api = f"http://127.0.0.1:{self.options.api_port}"
         rows = [
+            ("Console", f"{api}/ui"),
             ("API", api),
             ("API docs", f"{api}/docs"),
             ("Temporal UI", f"http://127.0.0.1:{self.options.ui_port}"),
