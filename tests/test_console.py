@@ -390,3 +390,40 @@ async def test_the_execution_links_to_the_temporal_ui(stack: Stack, tmp_path: ob
             f'href="http://temporal-ui.example:8233/namespaces/{namespace}/workflows/'
             f'{execution_id}"' in page.text
         )
+
+
+async def test_without_the_script_and_a_new_version(stack: Stack) -> None:
+    """The Preview button works without JavaScript; "Edit as a new version" stores version 2."""
+    async with _browser(stack, stack.credentials.api_key) as browser:
+        _, token = await _page(browser, "/ui/runbooks/new")
+        text = "# Flush the cache\n\n1. Flush: `redis-cli FLUSHALL`\n"
+        full = await browser.post(
+            "/ui/runbooks/preview?full=1", data={"content": text, "csrf": token}
+        )
+        assert full.status_code == 200 and "<textarea" in full.text
+        assert 'id="parsed-steps"' in full.text and 'data-risk="red"' in full.text
+        saved = await browser.post("/ui/runbooks", data={"content": text, "csrf": token})
+        runbook_id = saved.headers["location"].split("/")[-1].split("?")[0]
+        edit, _ = await _page(browser, f"/ui/runbooks/new?runbook={runbook_id}")
+        assert f'name="runbook_id" value="{runbook_id}"' in edit.text
+        assert "redis-cli FLUSHALL" in edit.text  # starts from the current text
+        second = await browser.post(
+            "/ui/runbooks",
+            data={
+                "content": text + "2. Check: `redis-cli DBSIZE`\n",
+                "runbook_id": runbook_id,
+                "csrf": token,
+            },
+        )
+        assert second.status_code == 303 and "version%202" in second.headers["location"]
+        same = await browser.post(
+            "/ui/runbooks",
+            data={
+                "content": text + "2. Check: `redis-cli DBSIZE`\n",
+                "runbook_id": runbook_id,
+                "csrf": token,
+            },
+        )
+        assert "Nothing%20changed" in same.headers["location"]
+    versions = await stack.http.get(f"/runbooks/{runbook_id}/versions", headers=stack.api_headers())
+    assert [v["version"] for v in versions.json()] == [1, 2]

@@ -171,24 +171,45 @@ async def _document(form: Any) -> tuple[str, str, str]:
 
 
 @router.post("/preview")
-async def preview(request: Request, user: UserDep, state: StateDep, form: FormDep) -> Response:
-    """The parsed runbook as a fragment (the paste page's live preview); stores nothing."""
+async def preview(
+    request: Request,
+    user: UserDep,
+    state: StateDep,
+    form: FormDep,
+    full: Annotated[bool, Query()] = False,
+) -> Response:
+    """The parsed runbook as a fragment (the paste page's live preview); stores nothing. With
+    `?full=1` (the Preview button, for a browser without the script) the whole paste page."""
     content, fmt, source_path = await _document(form)
-    if not content.strip():
-        return page(request, "_preview.html", user, parsed=None, error=None)
-    try:
-        parsed = await asyncio.to_thread(
-            service.parse,
-            state.engine,
-            state.parse,
-            tenant_id=user.tenant_id,
+    parsed, error = None, None
+    if content.strip():
+        try:
+            found = await asyncio.to_thread(
+                service.parse,
+                state.engine,
+                state.parse,
+                tenant_id=user.tenant_id,
+                content=content,
+                fmt=fmt,
+                source_path=source_path or None,
+            )
+            parsed = found.to_dict()
+        except ParseError as err:
+            error = str(err)
+    if full:
+        return _paste_page(
+            request,
+            user,
             content=content,
             fmt=fmt,
-            source_path=source_path or None,
+            source_path=source_path,
+            runbook_id=field(form, "runbook_id").strip() or None,
+            parsed=parsed,
+            error=error,
+            status_code=422 if error else 200,
         )
-    except ParseError as err:
-        return page(request, "_preview.html", user, 422, parsed=None, error=str(err))
-    return page(request, "_preview.html", user, parsed=parsed.to_dict(), error=None)
+    status_code = 422 if error else 200
+    return page(request, "_preview.html", user, status_code, parsed=parsed, error=error)
 
 
 @router.post("")
