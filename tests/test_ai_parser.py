@@ -24,7 +24,10 @@ from tests.fakes_anthropic import BASE_URL, FakeAnthropicAPI
 
 KEY = "sk-ant-test-0123456789abcdef"
 NO_TOOL = "no record_runbook tool call in the answer"
-NO_TRIGGER = "no alert or service is named (add `alerts:` or `services:` front-matter)"
+NO_TRIGGER = (
+    "no alert or service is named (add `alerts:` or `services:` front-matter, "
+    "or an `Alert: <AlertName>` line)"
+)
 
 RUNBOOK = """\
 ---

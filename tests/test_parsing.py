@@ -447,6 +447,33 @@ def test_alert_inferred_from_alert_named_title() -> None:
     assert "no_trigger" not in [f.code for f in rb.quality.flags]
 
 
+def test_alerts_named_on_a_line_of_the_text() -> None:
+    """Wiki pages and notes name their alert in the text, not in front-matter."""
+
+    def alerts(text: str, fmt: str = "markdown") -> list[str]:
+        return parse_runbook(text, fmt, classify=fake_classify).triggers.alerts
+
+    assert alerts("# Disk\n\nAlert: PostgresDiskUsageHigh, instance db-1 / db-2.\n") == [
+        "PostgresDiskUsageHigh"
+    ]
+    assert alerts("# Q\n\n**Alert:** `WorkerQueueBacklog`\n\n- `rabbitmqctl list_queues`\n") == [
+        "WorkerQueueBacklog"
+    ]
+    assert alerts(
+        "Space: SRE\nAlerts: `KubeNodeNotReady`, `KubeletDown` and node_filesystem_full\n", "text"
+    ) == ["KubeNodeNotReady", "KubeletDown", "node_filesystem_full"]
+    assert alerts("Triggered by: `Watchdog`\n", "text") == ["Watchdog"]  # one word, as code
+    # Prose after the colon, a plain word, or a severity is not an alert's name.
+    assert alerts("# T\n\nAlert: this pages everyone, be careful\n") == []
+    assert alerts("# T\n\nAlert: Critical\n\nAlerting: see the dashboard\n") == []
+    # Front-matter wins.
+    assert alerts("---\nalerts: [FromFrontMatter]\n---\nAlert: FromTheText\n") == [
+        "FromFrontMatter"
+    ]
+    rb = parse_runbook("# Disk\n\nAlert: PostgresDiskUsageHigh\n", classify=fake_classify)
+    assert "no_trigger" not in [f.code for f in rb.quality.flags]
+
+
 def test_transcript_block_one_step_per_prompt() -> None:
     text = (
         "# Debug\n\n## Diagnosis\n\nOpen a debug shell:\n\n```console\n"

@@ -42,6 +42,15 @@ DEFAULT_TIME_BUDGET = 20.0  # seconds; a 2 MB paste of log lines parses in about
 _SUMMARY_LIMIT = 500
 _TITLE_LIMIT = 200
 _CAMEL_ALERT = re.compile(r"^[A-Za-z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+$")
+# A line that names the runbook's alerts as wiki pages and notes write it: "Alert:
+# KubePodCrashLooping", "**Alerts:** `A`, `B`", "Alert name: node_disk_full", "Triggered by: X".
+_ALERT_LINE = re.compile(
+    r"^[ \t>*_#|-]*(?:alerts?|alert[ \t]*names?|alertnames?|triggered[ \t]+by|"
+    r"prometheus[ \t]+alerts?|firing[ \t]+alerts?)[ \t]*[*_]*[ \t]*[:=\uff1a][ \t]*(.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SNAKE_ALERT = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+$")
+_MAX_LINE_ALERTS = 5
 _MD_NOISE = re.compile(r"`+")
 
 
@@ -97,6 +106,8 @@ def parse_runbook(
 
     triggers = _triggers(front, warnings)
     title = _title(front, outline, source_path, first_line_source)
+    if not triggers.alerts:
+        triggers.alerts.extend(_alerts_from_lines(first_line_source))
     if not triggers.alerts:
         alert = _alert_from_title(outline, source_path, first_line_source)
         if alert:
@@ -197,6 +208,28 @@ def _title(front: dict[str, Any], outline: Outline, source_path: str | None, bod
             title = _clean(candidate)
             return title if len(title) <= _TITLE_LIMIT else title[: _TITLE_LIMIT - 1] + "…"
     return "Untitled runbook"
+
+
+def _alerts_from_lines(body: str) -> list[str]:
+    """Alert names a line of the text gives ("Alert: PostgresDiskUsageHigh, instance db-1"):
+    only words shaped like alert names (CamelCase, snake_case, or one word written as code);
+    prose after the colon is not one."""
+    found: list[str] = []
+    for line in _ALERT_LINE.finditer(body):
+        for part in re.split(r"[,;/|]|\s+(?:and|or|&)\s+", line.group(1)):
+            quoted = "`" in part
+            name = part.strip(" \t*_`'\"()[].")
+            shaped = (
+                _CAMEL_ALERT.match(name)
+                or _SNAKE_ALERT.match(name)
+                # one word is a name only when written as code: `Watchdog`
+                or (quoted and name.isidentifier() and name[:1].isupper())
+            )
+            if shaped and len(name) <= 128 and name not in found:
+                found.append(name)
+            if len(found) == _MAX_LINE_ALERTS:
+                return found
+    return found
 
 
 def _alert_from_title(outline: Outline, source_path: str | None, body: str) -> str | None:

@@ -51,7 +51,8 @@ def assess(steps: list[Step], triggers: Triggers, variables: list[Variable]) -> 
         flags.append(
             QualityFlag(
                 "no_trigger",
-                "no alert or service is named (add `alerts:` or `services:` front-matter)",
+                "no alert or service is named (add `alerts:` or `services:` front-matter, "
+                "or an `Alert: <AlertName>` line)",
             )
         )
     for step in steps:
