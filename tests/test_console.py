@@ -254,6 +254,14 @@ async def test_sign_in_bad_input_and_escaping(stack: Stack) -> None:
         assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
         bad_filter = await browser.get("/ui/audit?since=yesterday")
         assert bad_filter.status_code == 422 and "since" in bad_filter.text
+        bad_limit = await browser.get("/ui/audit?limit=0")
+        assert bad_limit.status_code == 422 and "text/html" in bad_limit.headers["content-type"]
+        assert "limit" in bad_limit.text
+    async with _browser(stack, "ddoc_revoked_or_expired") as stale:
+        posted = await stale.post("/ui/executions/ex_x/decide", data={"decision": "approve"})
+        assert posted.status_code == 303 and posted.headers["location"] == "/ui/login?next=/ui"
+        fragment = await stale.get("/ui/executions/ex_x/live", headers={"X-Ddoc-Fragment": "1"})
+        assert fragment.status_code == 401 and "sign-in expired" in fragment.text
 
 
 async def test_trust_suggestions_versions_and_diff(stack: Stack, engine: Engine) -> None:

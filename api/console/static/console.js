@@ -92,6 +92,7 @@ function setUpLive() {
   document.querySelectorAll("[data-live]").forEach((region) => {
     const tick = async () => {
       if (region.querySelector("[data-finished='true']")) return;
+      const said = document.getElementById("live-status");
       try {
         const answer = await fragment(region.dataset.live);
         if (answer.ok && answer.html !== region.dataset.last) {
@@ -99,8 +100,15 @@ function setUpLive() {
           swap(region, answer.html);
           countDown();
         }
+        if (said) {
+          said.textContent = answer.ok ? "" : answer.status === 401
+            ? "Your sign-in expired: reload the page to sign in again."
+            : `The console answered ${answer.status}; trying again every second.`;
+        }
+        if (answer.status === 401) return;
       } catch (err) {
-        // The next tick tries again; the page keeps what it showed.
+        // The next tick tries again; the page keeps what it showed and says so.
+        if (said) said.textContent = "Lost the connection to the console; trying again…";
       }
       setTimeout(tick, 1000);
     };

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Cookie, Depends, FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
@@ -160,12 +160,17 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
 
 def install(app: FastAPI) -> None:
     """The console's own answers to a missing sign-in and to HTTP errors on /ui pages."""
-    from fastapi.exception_handlers import http_exception_handler
+    from fastapi.exception_handlers import (
+        http_exception_handler,
+        request_validation_exception_handler,
+    )
 
     async def sign_in(request: Request, _: Exception) -> Response:
         if request.headers.get("x-ddoc-fragment"):
             return error_page(request, 401, "your sign-in expired: reload the page")
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":  # a form posted after the sign-in expired: start over
+            target = "/ui"
         return RedirectResponse(f"/ui/login?next={quote(target)}", status_code=303)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -174,8 +179,19 @@ def install(app: FastAPI) -> None:
             return error_page(request, exc.status_code, str(exc.detail))
         return await http_exception_handler(request, exc)
 
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not is_console(request):
+            return await request_validation_exception_handler(request, exc)
+        said = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'request'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return error_page(request, 422, said)
+
     app.add_exception_handler(SignInRequired, sign_in)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
 # --- template filters -----------------------------------------------------------------------
