@@ -447,6 +447,25 @@ def test_alert_inferred_from_alert_named_title() -> None:
     assert "no_trigger" not in [f.code for f in rb.quality.flags]
 
 
+def test_a_pasted_wiki_pages_title_is_not_its_chrome() -> None:
+    def title_of(text: str) -> str:
+        return parse_runbook(text, "text", classify=fake_classify).title
+
+    byline = "Created by Kim Lee, last updated on Mar 3, 2026  4 minute read"
+    assert title_of(f"Space shortcuts\nData Platform\nKafka lag on billing\n{byline}\n") == (
+        "Kafka lag on billing"
+    )
+    assert title_of(f"Pages / Payments / Runbooks\n{byline}\nCheckout slow\nStatus: OK\n") == (
+        "Checkout slow"
+    )
+    assert title_of("Security / Platform / TLS\nCert expiring\nNote\nRenew it.\n") == (
+        "Cert expiring"
+    )
+    # A plain note keeps its first line; markdown keeps its heading.
+    assert title_of("disk full on build-04 again\n\ndf -h\n") == "disk full on build-04 again"
+    assert parse_runbook("# Pages / Runbooks\n\n1. `df -h`\n").title == "Pages / Runbooks"
+
+
 def test_alerts_named_on_a_line_of_the_text() -> None:
     """Wiki pages and notes name their alert in the text, not in front-matter."""
 

@@ -52,6 +52,17 @@ _ALERT_LINE = re.compile(
 _SNAKE_ALERT = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+$")
 _MAX_LINE_ALERTS = 5
 _MD_NOISE = re.compile(r"`+")
+# A wiki page pasted as text starts with its chrome: the space, a breadcrumb, "Created by …,
+# last updated …", macro names. None of it is the page's title.
+_CHROME = re.compile(
+    r"^(?:created by\b|last updated\b|owned by\b|space shortcuts$|pages?$|page tree$|"
+    r"jump to\b|skip to\b|expand source$|collapse source$|info$|note$|tip$|warning$|"
+    r"(?:space|status|labels?|tags?|owner|author|updated|breadcrumbs?)\s*:)"
+    r"|\b(?:minutes? read|min read|last updated)\b",
+    re.IGNORECASE,
+)
+_BREADCRUMB = re.compile(r"\s[/>\u203a\u00bb]\s")
+_BYLINE = re.compile(r"^created by\b|\blast updated\b", re.IGNORECASE)
 
 
 def parse_runbook(
@@ -105,7 +116,9 @@ def parse_runbook(
             step.rollback = suggested_rollback(step.command)
 
     triggers = _triggers(front, warnings)
-    title = _title(front, outline, source_path, first_line_source)
+    title = _title(
+        front, outline, source_path, first_line_source, inferred=fmt_key not in ("markdown", "html")
+    )
     if not triggers.alerts:
         triggers.alerts.extend(_alerts_from_lines(first_line_source))
     if not triggers.alerts:
@@ -194,20 +207,52 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _title(front: dict[str, Any], outline: Outline, source_path: str | None, body: str) -> str:
+def _title(
+    front: dict[str, Any],
+    outline: Outline,
+    source_path: str | None,
+    body: str,
+    *,
+    inferred: bool = False,
+) -> str:
+    """Front-matter's title, the first heading, the file's name, the first line. A plain text's
+    headings are only short lines (`inferred`): a pasted wiki page's chrome ("Space shortcuts",
+    a breadcrumb) is none, and the line above its byline ("Created by …") is the title."""
     raw = front.get("title")
+    headings = [outline.h1, outline.first_heading]
+    first_line = _first_line_title(body)
+    if inferred:
+        headings = [h for h in headings if h and not _chrome(h)]
+        if any(_BYLINE.search(line) for line in body.split("\n")[:12]):
+            headings = [first_line]
     candidates: list[str | None] = [
         str(raw) if isinstance(raw, str | int | float) else None,
-        outline.h1,
-        outline.first_heading,
+        *headings,
         PurePath(source_path).stem if source_path else None,
-        next((ln.strip() for ln in body.split("\n") if ln.strip()), None),
+        first_line,
     ]
     for candidate in candidates:
         if candidate and _clean(candidate):
             title = _clean(candidate)
             return title if len(title) <= _TITLE_LIMIT else title[: _TITLE_LIMIT - 1] + "…"
     return "Untitled runbook"
+
+
+def _first_line_title(body: str) -> str | None:
+    """The title of a document without headings: its first line, past a pasted wiki page's
+    chrome (the line just above "Created by …, last updated …" when there is one)."""
+    lines = [ln.strip() for ln in body.split("\n") if ln.strip()][:12]
+    byline = next((i for i, line in enumerate(lines) if _BYLINE.search(line)), None)
+    if byline and not _chrome(lines[byline - 1]):
+        return lines[byline - 1]
+    return next((line for line in lines if not _chrome(line)), lines[0] if lines else None)
+
+
+def _chrome(line: str) -> bool:
+    """A pasted wiki page's chrome: a breadcrumb, a byline, a macro's name."""
+    parts = _BREADCRUMB.split(line)
+    crumbs = len(parts) >= 2 and all(0 < len(part.strip()) <= 40 for part in parts)
+    return bool(_CHROME.search(line.strip())) or crumbs
 
 
 def _alerts_from_lines(body: str) -> list[str]:
