@@ -57,6 +57,13 @@ async def _shot(page: Page, name: str, *key_elements: str) -> None:
     assert path.stat().st_size > 10_000, f"{path} looks empty"
 
 
+async def _fits(page: Page) -> None:
+    """Nothing makes the page scroll sideways at this width."""
+    wide: int = await page.evaluate("() => document.documentElement.scrollWidth")
+    width: int = await page.evaluate("() => window.innerWidth")
+    assert wide <= width, f"{page.url} is {wide}px wide in a {width}px window"
+
+
 async def _unlabelled_buttons(page: Page) -> list[str]:
     found: list[str] = await page.evaluate(
         """() => [...document.querySelectorAll('button, input[type=submit]')]
@@ -130,6 +137,7 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await expect(page.locator("#flowchart svg")).to_be_visible()
             await expect(page.locator("#flowchart svg #flow-s4")).to_have_count(1)
             await _shot(page, "runbook", "#parsed-steps", "#flowchart svg", "#trust", "#versions")
+            await _fits(page)
 
             # The alert fires: the webhook attaches the runbook and starts the execution.
             body = alertmanager_v4(am_alert(alert_name, fingerprint=uuid.uuid4().hex[:12]))
@@ -163,6 +171,7 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await expect(page.locator("#s3-approve")).to_be_visible()
             await expect(page.locator("#step-s3 time.countdown")).to_contain_text("escalat")
             await _shot(page, "execution-awaiting", "#step-s3 .awaiting-box", "#s3-approve")
+            await _fits(page)
             assert await _unlabelled_buttons(page) == []
             for risk, ratio in await _badge_contrasts(page):
                 assert ratio >= 4.5, f"{risk} badge contrast {ratio:.2f} (light theme)"
@@ -195,6 +204,7 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             assert await watching.locator("#stop-actions").count() == 0
             await expect(watching.locator("#step-s4")).to_contain_text("Viewers watch")
             await _shot(watching, "execution-viewer-phone", "#step-s4")
+            await _fits(watching)
             await viewer.close()
 
             # Dark theme: the same badges, still AA.
