@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import platform
 import re
@@ -365,12 +366,25 @@ def check_pages(responses: dict[str, httpx.Response]) -> None:
     assert "parsed-steps" in preview, "the preview shows no steps"
 
 
+_FULL_GC = re.compile(r'^python_gc_collections_total\{generation="2"\} ([0-9.e+]+)$', re.M)
+
+
+def full_collections(http: httpx.Client) -> float:
+    """The API process's count of full (generation 2) garbage collections, from /metrics."""
+    found = _FULL_GC.search(http.get("/metrics").text)
+    return float(found.group(1)) if found else float("nan")
+
+
 def measure(
-    requests: dict[str, Request], rounds: int, warmup: int
-) -> tuple[dict[str, list[float]], dict[str, int]]:
+    requests: dict[str, Request], rounds: int, warmup: int, gc_count: Callable[[], float]
+) -> tuple[dict[str, list[float]], dict[str, int], list[bool]]:
+    """Latencies by request, in round order; body sizes; and for each measured round whether
+    the API ran a full garbage collection since the round before (read between rounds)."""
     names = list(requests)
     latencies: dict[str, list[float]] = {name: [] for name in names}
     sizes: dict[str, int] = {}
+    collected: list[bool] = []
+    last = gc_count()
     for r in range(warmup + rounds):
         offset = r % len(names)
         for name in names[offset:] + names[:offset]:
@@ -378,7 +392,40 @@ def measure(
             sizes[name] = len(response.content)
             if r >= warmup:
                 latencies[name].append(elapsed)
-    return latencies, sizes
+        now = gc_count()
+        if r >= warmup:
+            collected.append(now > last)
+        last = now
+    return latencies, sizes, collected
+
+
+GC_PROBE = """
+import gc, json, statistics, time
+import api.app
+from ddoc.runbooks.embedding import default_embedder
+default_embedder().warm_up()
+
+def full():
+    started = time.perf_counter()
+    gc.collect()
+    return (time.perf_counter() - started) * 1000
+
+full()
+before = statistics.median(full() for _ in range(3))
+objects = len(gc.get_objects())
+gc.freeze()
+after = statistics.median(full() for _ in range(3))
+print(json.dumps({"objects": objects, "full_ms": before, "frozen_ms": after}))
+"""
+
+
+def gc_pause() -> dict[str, float]:
+    """A full garbage collection in a fresh process holding what the API holds (its modules and
+    the embedding model), and the same after `gc.freeze()`."""
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 # -- profiling -----------------------------------------------------------------------------------
@@ -708,6 +755,7 @@ def render(found: dict[str, Any]) -> str:
         + "; ".join(f"round {r + 1}: {', '.join(v)}" for r, v in sorted(by_round.items()))
         + "."
     )
+    lines += ["", gc_paragraph(found)]
     lines += [
         "",
         "## Where the time goes",
@@ -752,6 +800,27 @@ def render(found: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gc_paragraph(found: dict[str, Any]) -> str:
+    collected, gc = found["collected"], found["gc"]
+    slowest = [max(ms[i] for ms in found["latencies"].values()) for i in range(len(collected))]
+    with_gc = sorted(v for v, c in zip(slowest, collected, strict=True) if c)
+    without = [v for v, c in zip(slowest, collected, strict=True) if not c]
+    rounds = (
+        "slowest request of each round with one: " + ", ".join(f"{v:.0f} ms" for v in with_gc)
+        if with_gc
+        else "none"
+    )
+    return (
+        f"Full (generation 2) garbage collections in the API process during the measured rounds: "
+        f"{len(with_gc)} (its `/metrics` read between rounds; a collection can also fall on that "
+        f"read); {rounds}; slowest request of the {len(without)} other rounds: p50 "
+        f"{statistics.median(without):.0f} ms, max {max(without):.0f} ms. A full collection in a "
+        f"fresh process holding what the API holds (its modules and the embedding model, "
+        f"{gc['objects']:,} objects) takes **{gc['full_ms']:.0f} ms**; after `gc.freeze()`, "
+        f"{gc['frozen_ms']:.1f} ms."
+    )
+
+
 def print_rows(found: dict[str, Any]) -> None:
     base = found["rows"]["GET /health (baseline)"]
     print(f"{'request':<36} {'p50':>9} {'p95':>9} {'p99':>9} {'max':>9} {'p50/health':>10}")
@@ -765,6 +834,7 @@ def print_rows(found: dict[str, Any]) -> None:
         f"first runbook page ever {found['first_ms']:.1f} ms; cold flowchart "
         f"p50 {statistics.median(cold):.1f} ms, max {max(cold):.1f} ms (n={len(cold)})"
     )
+    print(gc_paragraph(found))
 
 
 def bench(args: argparse.Namespace, engine: Engine, temporal: EmbeddedTemporal) -> dict[str, Any]:
@@ -801,7 +871,9 @@ def bench(args: argparse.Namespace, engine: Engine, temporal: EmbeddedTemporal) 
             check_pages({name: call() for name, call in requests.items()})
             parsed = http.post("/runbooks/parse", json={"content": paste, "format": "markdown"})
             paste_steps = len(parsed.json()["steps"]) if parsed.status_code == 200 else "?"
-            latencies, sizes = measure(requests, args.rounds, args.warmup)
+            latencies, sizes, collected = measure(
+                requests, args.rounds, args.warmup, lambda: full_collections(http)
+            )
             profiled = (
                 profile(procs["api"].pid, requests, args.profile_requests, Path(args.profile))
                 if args.profile
@@ -830,6 +902,9 @@ def bench(args: argparse.Namespace, engine: Engine, temporal: EmbeddedTemporal) 
         "paste_steps": paste_steps,
         "profile": profiled,
         "sections": timed_sections,
+        "collected": collected,
+        "latencies": latencies,
+        "gc": gc_pause(),
     }
 
 
