@@ -8,9 +8,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.routes.ui import audit, auth, executions, health, incidents, runbooks
-from api.routes.ui.common import CONSOLE, error_page, install, is_console
+from api.routes.ui.common import CONSOLE, error_page, install, is_console, warm_up
 
-__all__ = ["error_page", "install", "is_console", "router", "static"]
+__all__ = ["error_page", "install", "is_console", "router", "static", "warm_up"]
 
 router = APIRouter(include_in_schema=False)
 

@@ -158,6 +158,12 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     return page(request, "error.html", None, status_code, status=status_code, message=message)
 
 
+def warm_up() -> None:
+    """Compile every template now: the first page after a start does not pay for it."""
+    for name in templates.env.list_templates(extensions=["html"]):
+        templates.env.get_template(name)
+
+
 def install(app: FastAPI) -> None:
     """The console's own answers to a missing sign-in and to HTTP errors on /ui pages."""
     from fastapi.exception_handlers import (
