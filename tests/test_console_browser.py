@@ -50,8 +50,10 @@ def _contrast(fg: str, bg: str) -> float:
 
 
 async def _shot(page: Page, name: str, *key_elements: str) -> None:
+    """The page has its key elements and labelled buttons; its screenshot is kept."""
     for selector in key_elements:
         await expect(page.locator(selector).first).to_be_visible()
+    assert await _unlabelled_buttons(page) == [], f"{name}: a button without a label"
     path = ARTIFACTS / f"console-{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     assert path.stat().st_size > 10_000, f"{path} looks empty"
@@ -94,6 +96,7 @@ async def _new_key(stack: Stack, name: str, roles: list[str]) -> str:
 async def _sign_in(page: Page, base_url: str, key: str, target: str) -> None:
     await page.goto(f"{base_url}{target}")
     await page.wait_for_url("**/ui/login**")
+    await _shot(page, "login", "#api_key")
     await page.fill("#api_key", key)
     await page.click("main button[type=submit]")
     await page.wait_for_url(f"**{target}")
@@ -129,7 +132,6 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await expect(page.locator("#quality-flags [data-flag=no_trigger]")).to_have_count(0)
             await expect(page.locator("#preview #parsed-steps > li")).to_have_count(4)
             await _shot(page, "paste-preview", "#preview #parsed-steps", "#save")
-            assert await _unlabelled_buttons(page) == []
 
             await page.click("#save")
             await page.wait_for_url(re.compile(r".*/ui/runbooks/rb_[0-9a-f]+\?notice=.*"))
@@ -172,7 +174,6 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await expect(page.locator("#step-s3 time.countdown")).to_contain_text("escalat")
             await _shot(page, "execution-awaiting", "#step-s3 .awaiting-box", "#s3-approve")
             await _fits(page)
-            assert await _unlabelled_buttons(page) == []
             for risk, ratio in await _badge_contrasts(page):
                 assert ratio >= 4.5, f"{risk} badge contrast {ratio:.2f} (light theme)"
 
@@ -214,8 +215,23 @@ async def test_paste_alert_follow_and_approve_in_chromium(stack: Stack, tmp_path
             await _shot(page, "execution-dark", "#steps")
 
             # Audit: the approval is on the trail.
+            await page.emulate_media(color_scheme="light")
             await page.goto(f"{stack.base_url}/ui/audit?action=decision.")
+            await expect(
+                page.locator("#audit-events [data-action='decision.approve']")
+            ).to_have_count(1)
             await _shot(page, "audit", "#audit-events", "#export-csv")
+
+            # The lists.
+            await page.goto(f"{stack.base_url}/ui/runbooks")
+            await _shot(page, "runbooks", "#runbooks", "#gaps")
+            await page.goto(f"{stack.base_url}/ui/incidents")
+            await _shot(page, "incidents", f"#incidents a:has-text('{alert_name}')")
+            await page.goto(f"{stack.base_url}/ui/executions")
+            await _shot(page, "executions", "#executions [data-status=awaiting_human]")
+            for listed in ("runbooks", "incidents", "executions"):
+                await page.goto(f"{stack.base_url}/ui/{listed}")
+                await _fits(page)
         finally:
             await browser.close()
 

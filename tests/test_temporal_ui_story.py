@@ -7,8 +7,11 @@ without a server."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +42,16 @@ from tests.conftest import Stack, eventually
 from tests.engine_harness import RESPONDER, alert, cmd, policy, running
 from tests.fakes.pagerduty import FakePagerDuty
 from workflows.execution import story
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """Commands are cut at 80 characters in the Temporal UI: the test's own stay shorter, however
+    deep pytest's temporary directory is."""
+    found = Path(tempfile.mkdtemp(prefix="ddoc-ui-"))
+    yield found
+    shutil.rmtree(found, ignore_errors=True)
+
 
 RUNBOOK = """---
 title: Restart the api
@@ -103,9 +116,9 @@ def new_key(engine: Engine, tenant_id: str) -> dict[str, str]:
 
 
 async def test_the_temporal_ui_tells_the_execution_s_story(
-    stack: Stack, engine: Engine, tmp_path: Any
+    stack: Stack, engine: Engine, short_dir: Path
 ) -> None:
-    marker, edited = tmp_path / "restarted", tmp_path / "restarted-by-hand"
+    marker, edited = short_dir / "restarted", short_dir / "restarted-by-hand"
     headers = stack.api_headers()
     runbook = await stack.http.post(
         "/runbooks", json={"content": RUNBOOK.format(marker=marker)}, headers=headers
