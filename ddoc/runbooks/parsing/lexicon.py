@@ -43,6 +43,9 @@ _ROLES: list[tuple[str, re.Pattern[str]]] = [
             r"^(?:meaning|impact|description|overview|summary|about|background|context|symptoms?"
             r"|explanation|(?:what is|what are|why)\b(?!(?:\W+\w+){4})|architecture|introduction"
             r"|purpose|glossary"
+            # a postmortem's (or a draft's) follow-ups are notes for later, not steps
+            r"|action items?|follow-?ups?|lessons learned|root causes?|contributing factors"
+            r"|what went (?:well|wrong)|notes? for (?:later|reviewers?)"
             r"|bedeutung|auswirkung|beschreibung|übersicht|hintergrund|zusammenfassung"
             r"|significado|impacto|descripción|resumen|contexto"
             r"|概要|意味|影響|説明|背景)",
