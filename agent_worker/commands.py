@@ -7,7 +7,7 @@ timeout or cancellation, and the latest output is heartbeated so a human can wat
 The agent's local policy (agent_worker/policy.py), when given, is enforced here: a denied
 command fails with a non-retryable `PolicyDenied` error before anything runs, the timeout is
 capped, and the environment is built from the policy (its env and secrets win over the
-request's). Output and heartbeats are always redacted (agent_worker/redact.py) before they
+request's). Output and heartbeats are always redacted (ddoc/contracts/redact.py) before they
 leave the host: the policy's secret values and common credential patterns.
 """
 
@@ -26,9 +26,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from agent_worker.policy import AgentPolicy, decide
-from agent_worker.redact import Redactor
 from ddoc.contracts import names
 from ddoc.contracts.execution import CommandRequest, CommandResult
+from ddoc.contracts.redact import Redactor
 
 log = logging.getLogger(__name__)
 

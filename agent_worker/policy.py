@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from agent_worker.redact import MIN_SECRET_LENGTH
+from ddoc.contracts.redact import MIN_SECRET_LENGTH
 
 KEYS = ("allow", "deny", "max_timeout_seconds", "inherit_env", "env", "secrets")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

@@ -15,8 +15,8 @@ from temporalio.testing import ActivityEnvironment
 from agent_worker.commands import CommandActivities, OutputLimits
 from agent_worker.main import load_agent_policy
 from agent_worker.policy import AgentPolicy, PolicyError, decide, load_policy
-from agent_worker.redact import Redactor
 from ddoc.contracts.execution import CommandRequest
+from ddoc.contracts.redact import Redactor
 
 SECRET = "S3cr3tV4lu3!"
 

@@ -1,4 +1,5 @@
-"""Redact secrets from command output before anything leaves the agent's host.
+"""Redact secrets from command output before anything leaves the agent's host (and from recorded
+terminal sessions and shell histories before they leave the engineer's machine: `ddoc watch`).
 
 Stdlib only (the agent is a light install). Two layers:
 - the values of the agent's local secrets (`[REDACTED:NAME]`, or `[REDACTED]` when unnamed);
