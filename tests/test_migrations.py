@@ -123,9 +123,10 @@ def test_a_database_the_old_runner_migrated_is_taken_over_where_it_stands(
 def test_a_role_that_cannot_migrate_starts_only_once_nothing_is_pending(empty_url: str) -> None:
     migrate_like_the_old_runner(empty_url, upto=5)
     owner, app = (db.make_engine(url, pool_size=1) for url in (empty_url, as_app(empty_url)))
-    with pytest.raises(db.MigrationsPending, match="3 database migration"):
+    pending = LAST.version - 5
+    with pytest.raises(db.MigrationsPending, match=f"{pending} database migration"):
         db.migrate(app)
-    assert db.migrate(owner) == [6, 7, 8]
+    assert db.migrate(owner) == list(range(6, LAST.version + 1))
     assert db.migrate(app) == []
     owner.dispose()
     app.dispose()

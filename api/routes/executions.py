@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
@@ -19,6 +19,7 @@ from ddoc.execution.views import (
     ExecutionView,
 )
 from ddoc.platform.tenancy import Principal
+from ddoc.trust import learning
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -194,6 +195,35 @@ async def rollback(
 ) -> DecisionAccepted:
     stop = (body or StopIn()).model_copy(update={"rollback": True})
     return await abort(execution_id, principal, state, origin, stop)
+
+
+class SavedVersionOut(BaseModel):
+    runbook_id: str
+    version: int
+    changes: list[dict[str, Any]] = Field(
+        description="kind (edited | extended | skipped), step_id, original/edited or text, applied"
+    )
+
+
+@router.post(
+    "/{execution_id}/save-as-version",
+    status_code=status.HTTP_201_CREATED,
+    summary="Save what the responders actually did (edited commands that ran, steps they "
+    "skipped) as the runbook's next version",
+    responses={409: {"description": "Nothing to save, or the runbook changed since"}},
+)
+def save_as_version(execution_id: str, principal: ResponderDep, state: StateDep) -> SavedVersionOut:
+    changes, saved = learning.save_what_was_done(
+        state.engine,
+        state.parse,
+        state.matcher.embedder,
+        tenant_id=principal.tenant_id,
+        execution_id=execution_id,
+        actor=principal.actor,
+    )
+    return SavedVersionOut(
+        runbook_id=saved.runbook.id, version=saved.version.version, changes=changes
+    )
 
 
 def _actor(principal: Principal, origin: Origin) -> Actor:

@@ -86,6 +86,14 @@ class RunbookOut(BaseModel):
         default=None,
         description="Alerts it was picked for, by fingerprint (GET /runbooks/{id} only)",
     )
+    draft: bool = Field(
+        default=False,
+        description="A draft (from a session, a history, a postmortem, an execution) matches no "
+        "alert until published (POST /runbooks/{id}/publish)",
+    )
+    origin: dict[str, Any] | None = Field(
+        default=None, description="What a drafted runbook was drafted from (kind, incident)"
+    )
 
 
 # A runbook can also be posted as the raw document (`curl --data-binary @runbook.md`).
@@ -166,6 +174,8 @@ def _out(
         parsed=version.parsed if version else None,
         urls=list(runbook.urls),
         learned_triggers=triggers,
+        draft=runbook.draft,
+        origin=runbook.origin,
     )
 
 
@@ -308,14 +318,20 @@ def archive_missing_runbooks(
     return {"archived": archived}
 
 
-@router.get("", summary="List runbooks")
+@router.get("", summary="List runbooks (drafts with include_drafts=true)")
 def list_runbooks(
-    principal: ViewerDep, session: SessionDep, include_archived: bool = False
+    principal: ViewerDep,
+    session: SessionDep,
+    include_archived: bool = False,
+    include_drafts: bool = False,
 ) -> list[RunbookOut]:
     return [
         _out(rb, None)
         for rb in runbooks.list_runbooks(
-            session, tenant_id=principal.tenant_id, include_archived=include_archived
+            session,
+            tenant_id=principal.tenant_id,
+            include_archived=include_archived,
+            include_drafts=include_drafts,
         )
     ]
 
@@ -382,6 +398,19 @@ def list_versions(runbook_id: str, principal: ViewerDep, session: SessionDep) ->
         )
         for v in runbooks.versions(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     ]
+
+
+@router.post(
+    "/{runbook_id}/publish",
+    summary="Publish a draft: it matches alerts from now on (a published runbook is unchanged)",
+)
+def publish_runbook(runbook_id: str, principal: ResponderDep, session: SessionDep) -> RunbookOut:
+    runbook = runbooks.publish(
+        session, tenant_id=principal.tenant_id, runbook_id=runbook_id, actor=principal.actor
+    )
+    session.commit()
+    session.refresh(runbook)
+    return _out(runbook, None)
 
 
 @router.post("/{runbook_id}/archive", summary="Archive a runbook: it stops matching alerts")

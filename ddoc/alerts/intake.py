@@ -452,6 +452,8 @@ def pick_runbook(
     runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
     if runbook.archived_at is not None:
         raise IncidentConflict(f"runbook {runbook.id} is archived")
+    if runbook.draft:
+        raise IncidentConflict(f"runbook {runbook.id} is a draft: publish it first")
     version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
     inp = executions.build_input(
         execution_id=execution_id,

@@ -57,7 +57,8 @@ def lookup(session: Session, *, tenant_id: str, fingerprint: Fingerprint) -> Hit
             "SELECT t.id, t.created_by_name, t.incident_id, t.created_at, r.id AS runbook_id,"
             " r.title, r.source_path, r.services, r.alert_names"
             " FROM learned_triggers t JOIN runbooks r ON r.id = t.runbook_id"
-            " WHERE t.tenant_id = :tenant AND t.fingerprint = :digest AND r.archived_at IS NULL"
+            " WHERE t.tenant_id = :tenant AND t.fingerprint = :digest"
+            " AND r.archived_at IS NULL AND NOT r.draft"
         ),
         {"tenant": tenant_id, "digest": fingerprint.digest},
     ).first()

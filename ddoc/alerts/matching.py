@@ -321,7 +321,7 @@ class Matcher:
         rows = session.execute(
             text(
                 "SELECT title, alert_names FROM runbooks"
-                " WHERE tenant_id = :t AND archived_at IS NULL"
+                " WHERE tenant_id = :t AND archived_at IS NULL AND NOT draft"
             ),
             {"t": tenant_id},
         ).all()
@@ -380,7 +380,8 @@ class Matcher:
         rows = session.execute(
             text(
                 "SELECT id, title, source_path, services, alert_names, trigger_labels"
-                " FROM runbooks WHERE tenant_id = :tenant AND archived_at IS NULL AND ("
+                " FROM runbooks WHERE tenant_id = :tenant AND archived_at IS NULL AND NOT draft"
+                " AND ("
                 "   (CAST(:name AS text) IS NOT NULL AND alert_names @> ARRAY[CAST(:name AS text)])"
                 "   OR (trigger_labels <> '{}' AND CAST(:labels AS jsonb) @> trigger_labels))"
             ),
@@ -457,7 +458,8 @@ class Matcher:
                 "   FROM v, unnest(tsvector_to_array(v.v)) AS x)"
                 " SELECT id, title, source_path, services, alert_names,"
                 " ts_rank(search_tsv, q.q) AS rank FROM runbooks, q"
-                " WHERE q.q IS NOT NULL AND tenant_id = :tenant AND archived_at IS NULL"
+                " WHERE q.q IS NOT NULL AND tenant_id = :tenant"
+                " AND archived_at IS NULL AND NOT draft"
                 " AND search_tsv @@ q.q ORDER BY rank DESC, id LIMIT :limit"
             ),
             {
@@ -482,7 +484,10 @@ class Matcher:
         if cached is not None and now - cached[0] < _COMMON_TTL_SECONDS:
             return cached[1]
         total = session.execute(
-            text("SELECT count(*) FROM runbooks WHERE tenant_id = :t AND archived_at IS NULL"),
+            text(
+                "SELECT count(*) FROM runbooks"
+                " WHERE tenant_id = :t AND archived_at IS NULL AND NOT draft"
+            ),
             {"t": tenant_id},
         ).scalar_one()
         common: list[str] = []
@@ -491,7 +496,8 @@ class Matcher:
                 session.execute(
                     text(
                         "SELECT word FROM ts_stat(format('SELECT search_tsv FROM runbooks"
-                        " WHERE tenant_id = %L AND archived_at IS NULL', CAST(:t AS text)))"
+                        " WHERE tenant_id = %L AND archived_at IS NULL AND NOT draft',"
+                        " CAST(:t AS text)))"
                         " WHERE ndoc > :cut"
                     ),
                     {"t": tenant_id, "cut": total * _COMMON_SHARE},
@@ -516,7 +522,8 @@ class Matcher:
                 "SELECT r.id, r.title, r.source_path, r.services, r.alert_names,"
                 " 1 - (e.embedding <=> CAST(:vec AS vector)) AS similarity"
                 " FROM runbook_embeddings e JOIN runbooks r ON r.id = e.runbook_id"
-                " WHERE e.tenant_id = :tenant AND r.archived_at IS NULL AND e.model = :model"
+                " WHERE e.tenant_id = :tenant AND r.archived_at IS NULL AND NOT r.draft"
+                " AND e.model = :model"
                 " ORDER BY e.embedding <=> CAST(:vec AS vector) LIMIT :limit"
             ),
             {

@@ -246,7 +246,8 @@ def resolve(session: Session, *, tenant_id: str, alert: NormalizedAlert) -> list
                 session.execute(
                     text(
                         f"SELECT {_COLUMNS} FROM runbooks WHERE tenant_id = :tenant"
-                        " AND archived_at IS NULL AND url_keys && CAST(:keys AS text[])"
+                        " AND archived_at IS NULL AND NOT draft"
+                        " AND url_keys && CAST(:keys AS text[])"
                     ),
                     {"tenant": tenant_id, "keys": keys},
                 ).all(),
@@ -274,7 +275,7 @@ def _imported_page(session: Session, tenant_id: str, url: str, shown: str) -> tu
         rows = session.execute(
             text(
                 f"SELECT {_COLUMNS} FROM runbooks WHERE tenant_id = :tenant"
-                " AND archived_at IS NULL AND source_path LIKE 'confluence:%'"
+                " AND archived_at IS NULL AND NOT draft AND source_path LIKE 'confluence:%'"
                 " AND split_part(source_path, ':', 3) = :page"
             ),
             {"tenant": tenant_id, "page": page[1]},
@@ -286,7 +287,7 @@ def _imported_page(session: Session, tenant_id: str, url: str, shown: str) -> tu
             rows = session.execute(
                 text(
                     f"SELECT {_COLUMNS} FROM runbooks WHERE tenant_id = :tenant"
-                    " AND archived_at IS NULL AND source_path LIKE 'notion:%'"
+                    " AND archived_at IS NULL AND NOT draft AND source_path LIKE 'notion:%'"
                     " AND replace(source_path, '-', '') = :path"
                 ),
                 {"tenant": tenant_id, "path": f"notion:{notion[1]}"},
@@ -303,7 +304,8 @@ def _by_path(session: Session, tenant_id: str, path: str) -> list[Any]:
     escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     rows = session.execute(
         text(
-            f"SELECT {_COLUMNS} FROM runbooks WHERE tenant_id = :tenant AND archived_at IS NULL"
+            f"SELECT {_COLUMNS} FROM runbooks"
+            " WHERE tenant_id = :tenant AND archived_at IS NULL AND NOT draft"
             " AND lower(replace(source_path, '\\', '/')) LIKE :suffix ESCAPE '\\'"
         ),
         {"tenant": tenant_id, "suffix": f"%{escaped}"},

@@ -73,6 +73,10 @@ class Runbook(SQLModel, table=True):
     urls: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
     url_keys: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(Text), nullable=False))
     archived_at: datetime | None = _ts()
+    # A draft (made from a session, a history, a postmortem, an execution) matches no alert
+    # until published; origin says what it was drafted from (kept after publishing).
+    draft: bool = False
+    origin: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = _now()
     updated_at: datetime = _now()
 

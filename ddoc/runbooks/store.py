@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
@@ -60,12 +60,14 @@ def save(
     runbook_id: str | None = None,
     embedding: Embedding | None = None,
     urls: Sequence[str] | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> SavedRunbook:
     """Store a runbook: a new one, the next version of an existing one (by id, or by its source
     path within the tenant), or nothing at all when the content is unchanged.
 
     `urls`: the URLs its source shows it at (None: keep the ones it has); with the front-matter's
-    `urls:` they are what an alert's `runbook_url` is matched against."""
+    `urls:` they are what an alert's `runbook_url` is matched against. `origin`: a new runbook
+    is a draft drafted from it (a session, a postmortem, an execution: docs/decisions/0012)."""
     digest = hashlib.sha256(content.encode()).hexdigest()
     existing: Runbook | None = None
     if runbook_id is not None:
@@ -96,8 +98,10 @@ def save(
             title=parsed.title,
             source_path=source_path,
             current_version=1,
+            draft=origin is not None,
+            origin=origin,
         )
-        outcome = "created"
+        outcome = "drafted" if origin is not None else "created"
 
     now = datetime.now(UTC)
     runbook.title = parsed.title
@@ -137,7 +141,8 @@ def save(
         actor=actor,
         action=f"runbook.{outcome}",
         subject=runbook.id,
-        data={"version": row.version, "content_sha256": digest, "source_path": source_path},
+        data={"version": row.version, "content_sha256": digest, "source_path": source_path}
+        | ({"origin": origin} if origin is not None and outcome == "drafted" else {}),
     )
     return SavedRunbook(runbook, row, outcome)
 
@@ -155,6 +160,7 @@ def store(
     embedder: Embedder | None = None,
     embedding: Embedding | None = None,
     urls: Sequence[str] | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> SavedRunbook:
     """`save` in its own transaction. Two first imports of one source path can race to insert;
     the loser retries once and then finds the winner's runbook."""
@@ -175,6 +181,7 @@ def store(
                     runbook_id=runbook_id,
                     embedding=embedding,
                     urls=urls,
+                    origin=origin,
                 )
                 session.commit()
                 return saved
@@ -242,12 +249,51 @@ def version(
 
 
 def list_runbooks(
-    session: Session, *, tenant_id: str, include_archived: bool = False
+    session: Session,
+    *,
+    tenant_id: str,
+    include_archived: bool = False,
+    include_drafts: bool = False,
 ) -> list[Runbook]:
     query = select(Runbook).where(Runbook.tenant_id == tenant_id)
     if not include_archived:
         query = query.where(col(Runbook.archived_at).is_(None))
+    if not include_drafts:
+        query = query.where(col(Runbook.draft).is_(False))
     return list(session.exec(query.order_by(col(Runbook.title))))
+
+
+def drafts(session: Session, *, tenant_id: str) -> list[Runbook]:
+    """The tenant's drafts awaiting review, newest first."""
+    return list(
+        session.exec(
+            select(Runbook)
+            .where(
+                Runbook.tenant_id == tenant_id,
+                col(Runbook.draft).is_(True),
+                col(Runbook.archived_at).is_(None),
+            )
+            .order_by(col(Runbook.created_at).desc())
+        )
+    )
+
+
+def publish(session: Session, *, tenant_id: str, runbook_id: str, actor: str) -> Runbook:
+    """A draft becomes a runbook like any other: it matches alerts from now on."""
+    runbook = get(session, tenant_id=tenant_id, runbook_id=runbook_id, for_update=True)
+    if runbook.draft:
+        runbook.draft = False
+        runbook.updated_at = datetime.now(UTC)
+        session.add(runbook)
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="runbook.published",
+            subject=runbook.id,
+            data={"version": runbook.current_version, "origin": runbook.origin},
+        )
+    return runbook
 
 
 def by_alert_name(session: Session, *, tenant_id: str, alert_name: str) -> list[Runbook]:
@@ -256,6 +302,7 @@ def by_alert_name(session: Session, *, tenant_id: str, alert_name: str) -> list[
             select(Runbook).where(
                 Runbook.tenant_id == tenant_id,
                 col(Runbook.archived_at).is_(None),
+                col(Runbook.draft).is_(False),
                 col(Runbook.alert_names).contains([alert_name]),
             )
         )

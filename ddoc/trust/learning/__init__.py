@@ -32,9 +32,11 @@ from ddoc.trust.learning.revisions import (
     fingerprint,
     get_suggestion,
     propose,
+    save_what_was_done,
     suggest,
     suggestion_view,
     suggestions,
+    what_was_done,
 )
 from ddoc.trust.learning.runs import (
     BAD,
@@ -71,8 +73,10 @@ __all__ = [
     "load_evidence",
     "propose",
     "runbook_report",
+    "save_what_was_done",
     "step_stats",
     "suggest",
     "suggestion_view",
     "suggestions",
+    "what_was_done",
 ]

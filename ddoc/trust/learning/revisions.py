@@ -9,22 +9,24 @@ import difflib
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from ddoc.execution.store import ExecutionNotFound
 from ddoc.platform import audit
 from ddoc.platform.ids import new_id
-from ddoc.platform.tables import RunbookSuggestion, RunbookVersion
+from ddoc.platform.tables import Execution, ExecutionStep, RunbookSuggestion, RunbookVersion
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.embedding import Embedder
 from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.parsing import RunbookParser
 from ddoc.runbooks.risk import tenant as tenant_rules
 from ddoc.trust.learning.policy import DEFAULT_POLICY, LearningPolicy
-from ddoc.trust.learning.runs import Evidence, load_evidence
+from ddoc.trust.learning.runs import FINISHED, Evidence, StepFacts, load_evidence
 from ddoc.trust.learning.stats import step_stats
 
 
@@ -91,6 +93,130 @@ def propose(
                 }
             )
     return changes, "".join(lines)
+
+
+# One execution decides alone: a step a human skipped in it is dropped.
+_ONE_RUN = LearningPolicy(dead_step_ratio=0.0, dead_step_min_runs=1)
+
+
+@dataclass
+class _StepFact:
+    execution_id: str
+    step_id: str
+    status: str
+    command: str | None
+    original_command: str | None
+    undoes: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def what_was_done(
+    session: Session, *, tenant_id: str, execution_id: str
+) -> tuple[RunbookVersion, list[dict[str, Any]], str]:
+    """The version an execution ran, the changes its responders made (commands edited and then
+    run successfully, steps they skipped), and the version's text with them applied. A step
+    skipped because the execution never reached it, or a branch not taken, is no change."""
+    execution = session.exec(
+        select(Execution).where(Execution.id == execution_id, Execution.tenant_id == tenant_id)
+    ).first()
+    if execution is None:
+        raise ExecutionNotFound(f"execution {execution_id} not found")
+    if execution.status not in FINISHED:
+        raise SuggestionError(f"execution {execution_id} is {execution.status}: wait until it ends")
+    version = runbooks.version(
+        session,
+        tenant_id=tenant_id,
+        runbook_id=execution.runbook_id,
+        number=execution.runbook_version,
+    )
+    rows = session.exec(
+        select(ExecutionStep)
+        .where(ExecutionStep.execution_id == execution_id, ExecutionStep.tenant_id == tenant_id)
+        .order_by(col(ExecutionStep.position))
+    )
+    facts: list[StepFacts] = [
+        _StepFact(
+            execution_id=row.execution_id,
+            step_id=row.step_id,
+            status=row.status if row.status != "skipped" or _skipped_by_hand(row) else "pending",
+            command=row.command,
+            original_command=row.original_command,
+            undoes=row.undoes,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+        for row in rows
+    ]
+    evidence = Evidence(executions=[execution], steps={execution.id: facts})
+    changes, content = propose(version, evidence, _ONE_RUN)
+    return version, changes, content
+
+
+def save_what_was_done(
+    engine: Engine,
+    parser: RunbookParser,
+    embedder: Embedder | None,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    actor: str,
+) -> tuple[list[dict[str, Any]], runbooks.SavedRunbook]:
+    """Store what an execution's responders actually did (`what_was_done`) as the runbook's
+    next version. SuggestionError when there is nothing to save, or the runbook has moved on
+    since the execution (its later version would be lost)."""
+    with Session(engine) as session:
+        version, changes, content = what_was_done(
+            session, tenant_id=tenant_id, execution_id=execution_id
+        )
+        runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=version.runbook_id)
+        rules = tenant_rules.risk_rules(session, tenant_id)
+        source_path = runbook.source_path
+    if not any(c["applied"] for c in changes):
+        raise SuggestionError(
+            f"nothing to save: no command of execution {execution_id} was edited and then ran, "
+            "and no step was skipped by hand"
+        )
+    parsed = parser(content, version.format, source_path, rules)
+    embedding = runbooks.embed(embedder, [parsed])[0]
+    with Session(engine, expire_on_commit=False) as session:
+        current = runbooks.get(
+            session, tenant_id=tenant_id, runbook_id=version.runbook_id, for_update=True
+        )
+        if current.current_version != version.version:
+            raise SuggestionError(
+                f"execution {execution_id} ran version {version.version}; the runbook is at "
+                f"version {current.current_version} now: edit that one instead"
+            )
+        saved = runbooks.save(
+            session,
+            tenant_id=tenant_id,
+            content=content,
+            fmt=version.format,
+            parsed=parsed,
+            source_path=source_path,
+            actor=actor,
+            runbook_id=version.runbook_id,
+            embedding=embedding,
+        )
+        audit.append(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            action="runbook.saved_from_execution",
+            subject=version.runbook_id,
+            data={
+                "execution_id": execution_id,
+                "version": saved.version.version,
+                "changes": [c for c in changes if c["applied"]],
+            },
+        )
+        session.commit()
+        return changes, saved
+
+
+def _skipped_by_hand(row: ExecutionStep) -> bool:
+    return any(d.get("decision") == "skip" and d.get("accepted") for d in row.decisions)
 
 
 def fingerprint(changes: Sequence[dict[str, Any]]) -> str:
