@@ -307,6 +307,7 @@ class _Entry:
     section: str  # _TIMELINE | _RESPONSE
     section_id: int
     at: str | None = None  # a table's time cell
+    heading_at: str | None = None  # the time heading it is under, unless it has a time
     blocks: list[CodeBlock] = field(default_factory=list)
 
 
@@ -329,6 +330,7 @@ class _Reader:
         self.loose: list[_Entry] = []  # time-stamped entries outside any known section
         self.notes: list[str] = []
         self.last: _Entry | None = None
+        self.heading_at: str | None = None  # a time heading in the timeline
         self.h1: str | None = None
         self.lines: list[str] = []  # the first lines, for a title
 
@@ -354,11 +356,19 @@ class _Reader:
         if not text:
             return  # the plain-text reader closes a "Label:" section with an empty heading
         kind = _section_of(text, whole=whole)
+        steps = self.section in (_TIMELINE, _RESPONSE)
+        deeper = steps and level > self.section_level
         self.last = None
+        self.heading_at = None
+        if kind == _OTHER and deeper:
+            kind = None  # "### Detection" inside the timeline is a part of it
         if kind is not None:
             self.section, self.section_level = kind, level
             self.section_id += 1
             self.sections.append(kind)
+        elif deeper:
+            if _WHOLE_TIME.match(text) and any(ch.isdigit() for ch in text):
+                self.heading_at = text  # "### 14:02", the entries under it were then
         elif self.section is None or level <= self.section_level:
             self.section, self.section_level = None, level
 
@@ -391,9 +401,9 @@ class _Reader:
         text = render_segs(segs)
         if not previous or _LEADING_TIME.match(text) or previous.endswith((".", "!", "?")):
             return False
-        if text[:1].isupper() or text[:1] == "`":
+        if text[:1].isupper():
             return previous.endswith((",", ":", "(", "-", "\u2013", "\u2014", " and", " or"))
-        return True
+        return True  # a lower-case word or a command goes on with the sentence
 
     def list_block(self, block: ListBlock) -> None:
         for item in block.items:
@@ -488,6 +498,19 @@ class _Reader:
             self.notes.append(text)
 
     def add(self, segs: list[Seg]) -> None:
+        last = self.last
+        # a command block, then the words for it: "Rolled back with the command above."
+        if (
+            last is not None
+            and last.blocks
+            and not last.segs
+            and segs
+            and not any(s.kind == "code" for s in segs)
+            and _is_action(render_segs(segs))
+        ):
+            last.segs = self._entry(segs).segs
+            self.last = None  # the words close it: a block after them is another's
+            return
         entry = self._entry(segs)
         self.entries.append(entry)
         self.last = entry
@@ -496,7 +519,7 @@ class _Reader:
         if self.trust_bare:
             segs = [Seg(s.kind, s.value, s.line, True, s.href, s.bare) for s in segs]
         section = self.section if self.section in (_TIMELINE, _RESPONSE) else _TIMELINE
-        return _Entry(list(segs), section, self.section_id)
+        return _Entry(list(segs), section, self.section_id, heading_at=self.heading_at)
 
 
 def _lines(segs: list[Seg]) -> list[list[Seg]]:
@@ -543,9 +566,16 @@ _TARGET = re.compile(r"^\s*((?:on|against|in|from)\s+[A-Za-z][\w.-]*[-./_\d][\w.
 _RUN_VERB = re.compile(r"^(?:we\s+)?(?:ran|run|executed|re-?ran|issued)$", re.I)
 
 
+_LEAD_FILLER = re.compile(
+    r"^(?:(?:then|next|now|also|finally|afterwards|first|and|so)\b[\s,:]*)+(?=\S)", re.I
+)
+
+
 def _tidy(text: str) -> str:
+    """A step's words: no empty brackets left by a command taken out, no "Then" before, no
+    "with" or colon after."""
     text = _EMPTY_BRACKETS.sub("", text)
-    text = " ".join(text.split())
+    text = _LEAD_FILLER.sub("", " ".join(text.split()))
     text = re.sub(r"\s+([,;:.!?)])", r"\1", text)
     text = _TRAILING_LINK.sub("", text).strip()
     text = text.rstrip(" .")
@@ -555,7 +585,7 @@ def _tidy(text: str) -> str:
 def _entry_steps(entry: _Entry) -> tuple[list[DraftStep], str]:
     """The steps an entry gives, and its text (for the reviewer's notes)."""
     at, segs = _take_time(entry.segs)
-    at = entry.at or at
+    at = entry.at or at or entry.heading_at
     text = render_segs(segs)
     steps: list[DraftStep] = []
     for sentence in split_sentences(segs) if segs else []:
@@ -732,7 +762,7 @@ def draft_from_postmortem(
 
     dropped: list[str] = []
     entries = reader.entries
-    if not entries and not reader.sections.count(_TIMELINE) and len(reader.loose) >= 2:
+    if not entries and reader.loose:
         entries = reader.loose
         dropped.append(
             "the postmortem has no timeline heading: the steps come from its time-stamped lines"
