@@ -575,6 +575,8 @@ def _tidy(text: str) -> str:
     """A step's words: no empty brackets left by a command taken out, no "Then" before, no
     "with" or colon after."""
     text = _EMPTY_BRACKETS.sub("", text)
+    if text.count("`") % 2:
+        text = text.replace("`", "")  # a code span cut in two: plain words read better
     text = _LEAD_FILLER.sub("", " ".join(text.split()))
     text = re.sub(r"\s+([,;:.!?)])", r"\1", text)
     text = _TRAILING_LINK.sub("", text).strip()
@@ -945,10 +947,11 @@ def _variables(steps: Iterable[DraftStep], labels: Mapping[str, str]) -> list[Dr
         key=lambda kv: -len(kv[1]),
     )
     steps = list(steps)
+    written = " ".join(f"{s.command or ''} {s.rollback or ''}" for s in steps)
     for key, value in candidates:
         name = re.sub(r"\W+", "_", key).strip("_")
-        if not name or any(v.name == name for v in found):
-            continue
+        if not name or any(v.name == name for v in found) or "{{" + name + "}}" in written:
+            continue  # a command that says {{name}} itself would render as the example
         token = re.compile(rf"(?<![\w.{{/-]){re.escape(value)}(?![\w}}-]|\.\w)")
         used = False
         for step in steps:
