@@ -525,3 +525,27 @@ kubectl -n web get pods</p>
     _assert_grounded(draft, content, "html", as_parsed=False)
     kinds = _assert_reparses(draft)
     assert kinds[1] == (StepKind.COMMAND, RiskClass.RED)  # kubectl delete
+
+
+def test_google_doc_lines_as_paragraphs_and_bold_paragraphs_as_headings() -> None:
+    content = """<html><body><p class="title"><span>Postmortem&nbsp;&mdash; Queue backlog</span></p>
+<p><span style="font-weight:700">Timeline</span></p>
+<p><span>14:02&nbsp;UTC </span><span>Alert QueueBacklog fired</span></p>
+<p><span>14:07&nbsp;UTC </span><span>Scaled the workers to 20: </span>\
+<span style="font-family:'Courier New'">kubectl -n jobs scale deploy/worker --replicas=20</span></p>
+<p><span>14:30 UTC Backlog drained</span></p>
+<p><span style="font-weight:700">Action items</span></p>
+<ul><li><span>Autoscale workers on queue depth</span></li></ul>
+</body></html>"""
+    draft = draft_from_postmortem(content, "html", labels={"namespace": "jobs"})
+    assert draft.title == "Queue backlog — draft runbook"
+    assert _steps(draft) == [
+        (
+            "14:07 UTC",
+            "Scaled the workers to 20",
+            "kubectl -n {{namespace}} scale deploy/worker --replicas=20",
+        )
+    ]
+    assert draft.notes == ["Autoscale workers on queue depth"]
+    assert len(draft.dropped) == 2
+    _assert_grounded(draft, content, "html")
