@@ -913,6 +913,7 @@ def _detection_points(
 
 def _left_out(texts: list[str], why: str) -> str:
     """ "left out 2 entries that record events …: “14:02 Alert … fired”; …" """
+    texts = [t.replace("`", "") for t in texts]  # a cut code span would swallow what follows
     shown = [
         "\u201c"
         + (t if len(t) <= _EXCERPT_CHARS else t[: _EXCERPT_CHARS - 1] + "\u2026")
