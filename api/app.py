@@ -27,7 +27,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import AppState
 from api.routes import audit as audit_routes
 from api.routes import codec as codec_routes
-from api.routes import executions, health, incidents, keys, reports, runbooks, ui, webhooks
+from api.routes import (
+    drafts,
+    executions,
+    health,
+    incidents,
+    keys,
+    reports,
+    runbooks,
+    ui,
+    webhooks,
+)
 from api.routes import settings as settings_routes
 from api.routes import slack as slack_routes
 from api.routes import users as users_routes
@@ -122,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CodecCors, origins=settings.codec_cors_origins)
     for router in (
         health.router,
+        drafts.router,  # before runbooks: /runbooks/drafts is not a runbook id
         runbooks.router,
         webhooks.router,
         incidents.router,

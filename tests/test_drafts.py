@@ -144,5 +144,7 @@ async def test_save_what_was_done_as_the_next_version(stack: Stack, tmp_path: An
     latest = (await stack.http.get(f"/runbooks/{runbook_id}", headers=headers)).json()
     commands = [s["command"] for s in latest["parsed"]["steps"]]
     assert commands == ["df -h /", f"touch {edited}"]
+    page = await stack.http.get(f"/ui/executions/{execution_id}", headers=headers)
+    assert 'id="save-as-version-button"' in page.text  # the console offers it too
     twice = await stack.http.post(f"{url}/save-as-version", headers=headers)
     assert twice.status_code == 409 and "version 2 now" in twice.json()["detail"]

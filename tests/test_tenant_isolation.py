@@ -91,6 +91,15 @@ ROUTES: dict[tuple[str, str], tuple[str, Body]] = {
     ("POST", "/runbooks/{runbook_id}/suggestions"): ("admin", None),
     ("POST", "/runbooks/{runbook_id}/suggestions/{suggestion_id}/accept"): ("admin", {}),
     ("POST", "/runbooks/{runbook_id}/suggestions/{suggestion_id}/dismiss"): ("admin", {}),
+    ("POST", "/runbooks/{runbook_id}/publish"): ("admin", None),
+    ("POST", "/runbooks/drafts"): (
+        "admin",
+        lambda a: {"kind": "history", "content": "kubectl get pods\n", "incident_id": a["inc"]},
+    ),
+    ("GET", "/runbooks/drafts"): ("admin", None),
+    ("GET", "/runbooks/templates"): ("admin", None),
+    ("POST", "/runbooks/templates/{name}"): ("admin", None),
+    ("POST", "/executions/{execution_id}/save-as-version"): ("admin", None),
     **{
         ("POST", f"/webhooks/{source}"): ("webhook", body)
         for source, body in alert_bodies("BetaAlert").items()
@@ -294,6 +303,7 @@ async def test_tenant_b_cannot_see_or_touch_anything_of_tenant_a(
         "suggestion_id": a["sug"],
         "key_id": a["key"],
         "trigger_id": a["lt"],
+        "name": "no-such-template",
     }
     failures = []
     for (method, path), (caller, body) in sorted(ROUTES.items()):

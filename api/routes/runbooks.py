@@ -153,7 +153,7 @@ _BODY_DOC = {
 }
 
 
-def _out(
+def runbook_out(
     runbook: Runbook,
     version: RunbookVersion | None,
     outcome: str | None = None,
@@ -233,7 +233,7 @@ def create_runbook(
     saved = _store(state, principal, body)
     if saved.outcome == "unchanged":
         response.status_code = status.HTTP_200_OK
-    return _out(saved.runbook, saved.version, saved.outcome)
+    return runbook_out(saved.runbook, saved.version, saved.outcome)
 
 
 @router.put(
@@ -248,7 +248,7 @@ def update_runbook(
     state: StateDep,
 ) -> RunbookOut:
     saved = _store(state, principal, body, runbook_id=runbook_id)
-    return _out(saved.runbook, saved.version, saved.outcome)
+    return runbook_out(saved.runbook, saved.version, saved.outcome)
 
 
 class ImportIn(BaseModel):
@@ -326,7 +326,7 @@ def list_runbooks(
     include_drafts: bool = False,
 ) -> list[RunbookOut]:
     return [
-        _out(rb, None)
+        runbook_out(rb, None)
         for rb in runbooks.list_runbooks(
             session,
             tenant_id=principal.tenant_id,
@@ -351,7 +351,9 @@ def get_runbook(
         session, tenant_id=principal.tenant_id, runbook_id=runbook_id, number=version
     )
     triggers = learned.for_runbook(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
-    return _out(runbook, row, triggers=[LearnedTriggerOut(**learned.view(t)) for t in triggers])
+    return runbook_out(
+        runbook, row, triggers=[LearnedTriggerOut(**learned.view(t)) for t in triggers]
+    )
 
 
 @router.delete(
@@ -410,7 +412,7 @@ def publish_runbook(runbook_id: str, principal: ResponderDep, session: SessionDe
     )
     session.commit()
     session.refresh(runbook)
-    return _out(runbook, None)
+    return runbook_out(runbook, None)
 
 
 @router.post("/{runbook_id}/archive", summary="Archive a runbook: it stops matching alerts")
@@ -420,7 +422,7 @@ def archive_runbook(runbook_id: str, principal: ResponderDep, session: SessionDe
     )
     session.commit()
     session.refresh(runbook)
-    return _out(runbook, None)
+    return runbook_out(runbook, None)
 
 
 class TrustIn(BaseModel):
@@ -602,7 +604,7 @@ def accept_suggestion(
     )
     return AcceptedOut(
         suggestion=SuggestionOut(**learning.suggestion_view(row)),
-        runbook=_out(saved.runbook, saved.version, saved.outcome),
+        runbook=runbook_out(saved.runbook, saved.version, saved.outcome),
     )
 
 

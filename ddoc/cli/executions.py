@@ -44,6 +44,14 @@ def add_parser(sub: Any) -> None:
     _timeout_option(wait)
     wait.set_defaults(action=cmd_wait)
 
+    save = actions.add_parser(
+        "save-as-version",
+        help="store what the responders did (edited commands, skipped steps) as the runbook's "
+        "next version",
+    )
+    save.add_argument("execution_id")
+    save.set_defaults(action=cmd_save_as_version)
+
     lst = actions.add_parser("list", help="executions, newest first")
     lst.add_argument("--status")
     lst.set_defaults(action=cmd_list)
@@ -282,4 +290,17 @@ def cmd_list(args: argparse.Namespace, client: Any) -> int:
             f"{execution.id}  {execution.status:<15} {execution.mode:<10} "
             f"{execution.runbook_id}  {created_at}"
         )
+    return 0
+
+
+def cmd_save_as_version(args: argparse.Namespace, client: Any) -> int:
+    saved = client.request("POST", f"/executions/{args.execution_id}/save-as-version")
+    print(f"{saved['runbook_id']}  version {saved['version']} saved from {args.execution_id}:")
+    for change in saved["changes"]:
+        if not change["applied"]:
+            continue
+        if change["kind"] == "skipped":
+            print(f"  {change['step_id']}: removed (skipped): {change['text']}")
+        else:
+            print(f"  {change['step_id']}: {change['original']}  ->  {change['edited']}")
     return 0

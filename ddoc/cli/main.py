@@ -80,12 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ddoc.cli import alerts as cli_alerts
     from ddoc.cli import audit as cli_audit
+    from ddoc.cli import drafts as cli_drafts
     from ddoc.cli import executions as cli_exec
     from ddoc.cli import incidents as cli_incidents
     from ddoc.cli import runbooks as cli_runbooks
     from ddoc.cli import users as cli_users
 
     cli_runbooks.add_parser(sub)
+    cli_drafts.add_watch_parser(sub)
     cli_alerts.add_parsers(sub)
     cli_incidents.add_parser(sub)
     cli_exec.add_parser(sub)

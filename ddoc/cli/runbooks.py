@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ddoc.cli.drafts import add_draft_parser
 from ddoc.runbooks.ingest import SourceDocument, SourceError
 
 if TYPE_CHECKING:
@@ -35,11 +36,27 @@ def add_parser(sub: Any) -> None:
     runbook.set_defaults(func=lambda args, settings: run(args))
     commands = runbook.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
 
-    add = commands.add_parser("add", help="add one runbook file (or its next version)")
-    add.add_argument("file", type=Path)
+    add = commands.add_parser(
+        "add", help="add one runbook file (or its next version), or a template from the library"
+    )
+    add.add_argument("file", type=Path, nargs="?")
+    add.add_argument("--template", metavar="NAME", help="install this template instead of a file")
     add.add_argument("--format", choices=["markdown", "text", "html"])
     add.add_argument("--source-path", help="identity at the source (default: the file name)")
     add.set_defaults(action=cmd_add)
+
+    templates = commands.add_parser(
+        "templates", help="list the template library (runbooks for the alerts everyone has)"
+    )
+    templates.set_defaults(action=cmd_templates)
+
+    publish = commands.add_parser("publish", help="publish a draft: it matches alerts from now on")
+    publish.add_argument("runbook_id")
+    publish.set_defaults(action=cmd_publish)
+
+    drafts = commands.add_parser("drafts", help="list the drafts awaiting review")
+    drafts.set_defaults(action=cmd_drafts)
+    add_draft_parser(commands)
 
     parse = commands.add_parser("parse", help="show how a file parses; stores nothing")
     parse.add_argument("file", type=Path)
@@ -149,6 +166,17 @@ def _read(path: Path, fmt: str | None) -> tuple[str, str]:
 
 
 def cmd_add(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.template:
+        if args.file:
+            raise SourceError("give a file or --template NAME, not both")
+        runbook = client.request("POST", f"/runbooks/templates/{args.template}")
+        print(
+            f"{runbook['id']}  version {runbook['version']} ({runbook['outcome']})  "
+            f"{runbook['title']}  alerts: {', '.join(runbook['alert_names'])}"
+        )
+        return 0
+    if args.file is None:
+        raise SourceError("give a runbook file, or --template NAME (ddoc runbook templates)")
     content, fmt = _read(args.file, args.format)
     body = {"content": content, "format": fmt, "source_path": args.source_path or args.file.name}
     runbook = client.request("POST", "/runbooks", json=body)
@@ -158,6 +186,30 @@ def cmd_add(args: argparse.Namespace, client: ApiClient) -> int:
         f"{runbook['title']}  steps: {len(parsed.get('steps', []))}  "
         f"quality: {parsed.get('quality', {}).get('score', '?')}/100"
     )
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace, client: ApiClient) -> int:
+    for template in client.request("GET", "/runbooks/templates"):
+        print(f"{template['name']:<36} {template['title']}  [{', '.join(template['alerts'])}]")
+    print("install one: ddoc runbook add --template NAME")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace, client: ApiClient) -> int:
+    runbook = client.request("POST", f"/runbooks/{args.runbook_id}/publish")
+    print(f"{runbook['id']}  published: {runbook['title']} matches its alerts from now on")
+    return 0
+
+
+def cmd_drafts(args: argparse.Namespace, client: ApiClient) -> int:
+    found = client.request("GET", "/runbooks/drafts")
+    for runbook in found:
+        origin = runbook.get("origin") or {}
+        incident = f" for {origin['incident_id']}" if origin.get("incident_id") else ""
+        print(f"{runbook['id']}  {runbook['title']}  (from {origin.get('from', '?')}{incident})")
+    if not found:
+        print("no drafts awaiting review")
     return 0
 
 

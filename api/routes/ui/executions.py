@@ -8,6 +8,7 @@ an approver, nobody approves twice or their own edit. The workflow checks every 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -31,6 +32,7 @@ from ddoc.execution import live, service
 from ddoc.execution import store as executions
 from ddoc.execution.views import ExecutionView, StepView
 from ddoc.platform.errors import Invalid
+from ddoc.trust import learning
 
 router = APIRouter(prefix="/ui/executions", include_in_schema=False)
 
@@ -229,3 +231,25 @@ async def stop(execution_id: str, user: UserDep, state: StateDep, form: FormDep)
     )
     said = {"abort": "Abort", "rollback": "Roll back", "wrong_runbook": "Wrong runbook: abort"}
     return back_to(f"/ui/executions/{execution_id}", notice=f"{said[how]} sent.")
+
+
+@router.post("/{execution_id}/save-as-version")
+async def save_as_version(
+    execution_id: str, user: UserDep, state: StateDep, form: FormDep
+) -> Response:
+    """What the responders did (edited commands that ran, steps they skipped) becomes the
+    runbook's next version."""
+    user.require(Role.RESPONDER)
+    _, saved = await asyncio.to_thread(
+        learning.save_what_was_done,
+        state.engine,
+        state.parse,
+        state.matcher.embedder,
+        tenant_id=user.tenant_id,
+        execution_id=execution_id,
+        actor=user.principal.actor,
+    )
+    return back_to(
+        f"/ui/runbooks/{saved.runbook.id}",
+        notice=f"Saved as version {saved.version.version}.",
+    )

@@ -18,6 +18,7 @@ from ddoc.execution import store as executions
 from ddoc.platform.errors import Invalid
 from ddoc.platform.tables import Execution, Incident
 from ddoc.runbooks import store as runbooks
+from ddoc.runbooks import templates
 from ddoc.trust import learning
 
 router = APIRouter(prefix="/ui/incidents", include_in_schema=False)
@@ -92,6 +93,9 @@ def incident_page(
         resolution=resolution,
         runs=runs,
         runbooks=every,
+        suggested_templates=templates.for_alert(view.labels.get("alertname") or "")
+        if view.match_status != "attached"
+        else [],
         notice=notice,
     )
 

@@ -15,12 +15,12 @@ from starlette.datastructures import UploadFile
 
 from api.deps import StateDep
 from api.routes.ui.common import FormDep, User, UserDep, back_to, field, page
-from ddoc.alerts import learned
+from ddoc.alerts import incidents, learned
 from ddoc.contracts.roles import Role
 from ddoc.platform import tenancy
 from ddoc.platform.errors import Invalid, Unavailable
 from ddoc.platform.tables import Execution
-from ddoc.runbooks import flowchart, service
+from ddoc.runbooks import flowchart, service, templates
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.parsing import ParseError
 from ddoc.trust import learning
@@ -44,6 +44,7 @@ def runbook_list(
     with Session(state.engine) as session:
         report = learning.health(session, tenant_id=user.tenant_id)
         books = {b.id: b for b in runbooks.list_runbooks(session, tenant_id=user.tenant_id)}
+        waiting = runbooks.drafts(session, tenant_id=user.tenant_id)
         last_used = dict(
             session.exec(
                 select(Execution.runbook_id, func.max(Execution.created_at))
@@ -64,6 +65,10 @@ def runbook_list(
             continue
         rows.append({**row, "book": book, "last_used": last_used.get(book.id)})
     services = sorted({s for b in books.values() for s in b.services})
+    gaps = [
+        {**gap, "templates": templates.for_alert(gap["alert"]) if gap["alert"] else []}
+        for gap in report["coverage_gaps"]
+    ]
     return page(
         request,
         "runbooks.html",
@@ -71,8 +76,9 @@ def runbook_list(
         nav="runbooks",
         title="Runbooks",
         rows=rows,
+        drafts=waiting,
         total=len(books),
-        gaps=report["coverage_gaps"],
+        gaps=gaps,
         q=q,
         service=service_name,
         trust=trust_level,
@@ -257,6 +263,134 @@ async def save(request: Request, user: UserDep, state: StateDep, form: FormDep) 
         "unchanged": "Nothing changed: the text is the current version's.",
     }.get(saved.outcome, f"Saved as version {saved.version.version}.")
     return back_to(f"/ui/runbooks/{saved.runbook.id}", notice=notice)
+
+
+@router.get("/templates")
+def template_list(request: Request, user: UserDep, state: StateDep) -> Response:
+    with Session(state.engine) as session:
+        installed = {
+            b.source_path: b.id
+            for b in runbooks.list_runbooks(session, tenant_id=user.tenant_id)
+            if b.source_path and b.source_path.startswith("templates/")
+        }
+    return page(
+        request,
+        "templates.html",
+        user,
+        nav="runbooks",
+        title="Template library",
+        templates=templates.templates(),
+        installed=installed,
+    )
+
+
+@router.post("/templates/{name}")
+async def install_template(name: str, user: UserDep, state: StateDep, form: FormDep) -> Response:
+    user.require(Role.RESPONDER)
+    saved = await asyncio.to_thread(
+        service.add_template,
+        state.engine,
+        state.parse,
+        state.matcher.embedder,
+        tenant_id=user.tenant_id,
+        actor=user.principal.actor,
+        name=name,
+    )
+    said = "Installed." if saved.outcome == "created" else f"Template {saved.outcome}."
+    return back_to(f"/ui/runbooks/{saved.runbook.id}", notice=said)
+
+
+@router.get("/drafts/new")
+def draft_form(
+    request: Request,
+    user: UserDep,
+    incident: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    return page(
+        request,
+        "draft.html",
+        user,
+        nav="new",
+        title="Draft a runbook from what you did",
+        incident=incident,
+        kinds=DRAFT_KINDS,
+        kind="postmortem",
+        content="",
+    )
+
+
+DRAFT_KINDS = {
+    "postmortem": "a postmortem (markdown, text, or a Confluence / Google Docs page)",
+    "history": "a shell history (bash or zsh, with or without timestamps)",
+    "cast": "an asciinema recording (.cast)",
+    "script": "a `script` recording (typescript)",
+}
+
+
+@router.post("/drafts")
+async def create_draft(request: Request, user: UserDep, state: StateDep, form: FormDep) -> Response:
+    user.require(Role.RESPONDER)
+    kind = field(form, "kind", "postmortem")
+    if kind not in DRAFT_KINDS:
+        raise Invalid(f"kind must be one of {', '.join(DRAFT_KINDS)}")
+    content, fmt, _ = await _document(form)
+    incident_id = field(form, "incident").strip() or None
+    labels: dict[str, str] = {}
+    if incident_id:
+        with Session(state.engine) as session:
+            found = incidents.incident_view(
+                session, tenant_id=user.tenant_id, incident_id=incident_id
+            )
+        labels = {str(k): str(v) for k, v in found.labels.items()}
+    try:
+        document, _left_out = await asyncio.to_thread(
+            service.draft_document,
+            kind,
+            content,
+            fmt,
+            labels=labels,
+            alerts=[labels["alertname"]] if labels.get("alertname") else [],
+            title=field(form, "title").strip()[:200] or None,
+        )
+    except Invalid as err:
+        return page(
+            request,
+            "draft.html",
+            user,
+            422,
+            nav="new",
+            title="Draft a runbook",
+            incident=incident_id or "",
+            kinds=DRAFT_KINDS,
+            kind=kind,
+            content=content,
+            error=str(err),
+        )
+    saved = await asyncio.to_thread(
+        service.add_draft,
+        state.engine,
+        state.parse,
+        state.matcher.embedder,
+        tenant_id=user.tenant_id,
+        actor=user.principal.actor,
+        document=document,
+        origin={"from": kind, "incident_id": incident_id, "by": user.principal.actor},
+    )
+    return back_to(
+        f"/ui/runbooks/{saved.runbook.id}",
+        notice="Drafted: review every step, then publish it.",
+    )
+
+
+@router.post("/{runbook_id}/publish")
+def publish(runbook_id: str, user: UserDep, state: StateDep, form: FormDep) -> Response:
+    user.require(Role.RESPONDER)
+    with Session(state.engine) as session:
+        runbooks.publish(
+            session, tenant_id=user.tenant_id, runbook_id=runbook_id, actor=user.principal.actor
+        )
+        session.commit()
+    return back_to(f"/ui/runbooks/{runbook_id}", notice="Published: it matches its alerts now.")
 
 
 @router.get("/{runbook_id}")
