@@ -63,7 +63,13 @@ async def _fits(page: Page) -> None:
     """Nothing makes the page scroll sideways at this width."""
     wide: int = await page.evaluate("() => document.documentElement.scrollWidth")
     width: int = await page.evaluate("() => window.innerWidth")
-    assert wide <= width, f"{page.url} is {wide}px wide in a {width}px window"
+    culprits = await page.evaluate(
+        """(width) => [...document.querySelectorAll('main *')]
+            .filter(e => e.getBoundingClientRect().right > width)
+            .slice(-3).map(e => e.outerHTML.slice(0, 160))""",
+        width,
+    )
+    assert wide <= width, f"{page.url} is {wide}px wide in a {width}px window: {culprits}"
 
 
 async def _unlabelled_buttons(page: Page) -> list[str]:
@@ -284,3 +290,38 @@ async def _keyboard_to(page: Page, element_id: str, *, presses: int = 80) -> Non
         ):
             return
     raise AssertionError(f"Tab never reached #{element_id}")
+
+
+async def test_review_and_publish_a_draft_and_install_a_template(stack: Stack) -> None:
+    history = "kubectl get pods -n shop\nkubectl rollout restart deploy/web -n shop\n"
+    made = await stack.http.post(
+        "/runbooks/drafts",
+        json={"kind": "history", "content": history, "title": "Restart the shop's web tier"},
+        headers=stack.api_headers(),
+    )
+    assert made.status_code == 201, made.text
+    draft_id = made.json()["id"]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium(), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await _sign_in(page, stack.base_url, stack.credentials.api_key, "/ui/runbooks")
+            await page.click(f"#drafts [data-draft='{draft_id}'] a")
+            await expect(page.locator("#draft-banner")).to_contain_text("Draft")
+            await expect(page.locator("#parsed-steps > li")).to_have_count(2)
+            await _shot(page, "draft", "#draft-banner", "#publish-button", "#flowchart svg")
+            await page.click("#publish-button")
+            await page.wait_for_url("**notice=*")
+            await expect(page.locator("#draft-banner")).to_have_count(0)
+
+            await page.goto(f"{stack.base_url}/ui/runbooks/templates")
+            row = page.locator("[data-template='redis-out-of-memory']")
+            await _shot(page, "templates", "#templates")
+            await row.get_by_role("button", name="Install").click()
+            await page.wait_for_url("**/ui/runbooks/rb_*")
+            await expect(page.locator("#parsed-title")).to_contain_text("Redis")
+            await _fits(page)
+        finally:
+            await browser.close()

@@ -26,7 +26,7 @@ class DraftStep:
     command: str | None = None  # verbatim, with {{variables}} in place of their examples
     expect: str | None = None  # the output that led to the next step ("you should see")
     rollback: str | None = None  # a known way back, verbatim from the input
-    at: str | None = None  # when it was done (ISO 8601), when the input says
+    at: str | None = None  # when it was done, as the input says (ISO 8601, or "14:02 UTC")
 
 
 @dataclass
