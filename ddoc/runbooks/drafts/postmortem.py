@@ -30,23 +30,28 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ddoc.platform.errors import Invalid
 from ddoc.runbooks.drafts.document import Draft, DraftStep, DraftVariable
+from ddoc.runbooks.drafts.timeline import RESPONSE, TIMELINE, Entry, Reader, section_of
+from ddoc.runbooks.drafts.wording import (
+    DETECTION,
+    EVENT,
+    FILLER_WORDS,
+    PERSONS,
+    clean_title,
+    is_action,
+    take_time,
+    word_list,
+)
+from ddoc.runbooks.parsing import chrome
 from ddoc.runbooks.parsing.commands import block_kind, extract_commands, is_command_line
 from ddoc.runbooks.parsing.html import html_to_markdown
-from ddoc.runbooks.parsing.lexicon import strip_fillers
 from ddoc.runbooks.parsing.markdown import read_markdown
 from ddoc.runbooks.parsing.nodes import (
     CodeBlock,
-    Heading,
-    Inline,
-    ListBlock,
-    Node,
-    Paragraph,
     Seg,
-    Table,
     render_segs,
 )
 from ddoc.runbooks.parsing.sentences import Sentence, split_sentences
@@ -59,500 +64,11 @@ _EXPECT_LINES = 40
 _EXCERPTS = 8
 _EXCERPT_CHARS = 80
 
-# --- sections ------------------------------------------------------------------------------
-_TIMELINE, _RESPONSE, _NOTES, _OTHER = "timeline", "response", "notes", "other"
-_SECTIONS: list[tuple[str, re.Pattern[str]]] = [
-    (
-        _NOTES,
-        re.compile(
-            r"(?:action items?|follow[- ]?ups?(?: actions| items)?|follow up|next steps|to-?dos?"
-            r"|lessons? learn(?:ed|t)|learnings|corrective(?: and prevent(?:iv|at)e)? actions"
-            r"|prevent(?:iv|at)e (?:actions|measures)|prevention|remediation items"
-            r"|what we(?:'ll| will) do(?: next)?)",
-            re.I,
-        ),
-    ),
-    (
-        _TIMELINE,
-        re.compile(
-            r"(?:(?:detailed|incident|full|response) )?(?:timeline|chronology)(?: of events)?"
-            r"|sequence of events|(?:incident )?events",
-            re.I,
-        ),
-    ),
-    (
-        _RESPONSE,
-        re.compile(
-            r"(?:what (?:we|was) did|what was done|actions? (?:we )?taken|actions we took"
-            r"|steps taken|(?:incident )?response|mitigations?(?: steps)?|resolution"
-            r"|remediation|recovery|how (?:it|this) was (?:fixed|resolved|mitigated)"
-            r"|how we (?:fixed|resolved|mitigated) it|(?:the )?fix|workaround|immediate actions)",
-            re.I,
-        ),
-    ),
-    (
-        _OTHER,
-        re.compile(
-            r"(?:executive )?summary|tl;?dr|overview|description|background|context|(?:customer |"
-            r"business )?impact|root causes?(?: analysis)?|rca|contributing factors|triggers?"
-            r"|detection|what went (?:well|wrong|badly)|where we got lucky|analysis|(?:5|five) whys"
-            r"|participants|people involved|appendix|references|supporting information|glossary"
-            r"|incident details|details|metadata|status",
-            re.I,
-        ),
-    ),
-]
-_HEADING_NOISE = re.compile(r"^[\W_]*(?:\d+(?:\.\d+)*[.)]?\s+)?|[\s:.\uff1a]+$")
-_TRAILER = re.compile(r"\s*(?:\([^()]*\)|[-\u2013\u2014:]\s*.*)$")  # "(all times UTC)", ": UTC"
-_LINE_HEADING_WORDS = 6
-
-
-def _section_of(heading: str, *, whole: bool) -> str | None:
-    """The kind of section a heading names. A real heading may say more after the name
-    ("Mitigation steps", "Timeline and response"); a line of prose (``whole``) must be the name
-    and nothing else (a parenthesis or a colon aside)."""
-    text = _HEADING_NOISE.sub("", heading.replace("`", "").replace("*", "")).strip()
-    if not text or len(text) > 80:
-        return None
-    bare = _TRAILER.sub("", text).strip() or text
-    for kind, pattern in _SECTIONS:
-        if pattern.fullmatch(bare) or (not whole and pattern.match(text)):
-            return kind
-    return None
-
-
-# --- time stamps ---------------------------------------------------------------------------
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
-_DATE = (
-    rf"(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{4}}/\d{{2}}/\d{{2}}|\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?"
-    rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?|\d{{1,2}} {_MONTH}(?: \d{{4}})?)"
-)
-_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:\s?[ap]\.?m\.?(?![a-z]))?"
-_ZONE = (
-    r"(?:\s?(?:UTC|GMT|Z|CET|CEST|EET|EEST|WET|WEST|BST|IST|JST|KST|SGT|HKT|AEST|AEDT|ACST|AWST"
-    r"|NZST|NZDT|PST|PDT|PT|MST|MDT|MT|CST|CDT|CT|EST|EDT|ET|MSK|[+-]\d{2}:?\d{2})(?![\w]))?"
-)
-_STAMP = (
-    rf"(?:{_DATE}(?:T|,?\s+(?:at\s+)?))?{_CLOCK}(?:\s?[-\u2013]\s?{_CLOCK})?{_ZONE}"
-    r"|T\s?[+-]\s?\d+(?:[:.]\d+)?\s?(?:s|secs?|m|mins?|minutes|h|hrs?|hours|d|days)?(?![\w])"
-)
-_LEADING_TIME = re.compile(
-    rf"^\s*(?:(?:at|around|approx\.?|~)\s*)?[\[(]?\s*(?P<at>{_STAMP})\s*[\])]?"
-    r"(?:\s*[-\u2013\u2014:|,.>]+(?=\s)|(?=\s)|$)\s*",
-    re.I,
-)
-_WHOLE_TIME = re.compile(rf"^\s*[\[(]?\s*(?:{_DATE}\s*)?(?:{_STAMP})?\s*[\])]?\s*$", re.I)
-# "All times UTC.": a remark on the timeline, not an entry of it
-_TIMES_REMARK = re.compile(
-    r"^\W*(?:all )?(?:times?|timestamps?)(?: are| shown)?(?: in)? [\w+:-]+(?: time)?\W*$", re.I
-)
-_TIME_HEADER = re.compile(r"\b(?:time|when|timestamp|date|utc|t\+)", re.I)
-_EVENT_HEADER = re.compile(
-    r"\b(?:event|events|action|actions|what|description|details?|activity|update|notes?)\b",
-    re.I,
-)
-_WHO_HEADER = re.compile(r"\b(?:who|owner|by|person|people|source|author|channel)\b", re.I)
-
-
-def _take_time(segs: list[Seg]) -> tuple[str | None, list[Seg]]:
-    """The time an entry starts with, and the entry without it."""
-    segs = [s for s in segs if s.kind == "code" or s.value]
-    while segs and segs[0].kind == "text" and not segs[0].value.strip():
-        segs = segs[1:]
-    if not segs:
-        return None, segs
-    first = segs[0]
-    if first.kind == "code":
-        if _WHOLE_TIME.match(first.value) and any(ch.isdigit() for ch in first.value):
-            return first.value.strip(" []()"), segs[1:]
-        return None, segs
-    m = _LEADING_TIME.match(first.value)
-    if m is None:
-        return None, segs
-    rest = first.value[m.end() :]
-    out = ([Seg("text", rest, first.line)] if rest else []) + segs[1:]
-    return " ".join(m.group("at").split()), out
-
-
-# --- what a sentence says ------------------------------------------------------------------
-_ACTION_WORDS = frozenset(
-    """restart restarted restarting restarts reboot rebooted rebooting bounce bounced bouncing
-    cycle cycled recycled revert reverted reverting scale scaled scaling drain drained draining
-    cordon cordoned uncordon uncordoned increase increased increasing raise raised raising bump
-    bumped bumping decrease decreased lower lowered reduce reduced reducing delete deleted
-    deleting remove removed removing flush flushed flushing kill killed killing terminate
-    terminated terminating pause paused pausing resume resumed disable disabled disabling
-    enable enabled enabling apply applied applying deploy deployed deploying redeploy redeployed
-    redeploying ran run running execute executed executing promote promoted promoting demote
-    demoted rotate rotated rotating renew renewed renewing resize resized resizing expand
-    expanded expanding grow grew grown clear cleared clearing purge purged purging vacuum
-    vacuumed vacuuming re-ran reran re-run rerun re-running rerunning re-ran restore restored
-    restoring switch switched switching stop stopped stopping start started starting rebuild
-    rebuilt recreate recreated reset reload reloaded reloading reindex reindexed patch patched
-    patching upgrade upgraded downgrade downgraded migrate migrated move moved block blocked
-    unblock unblocked throttle throttled rate-limited evict evicted truncate truncated set
-    change changed changing failover rollback hotfixed hotfix""".split()
-)
-_PARTICLES = {"roll": "back", "rolled": "back", "rolling": "back", "fail": "over"}
-_PARTICLES |= {"failed": "over", "failing": "over"}
-_NOT_ACTION_NEXT = {
-    "start": frozenset("investigating looking seeing to getting working".split()),
-    "ran": frozenset("into out".split()),
-    "run": frozenset("into out".split()),
-}
-_NOT_ACTION_NEXT["started"] = _NOT_ACTION_NEXT["starting"] = _NOT_ACTION_NEXT["start"]
-_NOT_ACTION_NEXT["running"] = _NOT_ACTION_NEXT["ran"]
-# "Run finished", "Deploy completed", "Failover took 40 s": the word is a noun, the subject.
-_NOUN_NEXT = frozenset(
-    """finished completed complete succeeded failed done was is were took went ended hung
-    stalled timed kicked began started stopped did didn't does doesn't had has helped fixed
-    worked made caused""".split()
-)
-_EVENT_WORDS = frozenset(
-    """fired firing triggered paged page acknowledged acked ack joined declared noticed
-    observed saw detected reported notified escalated posted confirmed recovered resolved
-    identified found investigated investigating began opened created closed complained
-    updated""".split()
-)
-_PERSONS = frozenset(
-    """we i they he she someone on-call oncall engineer engineers sre sres dba dbas ic team
-    responder responders commander primary secondary ops operator operators""".split()
-)
-_FILLER_WORDS = frozenset(
-    """the a an our their his her and then also finally first manually immediately quickly
-    successfully again eventually incident database platform infra""".split()
-)
-_THINGS = frozenset(
-    """it this that database db pod pods node nodes service services server host cluster replica
-    alert alerts monitoring latency errors error traffic cpu memory disk queue job deploy
-    deployment system kubernetes k8s kubelet autoscaler hpa load usage rate requests
-    connections pool redis postgres postgresql mysql nginx it's""".split()
-)
-_NO_OBJECT = frozenset(
-    """to by from at in on for after within over under again itself automatically briefly
-    back down up""".split()
-)
-_EVENT = re.compile(
-    r"\b(?:alerts?|alarms?|pages?|pagerduty|opsgenie|monitors?)\b.{0,80}?\b(?:fired|firing"
-    r"|triggered|went off)\b|\b(?:fired|triggered)\b|\bpaged\b|\backnowledg|\back(?:ed|'d)?\b"
-    r"|\bjoined\b|\bdeclared\b|\bescalated\b|\bnoticed\b|\bdetected\b|\breported\b"
-    r"|\bstatus ?page\b|\bnotified\b|\bincident (?:opened|created|started|closed|resolved)\b"
-    r"|\bbridge\b|\bslack\b|\bchannel\b|\bcomms?\b|\bcustomers?\b|\bsupport\b|\bconfirmed\b",
-    re.I,
-)
-_DETECTION = re.compile(
-    r"\b(?:fired|firing|triggered|went off|paged|page|acknowledg\w*|noticed|detected|reported"
-    r"|declared|escalated|complain\w*)\b",
-    re.I,
-)
-_WORD = re.compile(r"[^\s]+")
-_PUNCT = "()[]{}\"'\u201c\u201d\u2018\u2019,;:.!?*_`"
-
-
-def _words(text: str) -> list[str]:
-    return [w.strip(_PUNCT) for w in _WORD.findall(text) if w.strip(_PUNCT)]
-
-
-def _is_action(text: str) -> bool:
-    """Is the sentence's main verb an action ("Restarted pgbouncer", "Priya rolled back the
-    deploy")? A thing's verb ("Latency increased to 2 s", "the pod restarted") is not one, nor
-    is a verb with no object after a named subject ("Errors dropped briefly")."""
-    words = _words(strip_fillers(text.replace("`", "")))
-    person = False
-    subject = False
-    for i, word in enumerate(words[:7]):
-        low = word.lower()
-        nxt = words[i + 1].lower() if i + 1 < len(words) else ""
-        verb_end = 0
-        if low in _PARTICLES and nxt == _PARTICLES[low]:
-            verb_end = i + 2
-        elif (
-            low in _ACTION_WORDS
-            and nxt not in _NOT_ACTION_NEXT.get(low, ())
-            and nxt not in _NOUN_NEXT
-            and nxt not in _EVENT_WORDS
-        ):
-            verb_end = i + 1
-        if verb_end and nxt == "of" and any(w.lower() in _NOUN_NEXT for w in words[i + 2 :]):
-            return False  # "Deploy of v7 completed": a noun, and what happened to it
-        if verb_end:
-            if not subject:
-                return True
-            obj = words[verb_end].lower() if verb_end < len(words) else ""
-            return person and bool(obj) and not _no_object(obj)
-        if low in _EVENT_WORDS:
-            return False
-        if low in _PERSONS or word.startswith("@"):
-            person = subject = True
-        elif low in _FILLER_WORDS:
-            continue
-        elif low in _THINGS:
-            subject = True
-        elif word[:1].isupper() and word[1:].islower() and word.isalpha():
-            person = person or i == 0 or subject  # a name: "Priya", "Tomasz Wójcik"
-            subject = True
-        else:
-            return False
-    return False
-
-
-def _no_object(word: str) -> bool:
-    return word in _NO_OBJECT or word.endswith("ly") or word[:1].isdigit()
-
-
-# --- entries -------------------------------------------------------------------------------
-@dataclass
-class _Entry:
-    segs: list[Seg]
-    section: str  # _TIMELINE | _RESPONSE
-    section_id: int
-    at: str | None = None  # a table's time cell
-    heading_at: str | None = None  # the time heading it is under, unless it has a time
-    blocks: list[CodeBlock] = field(default_factory=list)
-
 
 @dataclass
 class _Drafted:
     step: DraftStep
-    entry: _Entry
-
-
-class _Reader:
-    """One walk over the document's nodes: sections, entries, notes, the title's candidates."""
-
-    def __init__(self, trust_bare: bool) -> None:
-        self.trust_bare = trust_bare  # HTML: a command found in prose is the page's text
-        self.section: str | None = None
-        self.section_level = 0
-        self.section_id = 0
-        self.sections: list[str] = []
-        self.entries: list[_Entry] = []
-        self.loose: list[_Entry] = []  # time-stamped entries outside any known section
-        self.notes: list[str] = []
-        self.last: _Entry | None = None
-        self.heading_at: str | None = None  # a time heading in the timeline
-        self.h1: str | None = None
-        self.lines: list[str] = []  # the first lines, for a title
-
-    def walk(self, nodes: list[Node]) -> None:
-        for node in nodes:
-            if isinstance(node, Heading):
-                text = node.inline.render().replace("`", "").strip()
-                if len(self.lines) < 12 and text:
-                    self.lines.append(text)
-                if node.level == 1 and self.h1 is None and text:
-                    self.h1 = text
-                self.heading(text, node.level)
-            elif isinstance(node, Paragraph):
-                self.paragraph(node.inline)
-            elif isinstance(node, ListBlock):
-                self.list_block(node)
-            elif isinstance(node, Table):
-                self.table(node)
-            elif isinstance(node, CodeBlock):
-                self.code(node)
-
-    def heading(self, text: str, level: int, *, whole: bool = False) -> None:
-        if not text:
-            return  # the plain-text reader closes a "Label:" section with an empty heading
-        kind = _section_of(text, whole=whole)
-        steps = self.section in (_TIMELINE, _RESPONSE)
-        deeper = steps and level > self.section_level
-        self.last = None
-        self.heading_at = None
-        if kind == _OTHER and deeper:
-            kind = None  # "### Detection" inside the timeline is a part of it
-        if kind is not None:
-            self.section, self.section_level = kind, level
-            self.section_id += 1
-            self.sections.append(kind)
-        elif deeper:
-            if _WHOLE_TIME.match(text) and any(ch.isdigit() for ch in text):
-                self.heading_at = text  # "### 14:02", the entries under it were then
-        elif self.section is None or level <= self.section_level:
-            self.section, self.section_level = None, level
-
-    def paragraph(self, inline: Inline) -> None:
-        for segs in _lines(inline.segs):
-            text = render_segs(segs)
-            if len(self.lines) < 12 and text:
-                self.lines.append(text)
-            words = len(text.split())
-            if 0 < words <= _LINE_HEADING_WORDS and _section_of(text, whole=True):
-                self.heading(text, self.section_level or 2, whole=True)
-                continue
-            if self.section == _NOTES:
-                self.note(segs, continued=self._continues(segs))
-            elif self.section in (_TIMELINE, _RESPONSE):
-                if _TIMES_REMARK.match(text):
-                    continue
-                if self.last is not None and self._continues(segs):
-                    self.last.segs += [Seg("text", " ", segs[0].line), *segs]
-                else:
-                    self.add(segs)
-            elif self.section is None and _LEADING_TIME.match(text):
-                self.loose.append(self._entry(segs))
-
-    def _continues(self, segs: list[Seg]) -> bool:
-        """Does this line go on with the entry above (a sentence wrapped onto it)?"""
-        previous = render_segs(self.last.segs) if self.last is not None else ""
-        if self.section == _NOTES:
-            previous = self.notes[-1] if self.notes else ""
-        text = render_segs(segs)
-        if not previous or _LEADING_TIME.match(text) or previous.endswith((".", "!", "?")):
-            return False
-        if text[:1].isupper():
-            return previous.endswith((",", ":", "(", "-", "\u2013", "\u2014", " and", " or"))
-        return True  # a lower-case word or a command goes on with the sentence
-
-    def list_block(self, block: ListBlock) -> None:
-        for item in block.items:
-            segs: list[Seg] = []
-            started = False
-            for node in item.body:
-                if isinstance(node, Paragraph) and not started:
-                    if segs:
-                        segs.append(Seg("text", " ", node.inline.start))
-                    segs += node.inline.segs
-                    continue
-                if not started:
-                    self.item(segs)
-                    started = True
-                self.walk([node])
-            if not started:
-                self.item(segs)
-
-    def item(self, segs: list[Seg]) -> None:
-        if self.section == _NOTES:
-            self.note(segs, continued=False)
-            return
-        parts = _split_at_times(segs)
-        for part in parts:
-            if self.section in (_TIMELINE, _RESPONSE):
-                self.add(part)
-            elif self.section is None and _LEADING_TIME.match(render_segs(part)):
-                self.loose.append(self._entry(part))
-                self.last = None
-
-    def table(self, table: Table) -> None:
-        rows = [row for row in table.rows if any(c.segs for c in row.cells)]
-        if not rows:
-            return
-        header = rows[0]
-        names = [c.render() for c in header.cells]
-        has_header = header.header and not _WHOLE_TIME.match(names[0] if names else "")
-        body = rows[1:] if has_header else rows
-        if self.section == _NOTES:
-            for row in body:
-                cells = [c.render() for c in row.cells if c.render()]
-                if cells:
-                    self.notes.append(" \u2014 ".join(cells))
-            return
-        time_col = _time_column(names if has_header else [], [r.cells for r in body])
-        event_cols = [
-            k
-            for k, name in enumerate(names)
-            if k != time_col and has_header and _EVENT_HEADER.search(name)
-        ] or [
-            k
-            for k in range(len(names))
-            if k != time_col and not (has_header and _WHO_HEADER.search(names[k]))
-        ]
-        for row in body:
-            segs: list[Seg] = []
-            for k in event_cols:
-                if k < len(row.cells) and row.cells[k].segs:
-                    if segs:
-                        segs.append(Seg("text", " ", row.line))
-                    segs += row.cells[k].segs
-            at = row.cells[time_col].render().strip() if time_col is not None else None
-            if not segs:
-                continue
-            entry = self._entry(segs)
-            entry.at = at or None
-            if self.section in (_TIMELINE, _RESPONSE):
-                self.entries.append(entry)
-                self.last = entry
-            elif self.section is None and at and _WHOLE_TIME.match(at):
-                self.loose.append(entry)
-
-    def code(self, block: CodeBlock) -> None:
-        if self.section in (_TIMELINE, _RESPONSE):
-            if self.last is None:
-                self.add([])
-            assert self.last is not None
-            self.last.blocks.append(block)
-        elif self.section == _NOTES and self.notes:
-            kind = block_kind(block.info, block.lines, self.notes[-1])
-            if kind == "command":
-                commands = extract_commands(block.info, block.lines, block.start)
-                self.notes[-1] += "".join(f" `{c.text}`" for c in commands if "\n" not in c.text)
-
-    def note(self, segs: list[Seg], *, continued: bool) -> None:
-        text = re.sub(r"^\[[ xX]?\]\s*", "", render_segs(segs)).strip()
-        if not text:
-            return
-        if continued and self.notes:
-            self.notes[-1] += " " + text
-        else:
-            self.notes.append(text)
-
-    def add(self, segs: list[Seg]) -> None:
-        last = self.last
-        # a command block, then the words for it: "Rolled back with the command above."
-        if (
-            last is not None
-            and last.blocks
-            and not last.segs
-            and segs
-            and not any(s.kind == "code" for s in segs)
-            and _is_action(render_segs(segs))
-        ):
-            last.segs = self._entry(segs).segs
-            self.last = None  # the words close it: a block after them is another's
-            return
-        entry = self._entry(segs)
-        self.entries.append(entry)
-        self.last = entry
-
-    def _entry(self, segs: list[Seg]) -> _Entry:
-        if self.trust_bare:
-            segs = [Seg(s.kind, s.value, s.line, True, s.href, s.bare) for s in segs]
-        section = self.section if self.section in (_TIMELINE, _RESPONSE) else _TIMELINE
-        return _Entry(list(segs), section, self.section_id, heading_at=self.heading_at)
-
-
-def _lines(segs: list[Seg]) -> list[list[Seg]]:
-    lines: list[list[Seg]] = []
-    for seg in segs:
-        if not lines or seg.line != lines[-1][0].line:
-            if seg.kind == "text" and not seg.value.strip():
-                continue  # the space a line break leaves
-            lines.append([seg])
-        else:
-            lines[-1].append(seg)
-    return lines
-
-
-def _split_at_times(segs: list[Seg]) -> list[list[Seg]]:
-    """A list item that runs several time-stamped lines together: one entry per line."""
-    lines = _lines(segs)
-    if len(lines) < 2 or not all(_LEADING_TIME.match(render_segs(line)) for line in lines):
-        return [segs]
-    return lines
-
-
-def _time_column(names: list[str], rows: list[list[Inline]]) -> int | None:
-    for k, name in enumerate(names):
-        if _TIME_HEADER.search(name):
-            return k
-    if rows and rows[0]:
-        width = min(len(r) for r in rows)
-        for k in range(width):
-            cells = [r[k].render() for r in rows if r[k].segs]
-            if cells and all(_WHOLE_TIME.match(c) and any(ch.isdigit() for ch in c) for c in cells):
-                return k
-    return None
+    entry: Entry
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -584,16 +100,16 @@ def _tidy(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
 
 
-def _entry_steps(entry: _Entry) -> tuple[list[DraftStep], str]:
+def _entry_steps(entry: Entry) -> tuple[list[DraftStep], str]:
     """The steps an entry gives, and its text (for the reviewer's notes)."""
-    at, segs = _take_time(entry.segs)
+    at, segs = take_time(entry.segs)
     at = entry.at or at or entry.heading_at
     text = render_segs(segs)
     steps: list[DraftStep] = []
     for sentence in split_sentences(segs) if segs else []:
         if sentence.commands:
             steps += _command_steps(sentence)
-        elif _is_action(sentence.text):
+        elif is_action(sentence.text):
             steps.append(DraftStep(text=_tidy(sentence.text)))
     for block in entry.blocks:
         found = _block_commands(block, text)
@@ -686,7 +202,7 @@ _STOP = frozenset(
 
 @functools.lru_cache(maxsize=4096)
 def _content(text: str) -> frozenset[str]:
-    return frozenset(w for w in _words(text.lower()) if w not in _STOP)
+    return frozenset(w for w in word_list(text.lower()) if w not in _STOP)
 
 
 def _same_action(a: DraftStep, b: DraftStep) -> bool:
@@ -717,8 +233,8 @@ _NUMBERED_NAME = re.compile(r"(?<=\D)\d+$")
 
 @functools.lru_cache(maxsize=4096)
 def _verb(text: str) -> str:
-    for word in _words(text.lower()):
-        if word not in _PERSONS and word not in _FILLER_WORDS:
+    for word in word_list(text.lower()):
+        if word not in PERSONS and word not in FILLER_WORDS:
             return word
     return ""
 
@@ -759,7 +275,7 @@ def draft_from_postmortem(
         fm = split_front_matter(text)
         front = fm.data
         nodes = read_markdown(fm.body) if fmt_key == "markdown" else read_text(fm.body)
-    reader = _Reader(trust_bare=fmt_key == "html")
+    reader = Reader(trust_bare=fmt_key == "html")
     reader.walk(nodes)
 
     dropped: list[str] = []
@@ -772,7 +288,7 @@ def draft_from_postmortem(
     drafted, left_out = _steps(entries)
     steps = [d.step for d in drafted]
     if not steps:
-        has_sections = any(k in (_TIMELINE, _RESPONSE) for k in reader.sections) or entries
+        has_sections = any(k in (TIMELINE, RESPONSE) for k in reader.sections) or entries
         dropped.insert(
             0,
             "no actions were found: "
@@ -814,7 +330,7 @@ def _decode(content: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
-def _steps(entries: list[_Entry]) -> tuple[list[_Drafted], list[str]]:
+def _steps(entries: list[Entry]) -> tuple[list[_Drafted], list[str]]:
     """The entries' steps in order, and why the others were left out."""
     events: list[str] = []
     seen: list[str] = []
@@ -827,7 +343,7 @@ def _steps(entries: list[_Entry]) -> tuple[list[_Drafted], list[str]]:
     index = _Twins()
     for k, (entry, (steps, text)) in enumerate(zip(entries, per_entry, strict=True)):
         if not steps:
-            (events if _EVENT.search(text) else seen).append(text)
+            (events if EVENT.search(text) else seen).append(text)
             continue
         if k < detected.get(entry.section_id, -1):
             before.append(text)
@@ -893,20 +409,20 @@ class _Twins:
 
 
 def _detection_points(
-    entries: list[_Entry], per_entry: list[tuple[list[DraftStep], str]]
+    entries: list[Entry], per_entry: list[tuple[list[DraftStep], str]]
 ) -> dict[int, int]:
     """Per timeline section, the index of its first entry that tells the incident was detected
     (an alert fired, a page, a report) when actions come before it."""
     points: dict[int, int] = {}
     acted: set[int] = set()
     for k, (entry, (steps, text)) in enumerate(zip(entries, per_entry, strict=True)):
-        if entry.section != _TIMELINE or entry.section_id in points:
+        if entry.section != TIMELINE or entry.section_id in points:
             continue
         if steps:
             acted.add(entry.section_id)
-        elif _DETECTION.search(text) and entry.section_id in acted:
+        elif DETECTION.search(text) and entry.section_id in acted:
             points[entry.section_id] = k
-        elif _DETECTION.search(text):
+        elif DETECTION.search(text):
             points[entry.section_id] = -1  # detected first: nothing to leave out
     return points
 
@@ -967,29 +483,12 @@ def _variables(steps: Iterable[DraftStep], labels: Mapping[str, str]) -> list[Dr
 
 
 # --- the title -----------------------------------------------------------------------------
-_TITLE_PREFIX = re.compile(
-    r"^\W*(?:post[- ]?mortem|incident (?:review|report|retrospective|retro|postmortem|analysis)"
-    r"|retrospective|pir|rca|root cause analysis|blameless postmortem)\b"
-    r"\s*(?:[:|#\u2013\u2014-]+\s*)?",
-    re.I,
-)
-_TITLE_NOISE = re.compile(
-    rf"\b(?:INC|INCIDENT|SEV)[- #]?\d+\b|#\d+\b|\b{_DATE}\b|\b\d{{4}}\b(?=\s*[)\]]|$)",
-    re.I,
-)
-_CHROME = re.compile(
-    r"^(?:created by\b|last updated\b|owned by\b|authors?\s*:|status\s*:|date\s*:|labels?\s*:)"
-    r"|\b(?:min read|minutes? read|last updated)\b",
-    re.I,
-)
-_BREADCRUMB = re.compile(r"\s[/>\u203a\u00bb]\s")
-_BYLINE = re.compile(r"^created by\b|\blast updated\b", re.I)
 
 
-def _doc_title(front_title: str | None, reader: _Reader) -> str:
+def _doc_title(front_title: str | None, reader: Reader) -> str:
     candidates = [front_title, reader.h1, *_first_lines(reader.lines)]
     for candidate in candidates:
-        cleaned = _clean_title(candidate or "")
+        cleaned = clean_title(candidate or "")
         if cleaned:
             return cleaned
     return "Untitled postmortem"
@@ -998,30 +497,14 @@ def _doc_title(front_title: str | None, reader: _Reader) -> str:
 def _first_lines(lines: list[str]) -> list[str]:
     """The document's title line: the one above a wiki byline, else the first that is not
     chrome (a breadcrumb, an author line) or a section's name."""
-    byline = next((k for k, line in enumerate(lines) if _BYLINE.search(line)), None)
+    byline = next((k for k, line in enumerate(lines) if chrome.BYLINE.search(line)), None)
     if byline:
         return [lines[byline - 1]]
-    return [line for line in lines[:6] if not _chrome(line) and not _section_of(line, whole=True)][
-        :1
-    ]
-
-
-def _chrome(line: str) -> bool:
-    parts = _BREADCRUMB.split(line)
-    crumbs = len(parts) >= 2 and all(0 < len(part.strip()) <= 40 for part in parts)
-    return crumbs or bool(_CHROME.search(line.strip()))
-
-
-def _clean_title(text: str) -> str:
-    text = " ".join(text.replace("`", "").split())
-    for _ in range(2):
-        text = _TITLE_PREFIX.sub("", text)
-        text = _TITLE_NOISE.sub("", text)
-        text = re.sub(r"\(\s*[,;\s]*\)|\[\s*[,;\s]*\]", "", text)
-        text = re.sub(r"\(\s*[,;]\s*|\s*[,;]\s*\)", lambda m: m.group().strip(" ,;"), text)
-        text = text.strip(" \t:|,;\u00b7\u2013\u2014-")
-    text = re.sub(r"\s+([,;:)])", r"\1", " ".join(text.split()))
-    return text[:150].rstrip()
+    return [
+        line
+        for line in lines[:6]
+        if not chrome.is_chrome(line) and not section_of(line, whole=True)
+    ][:1]
 
 
 __all__ = ["FORMATS", "MAX_BYTES", "draft_from_postmortem"]

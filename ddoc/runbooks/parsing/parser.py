@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from ddoc.runbooks.parsing import chrome
 from ddoc.runbooks.parsing.bare import vocabulary_with
 from ddoc.runbooks.parsing.build_state import Classifier, Outline
 from ddoc.runbooks.parsing.errors import ParseError
@@ -52,17 +53,6 @@ _ALERT_LINE = re.compile(
 _SNAKE_ALERT = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+$")
 _MAX_LINE_ALERTS = 5
 _MD_NOISE = re.compile(r"`+")
-# A wiki page pasted as text starts with its chrome: the space, a breadcrumb, "Created by …,
-# last updated …", macro names. None of it is the page's title.
-_CHROME = re.compile(
-    r"^(?:created by\b|last updated\b|owned by\b|space shortcuts$|pages?$|page tree$|"
-    r"jump to\b|skip to\b|expand source$|collapse source$|info$|note$|tip$|warning$|"
-    r"(?:space|status|labels?|tags?|owner|author|updated|breadcrumbs?)\s*:)"
-    r"|\b(?:minutes? read|min read|last updated)\b",
-    re.IGNORECASE,
-)
-_BREADCRUMB = re.compile(r"\s[/>\u203a\u00bb]\s")
-_BYLINE = re.compile(r"^created by\b|\blast updated\b", re.IGNORECASE)
 
 
 def parse_runbook(
@@ -220,10 +210,10 @@ def _title(
     a breadcrumb) is none, and the line above its byline ("Created by …") is the title."""
     raw = front.get("title")
     headings = [outline.h1, outline.first_heading]
-    first_line = _first_line_title(body)
+    first_line = chrome.title_line(body)
     if inferred:
-        headings = [h for h in headings if h and not _chrome(h)]
-        if any(_BYLINE.search(line) for line in body.split("\n")[:12]):
+        headings = [h for h in headings if h and not chrome.is_chrome(h)]
+        if any(chrome.BYLINE.search(line) for line in body.split("\n")[:12]):
             headings = [first_line]
     candidates: list[str | None] = [
         str(raw) if isinstance(raw, str | int | float) else None,
@@ -236,23 +226,6 @@ def _title(
             title = _clean(candidate)
             return title if len(title) <= _TITLE_LIMIT else title[: _TITLE_LIMIT - 1] + "…"
     return "Untitled runbook"
-
-
-def _first_line_title(body: str) -> str | None:
-    """The title of a document without headings: its first line, past a pasted wiki page's
-    chrome (the line just above "Created by …, last updated …" when there is one)."""
-    lines = [ln.strip() for ln in body.split("\n") if ln.strip()][:12]
-    byline = next((i for i, line in enumerate(lines) if _BYLINE.search(line)), None)
-    if byline and not _chrome(lines[byline - 1]):
-        return lines[byline - 1]
-    return next((line for line in lines if not _chrome(line)), lines[0] if lines else None)
-
-
-def _chrome(line: str) -> bool:
-    """A pasted wiki page's chrome: a breadcrumb, a byline, a macro's name."""
-    parts = _BREADCRUMB.split(line)
-    crumbs = len(parts) >= 2 and all(0 < len(part.strip()) <= 40 for part in parts)
-    return bool(_CHROME.search(line.strip())) or crumbs
 
 
 def _alerts_from_lines(body: str) -> list[str]:
