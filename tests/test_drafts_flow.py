@@ -109,6 +109,9 @@ async def test_a_history_becomes_a_draft_for_the_incident(stack: Stack) -> None:
         assert published.status_code == 303
         after = await browser.get(f"/ui/runbooks/{draft['id']}")
         assert 'id="draft-banner"' not in after.text
+        linked = await browser.get(f"/ui/incidents/{incident['id']}")
+        drafted = linked.text[linked.text.index('id="drafted"') :]
+        assert f"/ui/runbooks/{draft['id']}" in drafted and "published" in drafted
     body = alertmanager_v4(am_alert(alert, fingerprint=uuid.uuid4().hex[:12]))
     matched = await stack.http.post("/match/alertmanager", json=body, headers=headers)
     assert matched.json()["alerts"][0]["attached"]["runbook_id"] == draft["id"]

@@ -278,6 +278,20 @@ def drafts(session: Session, *, tenant_id: str) -> list[Runbook]:
     )
 
 
+def drafted_for(session: Session, *, tenant_id: str, incident_id: str) -> list[Runbook]:
+    """The runbooks drafted from what was done for an incident (drafts or published since)."""
+    return list(
+        session.exec(
+            select(Runbook)
+            .where(
+                Runbook.tenant_id == tenant_id,
+                col(Runbook.origin)["incident_id"].astext == incident_id,
+            )
+            .order_by(col(Runbook.created_at))
+        )
+    )
+
+
 def publish(session: Session, *, tenant_id: str, runbook_id: str, actor: str) -> Runbook:
     """A draft becomes a runbook like any other: it matches alerts from now on."""
     runbook = get(session, tenant_id=tenant_id, runbook_id=runbook_id, for_update=True)

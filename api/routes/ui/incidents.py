@@ -83,6 +83,7 @@ def incident_page(
             )
         ]
         every = runbooks.list_runbooks(session, tenant_id=user.tenant_id)
+        drafted = runbooks.drafted_for(session, tenant_id=user.tenant_id, incident_id=incident_id)
     return page(
         request,
         "incident.html",
@@ -93,6 +94,7 @@ def incident_page(
         resolution=resolution,
         runs=runs,
         runbooks=every,
+        drafted=drafted,
         suggested_templates=templates.for_alert(view.labels.get("alertname") or "")
         if view.match_status != "attached"
         else [],
