@@ -4,6 +4,11 @@ from __future__ import annotations
 
 # fmt: off
 GREEN = [
+    # reading every target is no fan-out of a change
+    "kubectl get pods -A -o wide",
+    "kubectl get pods -l app=web",
+    "for h in $(cat hosts); do ssh $h uptime; done",
+    "echo 'for h in hosts; do restart; done' | wc -c",
     # services and clouds whose read forms runbooks use
     "nginx -t",
     "rabbitmqctl list_queues name messages consumers",
@@ -136,6 +141,10 @@ GREEN = [
 ]
 
 YELLOW = [
+    # one namespace's selector, one target, or a loop only in quoted text: no fan-out
+    "kubectl label pods -l app=web tier=frontend -n shop",
+    "kubectl cordon node-1",
+    "echo \"for x in y\" && systemctl restart nginx",
     "certbot renew --cert-name example.org",
     "rabbitmqctl stop_app",
     "frobnicate --now",
@@ -215,6 +224,17 @@ YELLOW = [
 ]
 
 RED = [
+    # fan-out: a reversible change made to every target at once
+    "kubectl rollout restart deploy -A",
+    "kubectl rollout restart deploy --all -n shop",
+    "kubectl label pods -l app=web tier=frontend",
+    "kubectl cordon -l node-role.kubernetes.io/worker",
+    "kubectl scale deploy --all --replicas=0 -n batch",
+    "for h in $(cat hosts); do ssh $h sudo systemctl restart nginx; done",
+    "while read h; do ssh \"$h\" sudo systemctl reload haproxy; done < hosts.txt",
+    "cat hosts | xargs -I{} ssh {} sudo systemctl restart node-exporter",
+    "kubectl get ns -o name | xargs -n1 kubectl annotate --overwrite team=sre",
+    "bash -c 'for n in node-1 node-2; do kubectl cordon $n; done'",
     "rabbitmqctl purge_queue jobs.dlq",
     "certbot delete --cert-name example.org",
     "kubectl get pods -o name | xargs kubectl delete",

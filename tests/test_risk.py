@@ -391,9 +391,10 @@ WRAPPERS = [
     lambda c: f"timeout 30 {c}",
 ]
 
+XARGS = 4  # the wrapper that repeats its command over a list: a fan-out
 part = st.sampled_from([(level, cmd) for level, cmds in POOLS.items() for cmd in cmds])
 wrapped = st.tuples(part, st.sampled_from(range(len(WRAPPERS)))).map(
-    lambda pw: (pw[0][0], WRAPPERS[pw[1]](pw[0][1]))
+    lambda pw: (pw[0][0], WRAPPERS[pw[1]](pw[0][1]), pw[1] == XARGS)
 )
 
 
@@ -401,11 +402,15 @@ wrapped = st.tuples(part, st.sampled_from(range(len(WRAPPERS)))).map(
 def composed(draw: st.DrawFn) -> tuple[RiskClass, str]:
     items = draw(st.lists(wrapped, min_size=1, max_size=5))
     text = items[0][1]
-    for _, cmd in items[1:]:
+    for _, cmd, _ in items[1:]:
         text += draw(st.sampled_from(SEPARATORS)) + cmd
     if draw(st.booleans()):
         text = draw(st.sampled_from(WRAPPERS[2:4]))(text)
-    return RiskClass.worst([level for level, _ in items]), text
+    # A command line that repeats commands over a list (xargs) makes each of its reversible
+    # changes one to every target at once: red (blast radius).
+    fans_out = any(fan for _, _, fan in items)
+    levels = [R if fans_out and level is Y else level for level, _, _ in items]
+    return RiskClass.worst(levels), text
 
 
 @settings(max_examples=300, deadline=None)
@@ -427,3 +432,21 @@ def test_appending_a_red_part_makes_it_red(command: str, red: str) -> None:
     after = classify_command(f"{command}; {red}").level
     assert after is R
     assert after.rank >= before.rank
+
+
+def test_a_fan_out_names_itself_and_a_tenant_rule_has_the_last_word() -> None:
+    wide = classify_command("kubectl rollout restart deploy -l app=web")
+    assert wide.level is R and wide.parts[0].rule == "kubectl.rollout.restart.fan_out"
+    assert "fan-out: a label selector without a namespace" in wide.reason
+    loop = classify_command("for h in a b; do ssh $h sudo systemctl restart nginx; done")
+    assert loop.level is R and "fan-out: a loop" in loop.reason
+    rules = load_tenant_rules(
+        "rules:\n"
+        "  - id: web-restarts\n"
+        "    match: '^kubectl rollout restart deploy -l app=web$'\n"
+        "    risk: yellow\n"
+        "    reason: web pods restart one at a time (maxUnavailable 1)\n"
+    )
+    assert classify_command("kubectl rollout restart deploy -l app=web", rules).level is Y
+    looped = "for n in a b; do kubectl rollout restart deploy -l app=web; done"
+    assert classify_command(looped, rules).level is Y

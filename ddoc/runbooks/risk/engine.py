@@ -28,7 +28,7 @@ from ddoc.runbooks.risk.rules_data import TOOLS as DATA_TOOLS
 from ddoc.runbooks.risk.rules_deploy import TOOLS as DEPLOY_TOOLS
 from ddoc.runbooks.risk.rules_host import TOOLS as HOST_TOOLS
 from ddoc.runbooks.risk.rules_services import TOOLS as SERVICE_TOOLS
-from ddoc.runbooks.risk.shell import Redirect, SimpleCommand, split_commands
+from ddoc.runbooks.risk.shell import Redirect, SimpleCommand, repeats, split_commands
 from ddoc.runbooks.risk.wrappers import FROM_FILE, WRAPPERS, Final, Shell, Sql, Step, Words
 
 G, Y, R = RiskClass.GREEN, RiskClass.YELLOW, RiskClass.RED
@@ -140,6 +140,34 @@ def _writes(r: Redirect) -> bool:
     return r.op == ">&" and not (r.target.isdigit() or r.target in ("-", ""))
 
 
+# kubectl on every object, or every namespace, or whatever a label selector finds cluster-wide.
+_KUBECTL_ALL = frozenset({"--all", "-A", "--all-namespaces", "--all-namespaces=true"})
+_KUBECTL_SELECTOR = re.compile(r"^(?:-l|--selector)(?:=?.*)$")
+_KUBECTL_NAMESPACE = re.compile(r"^(?:-n|--namespace)(?:=?.*)$")
+
+
+def _kubectl_fan_out(args: tuple[str, ...]) -> str | None:
+    """What makes a kubectl command line reach every match: `--all`, every namespace, or a
+    label selector with no namespace."""
+    for arg in args:
+        if arg in _KUBECTL_ALL:
+            return arg
+    if any(_KUBECTL_SELECTOR.match(a) for a in args) and not any(
+        _KUBECTL_NAMESPACE.match(a) for a in args
+    ):
+        return "a label selector without a namespace"
+    return None
+
+
+def _fanned_out(part: PartAssessment, how: str) -> PartAssessment:
+    """A reversible change made to every target at once is red: it cannot be approved one
+    target at a time, and undoing it is as wide as doing it."""
+    if part.level != Y:
+        return part
+    reason = f"{part.reason}, on every target at once (fan-out: {how})"
+    return PartAssessment(part.command, R, reason, f"{part.rule}.fan_out")
+
+
 def _classify_text(text: str, ctx: _Ctx, depth: int) -> list[PartAssessment]:
     if depth > MAX_DEPTH:
         return [PartAssessment(text[:200], Y, "nested too deeply to analyse", "shell.too_deep")]
@@ -158,6 +186,10 @@ def _classify_text(text: str, ctx: _Ctx, depth: int) -> list[PartAssessment]:
                 cached.extend(_classify_words(cmd.words, stdin, cmd.loose, ctx, depth))
             ctx.cache[key] = cached
         parts.extend(cached)
+    how = repeats(text) if parts else None
+    if how:  # a change repeated over a list is a change to every item of it at once
+        tenant = {rule.id for rule in ctx.rules.tenant}  # a tenant rule has the last word
+        parts = [p if p.rule in tenant else _fanned_out(p, how) for p in parts]
     return parts or [PartAssessment(text.strip()[:200], Y, "empty command", "shell.empty")]
 
 
@@ -191,7 +223,9 @@ def _classify_words(
     tool = TOOLS.get(name)
     if tool is not None:
         rule = max(evaluate(tool, words[1:]), key=lambda r: r.level.rank)
-        return [PartAssessment(text, rule.level, rule.reason, rule.id)]
+        part = PartAssessment(text, rule.level, rule.reason, rule.id)
+        how = _kubectl_fan_out(words[1:]) if name == "kubectl" else None
+        return [_fanned_out(part, how) if how else part]
     if name == "/" or name.endswith(_SCRIPT_SUFFIXES):
         return [PartAssessment(text, Y, "runs a script whose effect is unknown", "shell.script")]
     return [PartAssessment(text, Y, "unknown command: not proven read-only", "shell.unknown")]

@@ -379,3 +379,39 @@ def _build(tokens: list[_Tok], loose: bool) -> list[SimpleCommand]:
     if words or redirects:
         out.append(SimpleCommand(tuple(words), tuple(redirects), stdin, loose))
     return out
+
+
+_LOOPS = frozenset({"for", "while", "until", "select"})
+_REPEAT_WORDS = re.compile(r"\b(?:for|while|until|select|xargs|parallel)\b")
+_FEEDERS = frozenset({"xargs", "parallel"})
+_PREFIXES = frozenset({"sudo", "env", "nice", "nohup", "time", "command"})
+
+
+def repeats(text: str, depth: int = 0) -> str | None:
+    """How a command line runs its commands over a list: a shell loop, `xargs` or GNU
+    `parallel` (None: each command runs once). Quoted words (`echo "for x in y"`) are not."""
+    if not _REPEAT_WORDS.search(text):
+        return None  # the common case, without tokenizing again
+    try:
+        tokens, subs = _tokenize(text)
+    except _Unbalanced:
+        tokens, subs = _tokenize_loose(text), []
+    for inner in subs if depth < MAX_DEPTH else ():  # `echo $(for x in …; do …; done)` too
+        found = repeats(inner, depth + 1)
+        if found:
+            return found
+    start = True
+    for kind, word, quoted, _redir in tokens:
+        if kind == OP:
+            start = True
+        elif start and not quoted and word in _LOOPS:
+            return "a loop"
+        elif not (start and not quoted and word in _KEYWORDS):
+            start = False
+    for command in split_commands(text):
+        words = list(command.words)
+        while words and (words[0] in _PREFIXES or "=" in words[0].split("/")[0]):
+            words = words[1:]
+        if words and words[0].rsplit("/", 1)[-1] in _FEEDERS:
+            return words[0].rsplit("/", 1)[-1]
+    return None
