@@ -393,8 +393,18 @@ WRAPPERS = [
 
 XARGS = 4  # the wrapper that repeats its command over a list: a fan-out
 part = st.sampled_from([(level, cmd) for level, cmds in POOLS.items() for cmd in cmds])
+
+
+def _known_change(command: str) -> bool:
+    """Yellow for a change a tool's rules know (not for an unknown program or a local file)."""
+    return any(
+        p.level is Y and not p.rule.startswith("shell.") and not p.rule.endswith(".output")
+        for p in classify_command(command).parts
+    )
+
+
 wrapped = st.tuples(part, st.sampled_from(range(len(WRAPPERS)))).map(
-    lambda pw: (pw[0][0], WRAPPERS[pw[1]](pw[0][1]), pw[1] == XARGS)
+    lambda pw: (pw[0][0], WRAPPERS[pw[1]](pw[0][1]), pw[1] == XARGS, _known_change(pw[0][1]))
 )
 
 
@@ -402,14 +412,14 @@ wrapped = st.tuples(part, st.sampled_from(range(len(WRAPPERS)))).map(
 def composed(draw: st.DrawFn) -> tuple[RiskClass, str]:
     items = draw(st.lists(wrapped, min_size=1, max_size=5))
     text = items[0][1]
-    for _, cmd, _ in items[1:]:
+    for _, cmd, _, _ in items[1:]:
         text += draw(st.sampled_from(SEPARATORS)) + cmd
     if draw(st.booleans()):
         text = draw(st.sampled_from(WRAPPERS[2:4]))(text)
-    # A command line that repeats commands over a list (xargs) makes each of its reversible
-    # changes one to every target at once: red (blast radius).
-    fans_out = any(fan for _, _, fan in items)
-    levels = [R if fans_out and level is Y else level for level, _, _ in items]
+    # A command line that repeats commands over a list (xargs) makes each of its known
+    # reversible changes one to every target at once: red (blast radius).
+    fans_out = any(fan for _, _, fan, _ in items)
+    levels = [R if fans_out and known else level for level, _, _, known in items]
     return RiskClass.worst(levels), text
 
 

@@ -161,8 +161,12 @@ def _kubectl_fan_out(args: tuple[str, ...]) -> str | None:
 
 def _fanned_out(part: PartAssessment, how: str) -> PartAssessment:
     """A reversible change made to every target at once is red: it cannot be approved one
-    target at a time, and undoing it is as wide as doing it."""
-    if part.level != Y:
+    target at a time, and undoing it is as wide as doing it. Yellow parts that are no known
+    change to the targets stay yellow: the shell's own (an unknown program or a script, not
+    proven read-only; a redirection), a tool writing its output to a local file, an interactive
+    session."""
+    local = part.rule.startswith("shell.") or part.rule.endswith((".output", ".interactive"))
+    if part.level != Y or local:
         return part
     reason = f"{part.reason}, on every target at once (fan-out: {how})"
     return PartAssessment(part.command, R, reason, f"{part.rule}.fan_out")
