@@ -10,11 +10,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, Field, StringConstraints
-from sqlmodel import Session
 
 from api.deps import ResponderDep, SessionDep, StateDep, ViewerDep
 from api.routes.runbooks import RunbookOut, runbook_out
-from ddoc.alerts import incidents
+from ddoc.alerts import service as incidents_service
 from ddoc.runbooks import service, templates
 from ddoc.runbooks import store as runbooks
 
@@ -57,38 +56,19 @@ class DraftOut(RunbookOut):
     responses={422: {"description": "Unreadable input, or nothing to draft in it"}},
 )
 async def create_draft(body: DraftIn, principal: ResponderDep, state: StateDep) -> DraftOut:
-    labels: dict[str, str] = {}
-    alerts: list[str] = []
-    if body.incident_id:
-        with Session(state.engine) as session:
-            incident = incidents.incident_view(
-                session, tenant_id=principal.tenant_id, incident_id=body.incident_id
-            )
-        labels = {str(k): str(v) for k, v in incident.labels.items()}
-        alerts = [labels["alertname"]] if labels.get("alertname") else []
-    document, left_out = await asyncio.to_thread(
-        service.draft_document,
-        body.kind,
-        body.content,
-        body.format,
-        labels=labels,
-        alerts=alerts,
-        title=body.title,
-    )
-    origin = {
-        "from": body.drafted_from or body.kind,
-        "incident_id": body.incident_id,
-        "by": principal.actor,
-    }
-    saved = await asyncio.to_thread(
-        service.add_draft,
+    saved, left_out = await asyncio.to_thread(
+        incidents_service.draft_runbook,
         state.engine,
         state.parse,
         state.matcher.embedder,
         tenant_id=principal.tenant_id,
         actor=principal.actor,
-        document=document,
-        origin=origin,
+        kind=body.kind,
+        content=body.content,
+        fmt=body.format,
+        incident_id=body.incident_id,
+        title=body.title,
+        drafted_from=body.drafted_from,
     )
     out = runbook_out(saved.runbook, saved.version, saved.outcome)
     return DraftOut(**out.model_dump(), left_out=left_out)

@@ -13,12 +13,16 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from ddoc.alerts import intake, learned
+from ddoc.alerts import incidents, intake, learned
 from ddoc.contracts.execution import Actor, ExecutionInput
 from ddoc.contracts.settings import Settings
 from ddoc.execution import live, service
 from ddoc.execution.views import DecisionAccepted, ExecutionView
 from ddoc.platform.errors import Unavailable
+from ddoc.runbooks import service as runbook_service
+from ddoc.runbooks.embedding import Embedder
+from ddoc.runbooks.parsing import RunbookParser
+from ddoc.runbooks.store import SavedRunbook
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +101,47 @@ def _forget(engine: Engine, tenant_id: str, execution_id: str, actor: str) -> st
         )
         session.commit()
         return removed
+
+
+def draft_runbook(
+    engine: Engine,
+    parser: RunbookParser,
+    embedder: Embedder | None,
+    *,
+    tenant_id: str,
+    actor: str,
+    kind: str,
+    content: str,
+    fmt: str = "text",
+    incident_id: str | None = None,
+    title: str | None = None,
+    drafted_from: str | None = None,
+) -> tuple[SavedRunbook, list[str]]:
+    """Draft a runbook from a recording, a history, a postmortem (or a draft made on the
+    engineer's machine, `kind` "draft"), for an incident when one is named: its alert is the
+    draft's trigger and its labels the variables. The stored draft, and what it left out."""
+    labels: dict[str, str] = {}
+    if incident_id:
+        with Session(engine) as session:
+            incident = incidents.incident_view(
+                session, tenant_id=tenant_id, incident_id=incident_id
+            )
+        labels = {str(k): str(v) for k, v in incident.labels.items()}
+    document, left_out = runbook_service.draft_document(
+        kind,
+        content,
+        fmt,
+        labels=labels,
+        alerts=[labels["alertname"]] if labels.get("alertname") else [],
+        title=title,
+    )
+    saved = runbook_service.add_draft(
+        engine,
+        parser,
+        embedder,
+        tenant_id=tenant_id,
+        actor=actor,
+        document=document,
+        origin={"from": drafted_from or kind, "incident_id": incident_id, "by": actor},
+    )
+    return saved, left_out

@@ -15,7 +15,8 @@ from starlette.datastructures import UploadFile
 
 from api.deps import StateDep
 from api.routes.ui.common import FormDep, User, UserDep, back_to, field, page
-from ddoc.alerts import incidents, learned
+from ddoc.alerts import learned
+from ddoc.alerts import service as incidents_service
 from ddoc.contracts.roles import Role
 from ddoc.platform import tenancy
 from ddoc.platform.errors import Invalid, Unavailable
@@ -335,24 +336,21 @@ async def create_draft(request: Request, user: UserDep, state: StateDep, form: F
         raise Invalid(f"kind must be one of {', '.join(DRAFT_KINDS)}")
     content, fmt, _ = await _document(form)
     incident_id = field(form, "incident").strip() or None
-    labels: dict[str, str] = {}
-    if incident_id:
-        with Session(state.engine) as session:
-            found = incidents.incident_view(
-                session, tenant_id=user.tenant_id, incident_id=incident_id
-            )
-        labels = {str(k): str(v) for k, v in found.labels.items()}
     try:
-        document, _left_out = await asyncio.to_thread(
-            service.draft_document,
-            kind,
-            content,
-            fmt,
-            labels=labels,
-            alerts=[labels["alertname"]] if labels.get("alertname") else [],
+        saved, _ = await asyncio.to_thread(
+            incidents_service.draft_runbook,
+            state.engine,
+            state.parse,
+            state.matcher.embedder,
+            tenant_id=user.tenant_id,
+            actor=user.principal.actor,
+            kind=kind,
+            content=content,
+            fmt=fmt,
+            incident_id=incident_id,
             title=field(form, "title").strip()[:200] or None,
         )
-    except Invalid as err:
+    except Invalid as err:  # shown again with what was pasted, to fix and retry
         return page(
             request,
             "draft.html",
@@ -366,16 +364,6 @@ async def create_draft(request: Request, user: UserDep, state: StateDep, form: F
             content=content,
             error=str(err),
         )
-    saved = await asyncio.to_thread(
-        service.add_draft,
-        state.engine,
-        state.parse,
-        state.matcher.embedder,
-        tenant_id=user.tenant_id,
-        actor=user.principal.actor,
-        document=document,
-        origin={"from": kind, "incident_id": incident_id, "by": user.principal.actor},
-    )
     return back_to(
         f"/ui/runbooks/{saved.runbook.id}",
         notice="Drafted: review every step, then publish it.",
