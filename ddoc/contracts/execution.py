@@ -55,6 +55,7 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"
     ROLLED_BACK = "rolled_back"
     UNKNOWN = "unknown"
+    VERIFICATION_FAILED = "verification_failed"  # it ran, but its `verify` check did not pass
 
 
 class DecisionKind(StrEnum):
@@ -92,6 +93,17 @@ class BranchSnapshot:
 
 
 @dataclass
+class CheckSnapshot:
+    """A step's precheck or verification: a read-only command and what it must give, retried
+    every `interval_seconds` for up to `within_seconds` (see `ddoc.runbooks.model.Check`)."""
+
+    command: str
+    expect: dict[str, Any] = field(default_factory=lambda: {"exit_code": 0})
+    within_seconds: int = 0
+    interval_seconds: int = 10
+
+
+@dataclass
 class StepSnapshot:
     """A runbook step as parsed, frozen into the execution's input."""
 
@@ -105,6 +117,8 @@ class StepSnapshot:
     rollback_suggested: bool = False  # derived by us, not written in the runbook
     branches: list[BranchSnapshot] = field(default_factory=list)
     dry_run_command: str | None = None  # the side-effect-free form, when one is known
+    precheck: CheckSnapshot | None = None
+    verify: CheckSnapshot | None = None
 
 
 @dataclass

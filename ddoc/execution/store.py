@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from ddoc.contracts.execution import (
     AlertContext,
     BranchSnapshot,
+    CheckSnapshot,
     ExecutionInput,
     ExecutionMode,
     ExecutionPolicy,
@@ -48,7 +49,7 @@ from ddoc.platform.tables import (
     Runbook,
     RunbookVersion,
 )
-from ddoc.runbooks.model import ParsedRunbook, RiskClass, RollbackOrigin, Step
+from ddoc.runbooks.model import Check, ParsedRunbook, RiskClass, RollbackOrigin, Step
 from ddoc.runbooks.risk import RuleSet, classify_command
 from ddoc.runbooks.risk import tenant as tenant_rules
 
@@ -146,6 +147,21 @@ def _snapshot(step: Step, rules: RuleSet | None) -> StepSnapshot:
             for b in step.branches
         ],
         dry_run_command=dry_run_form(step.command) if step.command else None,
+        precheck=_check(step.precheck, rules) if step.command else None,
+        verify=_check(step.verify, rules) if step.command else None,
+    )
+
+
+def _check(check: Check | None, rules: RuleSet | None) -> CheckSnapshot | None:
+    """A check as the workflow runs it, only when it is read-only under the tenant's rules as
+    they are now (the parser refused the others; a tenant rule may have changed since)."""
+    if check is None or classify_command(check.command, rules).level != RiskClass.GREEN:
+        return None
+    return CheckSnapshot(
+        command=check.command,
+        expect=dict(check.expect),
+        within_seconds=check.within_seconds,
+        interval_seconds=max(1, check.interval_seconds),
     )
 
 

@@ -67,6 +67,33 @@ class Branch:
 
 
 @dataclass
+class Check:
+    """A read-only command run before a change (``precheck``) or after it (``verify``), and the
+    result it must give. ``expect`` is one of ``{"exit_code": 0}``, ``{"output_pattern": "…"}``
+    (a substring of the output) or ``{"threshold": {"op": "<=", "value": 5}}`` (the first number
+    in the output compared to ``value``). It is retried every ``interval_seconds`` until it passes
+    or ``within_seconds`` have passed (0: one try). Always green: a check that changes anything
+    is refused by the parser."""
+
+    command: str
+    expect: dict[str, Any] = field(default_factory=lambda: {"exit_code": 0})
+    within_seconds: int = 0
+    interval_seconds: int = 10
+    text: str = ""  # the words it came from ("you should see …")
+    source: SourceSpan | None = None
+
+
+@dataclass
+class Mitigation:
+    """When the runbook's incident counts as mitigated: its alert resolved within
+    ``within_seconds`` of the execution's end, or (when given) a check passes."""
+
+    alert_resolved: bool = True
+    within_seconds: int = 1800
+    check: Check | None = None
+
+
+@dataclass
 class Step:
     id: str
     text: str
@@ -78,6 +105,8 @@ class Step:
     risk_reason: str | None = None
     rollback: Rollback | None = None
     branches: list[Branch] = field(default_factory=list)
+    precheck: Check | None = None  # run right before the change; a failure stops it
+    verify: Check | None = None  # run after the change; a failure offers its rollback
 
 
 @dataclass
@@ -128,6 +157,7 @@ class ParsedRunbook:
     parser: str = "deterministic"  # deterministic | ai
     warnings: list[str] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    mitigated_when: Mitigation | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,7 +194,31 @@ class ParsedRunbook:
             parser=data.get("parser", "deterministic"),
             warnings=list(data.get("warnings", [])),
             schema_version=data.get("schema_version", SCHEMA_VERSION),
+            mitigated_when=_mitigation_from_dict(data.get("mitigated_when")),
         )
+
+
+def check_from_dict(data: dict[str, Any] | None) -> Check | None:
+    if not data:
+        return None
+    return Check(
+        command=data["command"],
+        expect=dict(data.get("expect") or {"exit_code": 0}),
+        within_seconds=int(data.get("within_seconds", 0)),
+        interval_seconds=int(data.get("interval_seconds", 10)),
+        text=data.get("text", ""),
+        source=SourceSpan(**data["source"]) if data.get("source") else None,
+    )
+
+
+def _mitigation_from_dict(data: dict[str, Any] | None) -> Mitigation | None:
+    if not data:
+        return None
+    return Mitigation(
+        alert_resolved=bool(data.get("alert_resolved", True)),
+        within_seconds=int(data.get("within_seconds", 1800)),
+        check=check_from_dict(data.get("check")),
+    )
 
 
 def _step_from_dict(data: dict[str, Any]) -> Step:
@@ -186,4 +240,6 @@ def _step_from_dict(data: dict[str, Any]) -> Step:
         if rollback
         else None,
         branches=[Branch(**b) for b in data.get("branches", [])],
+        precheck=check_from_dict(data.get("precheck")),
+        verify=check_from_dict(data.get("verify")),
     )

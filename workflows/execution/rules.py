@@ -6,6 +6,7 @@ what they say, and tests/test_execution_rules.py checks them without a server.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from temporalio import workflow
@@ -78,6 +79,51 @@ def branch_matches(check: dict[str, Any], result: CommandResult) -> bool:
         return result.exit_code != 0
     pattern = check.get("output_pattern")
     return isinstance(pattern, str) and pattern in result.output
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_COMPARE = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+def check_passes(expect: dict[str, Any], result: CommandResult) -> bool:
+    """A precheck's or verification's expectation against its command's result. An output
+    pattern or a threshold also needs the command to have exited 0 (a failed command's output
+    proves nothing); an expectation this version does not know never passes."""
+    if result.timed_out:
+        return False
+    if "exit_code" in expect:
+        return bool(result.exit_code == expect["exit_code"])
+    if result.exit_code != 0:
+        return False
+    if "output_pattern" in expect:
+        pattern = expect["output_pattern"]
+        return isinstance(pattern, str) and pattern in result.output
+    threshold = expect.get("threshold")
+    if isinstance(threshold, dict) and threshold.get("op") in _COMPARE:
+        found = _NUMBER.search(result.output)
+        if found is None:
+            return False
+        return bool(_COMPARE[threshold["op"]](float(found.group()), float(threshold["value"])))
+    return False
+
+
+def expectation(expect: dict[str, Any]) -> str:
+    """What a check expects, in words (the trail's detail)."""
+    if "exit_code" in expect:
+        return f"exit {expect['exit_code']}"
+    if "output_pattern" in expect:
+        return f"output containing {expect['output_pattern']!r}"
+    threshold = expect.get("threshold")
+    if isinstance(threshold, dict):
+        return f"a number {threshold.get('op')} {threshold.get('value')}"
+    return f"{expect} (not understood)"
 
 
 def feeds_decision(steps: list[StepSnapshot], index: int) -> bool:
