@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import psycopg
@@ -35,7 +35,11 @@ from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.settings import Settings, TemporalSettings
 from ddoc.platform import db, tenancy
 from ddoc.platform.embedded import EmbeddedPostgres, bin_path
+from tests.fakes.pagerduty import FakePagerDuty
 from worker.main import ACTIVITY_THREADS, build_worker
+
+if TYPE_CHECKING:
+    from tests.engine_harness import Harness
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -259,3 +263,26 @@ def store_runbooks(engine: Engine, tenant_id: str, documents: dict[str, str]) ->
             actor="test",
             embedder=embedder,
         )
+
+
+@pytest.fixture
+def pagerduty() -> Iterator[FakePagerDuty]:
+    with FakePagerDuty() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def harness(
+    time_skipping_env: WorkflowEnvironment,
+    engine: Engine,
+    pagerduty: FakePagerDuty,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Harness]:
+    """The execution workflow on the time-skipping server, with a control worker and an agent
+    for one test's tenant (tests/engine_harness.py)."""
+    from tests.engine_harness import record_histories, running
+
+    async with running(time_skipping_env.client, engine, pagerduty_url=pagerduty.url) as h:
+        yield h
+        if os.environ.get("DDOC_RECORD_HISTORIES"):
+            await record_histories(h, request.node.name)

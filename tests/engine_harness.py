@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
 from agent_worker.commands import CommandActivities
@@ -40,6 +43,7 @@ from ddoc.platform import tenancy
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import (
     Branch,
+    Check,
     ParsedRunbook,
     RiskClass,
     Rollback,
@@ -48,8 +52,13 @@ from ddoc.runbooks.model import (
     Step,
     StepKind,
 )
+from ddoc.runbooks.risk import tenant as tenant_rules
+from tests.conftest import eventually
+from tests.fakes.pagerduty import FakePagerDuty
 from worker.main import ACTIVITY_THREADS, build_worker
 from workflows.execution import RunbookExecutionWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
 
 RESPONDER = Actor("api_key:rita", "Rita", "api", ["responder"])
 RESPONDER_2 = Actor("api_key:raj", "Raj", "api", ["responder"])
@@ -67,6 +76,8 @@ def cmd(
     *,
     rollback: str | None = None,
     suggested: bool = False,
+    precheck: Check | None = None,
+    verify: Check | None = None,
 ) -> Step:
     return Step(
         id=step_id,
@@ -84,6 +95,8 @@ def cmd(
         )
         if rollback
         else None,
+        precheck=precheck,
+        verify=verify,
     )
 
 
@@ -223,6 +236,7 @@ class Harness:
                 command_timeout_seconds=30,
                 agent_offline_timeout_seconds=agent_offline_timeout_seconds,
                 policy=execution_policy or policy(),
+                rules=tenant_rules.risk_rules(session, self.tenant_id),
                 started_by=started_by,
             )
             executions.create(session, inp=inp, started_by=started_by or "alert")
@@ -286,3 +300,50 @@ async def _all(workers: list[Worker]) -> AsyncIterator[None]:
         return
     async with workers[0], _all(workers[1:]):
         yield
+
+
+async def record_histories(harness: Harness, test_name: str) -> None:
+    """`DDOC_RECORD_HISTORIES=<release> pytest tests/test_copilot_engine.py` records the
+    histories tests/test_replay.py replays (only those of finished executions) into
+    tests/histories/<release>/. Earlier releases' histories are kept, never re-recorded: a
+    release name that already has a history fails."""
+    release = os.environ["DDOC_RECORD_HISTORIES"]
+    assert re.fullmatch(r"[0-9]+-[a-z0-9-]+", release), "a release name like 3-short-summary"
+    name = re.sub(r"[^a-z0-9]+", "_", test_name.removeprefix("test_").lower()).strip("_")
+    for index, execution_id in enumerate(harness.started):
+        handle = harness.client.get_workflow_handle(execution_id)
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            continue
+        history = await handle.fetch_history()
+        path = HISTORIES / release / f"{name}_{index}.json"
+        assert not path.exists(), f"{path} is an earlier recording: record under a new release"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(history.to_json())
+
+
+async def paged(pagerduty: FakePagerDuty, count: int) -> list[dict[str, Any]]:
+    """The pages received, once there are `count` (polled: the worker runs in this loop)."""
+
+    async def received() -> list[dict[str, Any]] | None:
+        return list(pagerduty.events) if len(pagerduty.events) >= count else None
+
+    found = await eventually(received)
+    assert found is not None
+    return found
+
+
+def set_levels(harness: Harness, *levels: tuple[str, str]) -> None:
+    with Session(harness.engine) as session:
+        tenancy.update_settings(
+            session,
+            tenant_id=harness.tenant_id,
+            changes={
+                "execution_policy": {
+                    "escalation_levels": [
+                        {"name": name, "pagerduty_routing_key": key} for name, key in levels
+                    ]
+                }
+            },
+            actor="test",
+        )
+        session.commit()

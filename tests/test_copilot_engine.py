@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
 from temporalio.api.enums.v1 import RetryState
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -33,9 +30,7 @@ from ddoc.contracts.execution import (
     ExecutionStatus,
     StepStatus,
 )
-from ddoc.platform import tenancy
 from ddoc.runbooks.model import Branch, Variable, VariableSource
-from tests.conftest import eventually
 from tests.engine_harness import (
     APPROVER,
     APPROVER_2,
@@ -47,65 +42,18 @@ from tests.engine_harness import (
     cmd,
     decision,
     manual,
+    paged,
     policy,
+    record_histories,
     running,
+    set_levels,
 )
 from tests.fakes.pagerduty import FakePagerDuty
 from workflows.execution import RunbookExecutionWorkflow
 
 D = DecisionKind
-HISTORIES = Path(__file__).parent / "histories"
 ROUTING_L2 = "L2ROUTINGKEY00000000000000000000"
 ROUTING_L3 = "L3ROUTINGKEY00000000000000000000"
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[FakePagerDuty]:
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def harness(
-    time_skipping_env: WorkflowEnvironment,
-    engine: Engine,
-    pagerduty: FakePagerDuty,
-    request: pytest.FixtureRequest,
-) -> AsyncIterator[Harness]:
-    async with running(time_skipping_env.client, engine, pagerduty_url=pagerduty.url) as h:
-        yield h
-        if os.environ.get("DDOC_RECORD_HISTORIES"):
-            await record_histories(h, request.node.name)
-
-
-async def record_histories(harness: Harness, test_name: str) -> None:
-    """`DDOC_RECORD_HISTORIES=<release> pytest tests/test_copilot_engine.py` records the
-    histories tests/test_replay.py replays (only those of finished executions) into
-    tests/histories/<release>/. Earlier releases' histories are kept, never re-recorded: a
-    release name that already has a history fails."""
-    release = os.environ["DDOC_RECORD_HISTORIES"]
-    assert re.fullmatch(r"[0-9]+-[a-z0-9-]+", release), "a release name like 3-short-summary"
-    name = re.sub(r"[^a-z0-9]+", "_", test_name.removeprefix("test_").lower()).strip("_")
-    for index, execution_id in enumerate(harness.started):
-        handle = harness.client.get_workflow_handle(execution_id)
-        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-            continue
-        history = await handle.fetch_history()
-        path = HISTORIES / release / f"{name}_{index}.json"
-        assert not path.exists(), f"{path} is an earlier recording: record under a new release"
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(history.to_json())
-
-
-async def paged(pagerduty: FakePagerDuty, count: int) -> list[dict[str, Any]]:
-    """The pages received, once there are `count` (polled: the worker runs in this loop)."""
-
-    async def received() -> list[dict[str, Any]] | None:
-        return list(pagerduty.events) if len(pagerduty.events) >= count else None
-
-    found = await eventually(received)
-    assert found is not None
-    return found
 
 
 def lines(path: Path) -> list[str]:
@@ -697,23 +645,6 @@ async def test_agent_offline_is_shown_escalated_and_never_fails_silently(
     assert result.steps[0].status == StepStatus.SKIPPED
     assert result.steps[0].detail == "skipped by Rita"
     assert result.status == ExecutionStatus.SUCCEEDED
-
-
-def set_levels(harness: Harness, *levels: tuple[str, str]) -> None:
-    with Session(harness.engine) as session:
-        tenancy.update_settings(
-            session,
-            tenant_id=harness.tenant_id,
-            changes={
-                "execution_policy": {
-                    "escalation_levels": [
-                        {"name": name, "pagerduty_routing_key": key} for name, key in levels
-                    ]
-                }
-            },
-            actor="test",
-        )
-        session.commit()
 
 
 async def test_cancellation_mid_command_stops_it_and_still_undoes(

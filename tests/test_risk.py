@@ -246,6 +246,15 @@ def test_tenant_rules_apply_per_simple_command() -> None:
     assert redirected.level is R
 
 
+def test_a_tenant_rule_decides_a_script_a_shell_runs() -> None:
+    rules = load_tenant_rules(
+        "rules:\n  - {id: acme.check, match: 'acme/check\\.sh$', risk: green, reason: reads}\n"
+    )
+    for command in ("sh /opt/acme/check.sh", "bash /opt/acme/check.sh", "/opt/acme/check.sh"):
+        assert classify_command(command, rules).parts[0].rule == "acme.check", command
+    assert classify_command("sh /opt/other/fix.sh", rules).level is Y
+
+
 def test_tenant_red_rule_needs_no_reason() -> None:
     rules = load_tenant_rules("rules:\n  - {id: t.red, match: '^uptime', risk: red}\n")
     assessment = classify_command("uptime", rules)

@@ -22,6 +22,7 @@ from enum import StrEnum
 from ddoc.contracts.execution import (
     NEITHER,
     Awaiting,
+    AwaitKind,
     Decision,
     DecisionKind,
     ExecutionMode,
@@ -95,7 +96,9 @@ def refusal(
             + ", ".join(awaiting.allowed),
         )
     needs_approver = awaiting.role == Role.APPROVER and not holds(actor.roles, Role.APPROVER)
-    if kind in (DecisionKind.APPROVE, DecisionKind.RETRY) and needs_approver:
+    # Going on past a red step's failed verification is an approver's call, like running it.
+    goes_on = kind == DecisionKind.DONE and awaiting.kind == AwaitKind.VERIFICATION
+    if (kind in (DecisionKind.APPROVE, DecisionKind.RETRY) or goes_on) and needs_approver:
         return Refusal(
             RefusalCode.FORBIDDEN, f"step {decision.step_id} is red: it needs the approver role"
         )

@@ -82,6 +82,7 @@ class AwaitKind(StrEnum):
     DONE = "done"  # read-along or manual step: do it, then say so
     OUTCOME = "outcome"  # the agent was lost mid-step: did it happen?
     AGENT = "agent"  # no agent is polling the task queue
+    VERIFICATION = "verification"  # the change ran but its check failed: roll back, or decide
 
 
 @dataclass

@@ -60,7 +60,13 @@ MAX_AWAITING_SHOWN = 3
 HANDOFF_ITEMS = 12  # per section of the handoff
 
 FINISHED_STEP = frozenset(
-    {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.ROLLED_BACK}
+    {
+        StepStatus.SUCCEEDED,
+        StepStatus.FAILED,
+        StepStatus.SKIPPED,
+        StepStatus.ROLLED_BACK,
+        StepStatus.VERIFICATION_FAILED,
+    }
 )
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -87,6 +93,7 @@ _STEP_WORDS = {
     StepStatus.SKIPPED: "skipped",
     StepStatus.ROLLED_BACK: "rolled back",
     StepStatus.UNKNOWN: "outcome unknown",
+    StepStatus.VERIFICATION_FAILED: "ran, but its verification failed",
 }
 _AWAIT_WORDS = {
     AwaitKind.APPROVAL: "awaiting approval",
@@ -95,6 +102,7 @@ _AWAIT_WORDS = {
     AwaitKind.DONE: "waiting to be done by hand",
     AwaitKind.OUTCOME: "outcome unknown: check, then decide",
     AwaitKind.AGENT: "waiting for an agent",
+    AwaitKind.VERIFICATION: "verification failed: roll back, or decide",
 }
 _STATUS_PLAIN = {
     ExecutionStatus.RUNNING: "running",
@@ -461,7 +469,9 @@ def _finished_summary(finished: list[StepView]) -> str:
         counts[step.status] = counts.get(step.status, 0) + 1
     parts = [f"{n} {_STEP_WORDS[status]}" for status, n in counts.items()]
     line = f"✔ {len(finished)} finished steps: " + ", ".join(parts)
-    failed = [s.id for s in finished if s.status == StepStatus.FAILED]
+    failed = [
+        s.id for s in finished if s.status in (StepStatus.FAILED, StepStatus.VERIFICATION_FAILED)
+    ]
     if failed:
         names = ", ".join(_esc(f, 40) for f in failed[:10])
         line += f" (failed: {names}{', …' if len(failed) > 10 else ''})"
@@ -477,7 +487,12 @@ def _step_text(step: StepView, *, current: bool) -> str:
     words = _STEP_WORDS[step.status]
     if step.awaiting is not None and step.status not in FINISHED_STEP:
         words = _AWAIT_WORDS[step.awaiting.kind]
-    outcomes = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.UNKNOWN)
+    outcomes = (
+        StepStatus.SUCCEEDED,
+        StepStatus.FAILED,
+        StepStatus.UNKNOWN,
+        StepStatus.VERIFICATION_FAILED,
+    )
     if step.exit_code is not None and step.status in outcomes:
         words += f" (exit {_esc(step.exit_code, 12)})"
     parts = [step_id]

@@ -10,7 +10,8 @@ agent polls, the step waits visibly and escalates; nothing is lost.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import builtins
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -34,8 +35,10 @@ with workflow.unsafe.imports_passed_through():
         satisfied,
     )
     from ddoc.contracts.execution import (
+        Actor,
         Awaiting,
         AwaitKind,
+        CheckSnapshot,
         Classification,
         ClassifyRequest,
         CommandRequest,
@@ -59,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.execution.waits import HumanWaits
 
 _D = DecisionKind
+_AUTOPILOT = Actor(user_id="autopilot", display_name="autopilot", source="temporal")
+# Patches (workflow.patched): a step with a precheck or a verify check (new since issue 19).
+VERIFIED_STEPS = "verified-steps"
 
 
 class CommandSteps:
@@ -136,6 +142,8 @@ class CommandSteps:
                     edited_by = decision.actor.user_id
                     continue
             break
+        if step.precheck is not None and not dry and not await self._precheck(step, state):
+            return
         await self._execute(step, state, rendered, risk, index, dry=dry)
 
     async def _approval(
@@ -275,6 +283,21 @@ class CommandSteps:
             await self._trail.set_status(ExecutionStatus.RUNNING)
         self._run.last_result = result
         detail = "timed out" if result.timed_out else None
+        if result.exit_code == 0 and step.verify is not None and not dry:
+            # The change ran: its undo is registered before it is verified, so a rollback
+            # decided while (or because) the verification fails undoes it.
+            workflow.patched(VERIFIED_STEPS)
+            await self._trail.set(
+                state,
+                StepStatus.RUNNING,
+                f"ran (exit 0); verifying: {rules.expectation(step.verify.expect)}",
+                exit_code=0,
+                output=result.output,
+                truncated=result.truncated,
+            )
+            self._saga.register(step, risk, dry=dry)
+            await self._verify(step, state, risk)
+            return
         if result.exit_code == 0:
             await self._trail.set(
                 state,
@@ -310,26 +333,191 @@ class CommandSteps:
                 if handle.done():
                     result: CommandResult = await handle
                     return result
-                decision = self._run.inbox.pop(0)
-                offline = state.awaiting is not None and state.awaiting.kind == AwaitKind.AGENT
-                why = refusal(decision, state.awaiting if offline else None)
-                reason = why.reason if why else None
-                if why is not None and why.code == RefusalCode.NOT_AWAITING and not offline:
-                    reason = f"step {state.step_id} is running: only abort or rollback now"
-                if reason is None and self._run.compensating and decision.decision == _D.ROLLBACK:
-                    reason = "already rolling back"
-                if reason is not None:
-                    await self._waits.refused(state, decision, reason)
-                    continue
-                self._waits.accept(state, decision)
-                if decision.decision in EXECUTION_DECISIONS:
-                    self._run.stop = decision
-                else:
-                    self._run.skipped_offline = decision
-                handle.cancel()
+                if await self._interrupts(state, self._run.inbox.pop(0)):
+                    handle.cancel()
         except asyncio.CancelledError:
             handle.cancel()  # the workflow itself is cancelled: so is its command
             raise
+
+    async def _interrupts(self, state: StepState, decision: Decision) -> bool:
+        """A decision that arrives while the step's command (or check) runs: abort or rollback
+        stop the execution, a skip is taken while no agent took the step; anything else is
+        refused on the record. True when it was taken."""
+        offline = state.awaiting is not None and state.awaiting.kind == AwaitKind.AGENT
+        why = refusal(decision, state.awaiting if offline else None)
+        reason = why.reason if why else None
+        if why is not None and why.code == RefusalCode.NOT_AWAITING and not offline:
+            reason = f"step {state.step_id} is running: only abort or rollback now"
+        if reason is None and self._run.compensating and decision.decision == _D.ROLLBACK:
+            reason = "already rolling back"
+        if reason is not None:
+            await self._waits.refused(state, decision, reason)
+            return False
+        self._waits.accept(state, decision)
+        if decision.decision in EXECUTION_DECISIONS:
+            self._run.stop = decision
+        else:
+            self._run.skipped_offline = decision
+        return True
+
+    # -- checks ------------------------------------------------------------------------
+
+    async def _precheck(self, step: StepSnapshot, state: StepState) -> bool:
+        """The step's precheck, right before its change (after the approvals, so what it saw
+        is still true when the change runs). False: the change must not run."""
+        assert step.precheck is not None
+        workflow.patched(VERIFIED_STEPS)
+        await self._trail.set(
+            state, StepStatus.RUNNING, f"precheck: {rules.expectation(step.precheck.expect)}"
+        )
+        outcome = await self._check(state, step.precheck, "precheck")
+        if outcome is None:
+            await self._trail.set(state, StepStatus.SKIPPED, "stopped during its precheck")
+            return False
+        passed, said = outcome
+        if passed:
+            await self._trail.set(state, StepStatus.RUNNING, said, event="step.precheck_passed")
+            return True
+        await self._trail.set(
+            state,
+            StepStatus.FAILED,
+            f"{said}: the change did not run",
+            event="step.precheck_failed",
+        )
+        self._run.failed = state.step_id
+        return False
+
+    async def _verify(self, step: StepSnapshot, state: StepState, risk: RiskClass) -> None:
+        """After the change: verified, the step succeeds. Not verified: in autopilot its undo
+        (and the others') runs by itself and a human is paged; in copilot the rollback is
+        offered first, beside retrying the check, going on anyway, or aborting."""
+        assert step.verify is not None
+        run, inp = self._run, self._run.input
+        while True:
+            outcome = await self._check(state, step.verify, "verify")
+            if outcome is None:
+                assert run.stop is not None
+                await self._trail.set(
+                    state,
+                    StepStatus.SUCCEEDED,
+                    f"ran (exit 0); verification stopped by {run.stop.actor.display_name}",
+                )
+                return
+            passed, said = outcome
+            if passed:
+                await self._trail.set(state, StepStatus.SUCCEEDED, said, event="step.verified")
+                return
+            undoable = any(c.step_id == step.id for c in run.compensations)
+            if inp.mode == ExecutionMode.AUTOPILOT:
+                await self._trail.set(
+                    state, StepStatus.VERIFICATION_FAILED, said, event="step.verification_failed"
+                )
+                if undoable:
+                    run.stop = Decision(step_id=step.id, decision=_D.ROLLBACK, actor=_AUTOPILOT)
+                else:
+                    run.failed = step.id
+                await self._waits.escalate(
+                    1,
+                    step.id,
+                    f"autopilot: step {step.id} ran but its verification failed ({said}); "
+                    + ("rolling back" if undoable else "it has no rollback: a human must look"),
+                )
+                return
+            decision = await self._waits.ask(
+                state,
+                Awaiting(
+                    kind=AwaitKind.VERIFICATION,
+                    allowed=[_D.ROLLBACK, _D.RETRY, _D.DONE, _D.ABORT],
+                    role=role_for(risk),
+                    message=rules.verification_prompt(said, undoable=undoable),
+                ),
+                status=StepStatus.VERIFICATION_FAILED,
+                detail=said,
+            )
+            if decision is None:
+                return  # rolled back or aborted: the step keeps its failed verification
+            if decision.decision == _D.DONE:
+                await self._trail.set(
+                    state,
+                    StepStatus.SUCCEEDED,
+                    f"{said}; going on anyway, said {decision.actor.display_name}",
+                )
+                return
+            # retry: the check runs again, with its whole window
+
+    async def _check(
+        self, state: StepState, check: CheckSnapshot, phase: str
+    ) -> tuple[bool, str] | None:
+        """Run a check until it passes or its window is over: (passed, what happened). None
+        when a human stopped the execution meanwhile. Checks are read-only (the parser and the
+        snapshot refuse the others), so they are retried like any green command."""
+        inp = self._run.input
+        queue = agent_task_queue(inp.tenant_id, inp.environment)
+        rendered = render_command(check.command, inp.variables, self._run.values)
+        expected = rules.expectation(check.expect)
+        if rendered.missing:
+            return False, f"{phase} needs a value for {', '.join(rendered.missing)}"
+        started = workflow.now()
+        attempt = 0
+        while True:
+            attempt += 1
+            await self._trail.flush()
+            handle = workflow.start_activity(
+                names.RUN_COMMAND,
+                CommandRequest(
+                    execution_id=inp.execution_id,
+                    step_id=f"{state.step_id}.{phase}",
+                    command=rendered.command,
+                    env=rendered.env,
+                    timeout_seconds=inp.command_timeout_seconds,
+                ),
+                result_type=CommandResult,
+                task_queue=queue,
+                schedule_to_start_timeout=timedelta(seconds=inp.agent_offline_timeout_seconds),
+                start_to_close_timeout=timedelta(seconds=inp.command_timeout_seconds)
+                + timeouts.COMMAND_START_TO_CLOSE_MARGIN,
+                heartbeat_timeout=timedelta(seconds=inp.policy.heartbeat_timeout_seconds),
+                retry_policy=timeouts.GREEN_COMMAND_RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                summary=story.check_summary(state.step_id, phase, rendered.command, attempt),
+            )
+            try:
+                result = await self._running(state, handle)
+            except ActivityError as err:
+                if isinstance(err.cause, CancelledError):
+                    if workflow.cancellation_reason() is not None:
+                        raise
+                    return None
+                passed, gave = False, f"could not run ({err.cause})"
+            else:
+                passed, gave = rules.check_passes(check.expect, result), rules.check_gave(result)
+            tries = f"{attempt} tr{'y' if attempt == 1 else 'ies'}"
+            if passed:
+                return True, f"{phase} passed after {tries}: {expected}"
+            # Tries at 0, 1, 2 … intervals, as long as they fall within the window.
+            if attempt * check.interval_seconds > check.within_seconds:
+                window = f" in {story.duration(check.within_seconds)}" if attempt > 1 else ""
+                return False, f"{phase} failed after {tries}{window}: expected {expected}, {gave}"
+            next_try = started + timedelta(seconds=attempt * check.interval_seconds)
+            if not await self._pause(state, phase, next_try, check.interval_seconds):
+                return None
+
+    async def _pause(self, state: StepState, phase: str, deadline: datetime, seconds: int) -> bool:
+        """Wait until a check's next try; an abort or rollback meanwhile ends it (False)."""
+        summary = story.pause_summary(state.step_id, phase, seconds)
+        while self._run.stop is None:
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return True
+            await self._trail.flush()
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._run.inbox), timeout=remaining, timeout_summary=summary
+                )
+            except builtins.TimeoutError:
+                return True
+            await self._interrupts(state, self._run.inbox.pop(0))
+        return False
 
     async def _stopped_while_running(self, state: StepState, read_only: bool) -> None:
         skipped, self._run.skipped_offline = self._run.skipped_offline, None

@@ -57,11 +57,12 @@ def stopped_step(
     status: StepStatus, detail: str | None, decision: Decision
 ) -> tuple[StepStatus, str]:
     """The step a human was asked about when they aborted or rolled back the execution: skipped,
-    unless its outcome was already unknown (then it stays unknown: it may have run)."""
+    unless it may have run or did run (an unknown outcome, a failed verification): then it keeps
+    its status."""
     verb = "aborted" if decision.decision == _D.ABORT else "rolled back"
     said = f"{verb} by {decision.actor.display_name}"
-    if status == StepStatus.UNKNOWN:
-        return StepStatus.UNKNOWN, f"{detail}; {said}"
+    if status in (StepStatus.UNKNOWN, StepStatus.VERIFICATION_FAILED):
+        return status, f"{detail}; {said}"
     return StepStatus.SKIPPED, said
 
 
@@ -124,6 +125,26 @@ def expectation(expect: dict[str, Any]) -> str:
     if isinstance(threshold, dict):
         return f"a number {threshold.get('op')} {threshold.get('value')}"
     return f"{expect} (not understood)"
+
+
+def check_gave(result: CommandResult) -> str:
+    """What a check's command gave, in a few words (its output's last line, clipped)."""
+    if result.timed_out:
+        return "it timed out"
+    lines = [line.strip() for line in result.output.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    shown = f": {last[:120]}{'…' if len(last) > 120 else ''}" if last else " with no output"
+    return f"got exit {result.exit_code}{shown}"
+
+
+def verification_prompt(said: str, *, undoable: bool) -> str:
+    """What a copilot asks when a change ran and its verification failed: the rollback first."""
+    undo = (
+        "Roll back (recommended: undoes this step, then the ones before it)"
+        if undoable
+        else "This step has no rollback: roll back undoes the steps before it"
+    )
+    return f"{said}. {undo}; or retry the verification, go on anyway (done), or abort."
 
 
 def feeds_decision(steps: list[StepSnapshot], index: int) -> bool:

@@ -40,6 +40,7 @@ _ICONS = {
     StepStatus.SKIPPED: "↷",
     StepStatus.ROLLED_BACK: "↺",
     StepStatus.UNKNOWN: "?",
+    StepStatus.VERIFICATION_FAILED: "⚠",
 }
 
 
@@ -71,6 +72,15 @@ def command_summary(
     """The agent's command activity: `s3 · run: kubectl rollout restart deploy/api`."""
     verb = "dry run" if dry else f"undo {undoes}" if undoes else "run"
     return f"{step_id} · {verb}: {short(command)}"
+
+
+def check_summary(step_id: str, phase: str, command: str, attempt: int) -> str:
+    """A precheck's or verification's try: `s3 · verify (try 2): kubectl rollout status …`."""
+    return f"{step_id} · {phase} (try {attempt}): {short(command)}"
+
+
+def pause_summary(step_id: str, phase: str, seconds: int) -> str:
+    return f"{step_id} {phase} failed: tries again in {duration(seconds)}"
 
 
 def classify_summary(step_id: str, command: str) -> str:
