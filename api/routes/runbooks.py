@@ -30,6 +30,7 @@ from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.risk import tenant as tenant_rules
 from ddoc.trust import learning
 from ddoc.trust import levels as trust
+from ddoc.trust import outcomes as graded
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
@@ -93,6 +94,11 @@ class RunbookOut(BaseModel):
     )
     origin: dict[str, Any] | None = Field(
         default=None, description="What a drafted runbook was drafted from (kind, incident)"
+    )
+    outcomes: graded.OutcomesView | None = Field(
+        default=None,
+        description="Graded alert-started runs: did the alert resolve and stay resolved "
+        "(GET /runbooks/{id} only)",
     )
 
 
@@ -338,7 +344,8 @@ def list_runbooks(
 
 @router.get(
     "/{runbook_id}",
-    summary="A runbook with its parsed structure (latest or ?version=N), URLs and learned triggers",
+    summary="A runbook with its parsed structure (latest or ?version=N), URLs, learned triggers "
+    "and graded outcomes",
 )
 def get_runbook(
     runbook_id: str,
@@ -351,9 +358,11 @@ def get_runbook(
         session, tenant_id=principal.tenant_id, runbook_id=runbook_id, number=version
     )
     triggers = learned.for_runbook(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
-    return runbook_out(
+    out = runbook_out(
         runbook, row, triggers=[LearnedTriggerOut(**learned.view(t)) for t in triggers]
     )
+    out.outcomes = graded.outcomes(session, runbook=runbook)
+    return out
 
 
 @router.delete(

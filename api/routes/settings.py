@@ -53,8 +53,8 @@ class SettingsIn(BaseModel):
     trust_policy: dict[str, Any] | None = Field(
         default=None,
         description="Promotion guards: copilot_min_rehearsals, autopilot_min_successes, "
-        "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure "
-        "(ddoc/trust/levels.py has the defaults)",
+        "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure, "
+        "autopilot_min_resolved_ratio (0..1) (ddoc/trust/levels.py has the defaults)",
     )
     runbook_url_rules: list[dict[str, str]] | None = Field(
         default=None,

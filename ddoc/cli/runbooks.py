@@ -239,7 +239,25 @@ def cmd_show(args: argparse.Namespace, client: ApiClient) -> int:
             f"learned {trigger['id']}: {trigger['fingerprint']}  (picked by "
             f"{trigger['created_by_name']}{incident} on {trigger['created_at'][:10]})"
         )
+    _print_outcomes(runbook.get("outcomes"))
     return 0
+
+
+def _print_outcomes(graded: dict[str, Any] | None) -> None:
+    if not graded:
+        return
+    counts = graded["counts"]
+    print(
+        f"outcomes (alert resolved within {graded['window_seconds']} s, not back in 24 h): "
+        f"{counts['mitigated']} mitigated, {counts['recurred']} recurred, "
+        f"{counts['not_resolved']} not resolved, {counts['pending']} pending; "
+        f"{graded['overridden']} overridden"
+    )
+    for run in graded["recent"][:10]:
+        grade = run["grade"] + (f" ({run['waiting_for']})" if run["waiting_for"] else "")
+        again = f" as {run['recurred_incident_id']}" if run["recurred_incident_id"] else ""
+        overrides = f"  overridden: {', '.join(run['reasons'])}" if run["overridden"] else ""
+        print(f"  {run['execution_id']}  {run['incident_id']}  {grade}{again}{overrides}")
 
 
 def cmd_forget(args: argparse.Namespace, client: ApiClient) -> int:

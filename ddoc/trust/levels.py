@@ -10,7 +10,13 @@ guards and is audited as such. Moving down needs no evidence. Every change is ke
      "autopilot_min_successes": 10,      # successful copilot or autopilot executions
      "autopilot_clean_window": 10,       # none of the last N of those failed or rolled back
      "autopilot_requires_red_rollbacks": true,
+     "autopilot_min_resolved_ratio": 0.8,  # of the graded alert-started runs, mitigated
      "demote_on_failure": true}
+
+`resolves_alert` weighs the graded outcomes of the recent alert-started runs
+(ddoc/trust/outcomes.py): a runbook whose runs succeed but do not make their alert go away, or
+whose alert comes back within 24 h, does not reach autopilot however many runs succeeded. A
+ratio of 0 turns it off.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ddoc.platform import audit
 from ddoc.platform.tables import Execution, Runbook, TrustChange
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import ParsedRunbook, RiskClass
+from ddoc.trust import outcomes
 
 SETTINGS_KEY = "trust_policy"
 LEVELS = (ExecutionMode.READ_ALONG, ExecutionMode.COPILOT, ExecutionMode.AUTOPILOT)
@@ -51,6 +58,7 @@ class TrustPolicy:
     autopilot_clean_window: int = 10
     autopilot_requires_red_rollbacks: bool = True
     demote_on_failure: bool = True
+    autopilot_min_resolved_ratio: float = 0.8
 
 
 def trust_policy(settings: dict[str, Any]) -> TrustPolicy:
@@ -68,6 +76,9 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
         if known[name].type == "bool":
             if not isinstance(value, bool):
                 raise TrustError(f"{name} must be true or false")
+        elif known[name].type == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise TrustError(f"{name} must be a number between 0 and 1")
         elif isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
             raise TrustError(f"{name} must be a whole number between 0 and 1000")
     return raw
@@ -111,7 +122,11 @@ def guards(
     if current < 1 <= wanted:
         found.append(_rehearsals(session, runbook, policy))
     if current < 2 <= wanted:
-        found += [_successes(session, runbook, policy), _clean_window(session, runbook, policy)]
+        found += [
+            _successes(session, runbook, policy),
+            _clean_window(session, runbook, policy),
+            _resolves_alert(session, runbook, policy),
+        ]
         if policy.autopilot_requires_red_rollbacks:
             found.append(_red_rollbacks(session, runbook))
     return found
@@ -205,6 +220,48 @@ def _clean_window(session: Session, runbook: Runbook, policy: TrustPolicy) -> Gu
         detail,
         {"window": window, "checked": len(recent), "failed_or_rolled_back": bad},
     )
+
+
+def _resolves_alert(session: Session, runbook: Runbook, policy: TrustPolicy) -> Guard:
+    """Of the recent alert-started runs already graded, enough were `mitigated`. None at all (every
+    run started by hand): passes, nothing to weigh. Only pending ones: refused until they are
+    graded (docs/decisions/0013)."""
+    need = policy.autopilot_min_resolved_ratio
+    seen = outcomes.outcomes(session, runbook=runbook).recent
+    graded = [o for o in seen if o.grade != "pending"]
+    by_grade = {g: sum(1 for o in graded if o.grade == g) for g in outcomes.GRADES}
+    mitigated = by_grade["mitigated"]
+    missed = [f"{o.execution_id} ({o.grade})" for o in graded if o.grade != "mitigated"]
+    evidence: dict[str, Any] = {
+        "required_ratio": need,
+        "checked": len(seen),
+        "graded": len(graded),
+        "mitigated": mitigated,
+        "not_resolved": by_grade["not_resolved"],
+        "recurred": by_grade["recurred"],
+        "pending": len(seen) - len(graded),
+        "not_mitigated": missed[:10],
+    }
+    if not seen:
+        passed, detail = True, "no alert-started runs to grade"
+    elif not graded:
+        passed = need == 0
+        detail = (
+            f"{len(seen)} alert-started run(s) not graded yet: their alert's window or the "
+            "24 h after it resolved are not over"
+        )
+    else:
+        passed = mitigated >= need * len(graded) - 1e-9
+        detail = (
+            f"needs {need:.0%} of the graded alert-started runs to resolve their alert for 24 h, "
+            f"has {mitigated} of {len(graded)}"
+            + (
+                f" ({by_grade['not_resolved']} not resolved, {by_grade['recurred']} recurred)"
+                if missed
+                else ""
+            )
+        )
+    return Guard("resolves_alert", ExecutionMode.AUTOPILOT.value, passed, detail, evidence)
 
 
 def _red_rollbacks(session: Session, runbook: Runbook) -> Guard:

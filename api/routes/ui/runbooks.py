@@ -24,7 +24,7 @@ from ddoc.platform.tables import Execution
 from ddoc.runbooks import flowchart, service, templates
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.parsing import ParseError
-from ddoc.trust import learning
+from ddoc.trust import learning, outcomes
 from ddoc.trust import levels as trust
 
 router = APIRouter(prefix="/ui/runbooks", include_in_schema=False)
@@ -436,6 +436,7 @@ def _runbook_context(
             for t in learned.for_runbook(session, tenant_id=tenant_id, runbook_id=runbook_id)
         ]
         stats = learning.runbook_report(session, tenant_id=tenant_id, runbook=book)
+        graded = outcomes.outcomes(session, runbook=book, recent=10)
         by_number = {v.version: v for v in versions}
         diff = None
         if diff_from and diff_to:
@@ -463,6 +464,7 @@ def _runbook_context(
         "suggestions": suggestions,
         "triggers": triggers,
         "stats": stats,
+        "outcomes": graded,
         "diff": diff,
         "diff_from": diff_from or (versions[-2].version if len(versions) > 1 else None),
         "diff_to": diff_to or (versions[-1].version if versions else None),

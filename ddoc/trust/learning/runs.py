@@ -124,7 +124,10 @@ def load_evidence(
             .order_by(col(ExecutionStep.execution_id), col(ExecutionStep.position))
         ).all()
         for step in cast("list[StepFacts]", steps):
-            found[owner[step.execution_id]].steps.setdefault(step.execution_id, []).append(step)
+            # Each query reads its own snapshot: an execution that finished in between has
+            # steps here but is not among the executions read above.
+            if step.execution_id in owner:
+                found[owner[step.execution_id]].steps.setdefault(step.execution_id, []).append(step)
     if any(e.incident_id for e in rows):
         incidents = {
             i.id: i
