@@ -44,6 +44,7 @@ from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import (
     Branch,
     Check,
+    Mitigation,
     ParsedRunbook,
     RiskClass,
     Rollback,
@@ -208,9 +209,14 @@ class Harness:
         variables: list[Any] | None = None,
         agent_offline_timeout_seconds: int = 60,
         execution_id: str | None = None,
+        mitigated_when: Mitigation | None = None,
     ) -> Run:
         parsed = ParsedRunbook(
-            title="Test runbook", summary="", steps=list(steps), variables=variables or []
+            title="Test runbook",
+            summary="",
+            steps=list(steps),
+            variables=variables or [],
+            mitigated_when=mitigated_when,
         )
         execution_id = execution_id or f"ex-{uuid.uuid4().hex[:12]}"
         with Session(self.engine) as session:

@@ -39,6 +39,18 @@ def test_each_release_has_histories_of_every_kind_of_path(release: str) -> None:
         assert path in names, f"{release}: no recorded history for {path}"
 
 
+def test_the_verified_steps_release_has_histories_of_its_checks() -> None:
+    """Release 3 (issue 19) took the `verified-steps` patch on these paths."""
+    names = {p.stem.rsplit("_", 1)[0] for p in HISTORIES if p.parent.name == "3-verified-steps"}
+    assert {
+        "a_failed_precheck_never_runs_the_change",
+        "a_failed_verification_offers_the_rollback_first_in_copilot",
+        "a_failed_verification_in_autopilot_undoes_and_pages",
+        "a_verification_that_passes_on_its_third_try_passes",
+        "a_runbook_that_goes_through_but_does_not_mitigate_says_so_and_pages",
+    } <= names
+
+
 def test_the_releases_before_the_restructure_are_kept() -> None:
     """Histories recorded before the workflow was split (issue 16) still replay."""
     assert "1-activity-per-record" in RELEASES

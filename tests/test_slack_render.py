@@ -363,6 +363,21 @@ def test_outcome_unknown_keeps_rollback_and_abort_execution_wide() -> None:
     assert {"ddoc_retry_s2", "ddoc_done_s2", "ddoc_skip_s2"} <= set(ids)
 
 
+def test_a_failed_verification_says_so_and_offers_the_rollback() -> None:
+    ex = waiting_execution()
+    ex.steps[1].status = "verification_failed"
+    ex.steps[1].detail = "verify failed after 3 tries in 2 min: expected exit 0, got exit 1"
+    ex.steps[1].awaiting = awaiting(
+        kind="verification", allowed=["rollback", "retry", "done", "abort"], approvals_needed=0
+    )
+    _, blocks = render.incident_message(ex)
+    ids = [b["action_id"] for b in buttons(blocks)]
+    assert ids.count("ddoc_rollback") == 1 and {"ddoc_retry_s2", "ddoc_done_s2"} <= set(ids)
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert "verification failed: roll back, or decide" in text
+    assert "verify failed after 3 tries" in text
+
+
 def test_branch_buttons() -> None:
     ex = waiting_execution()
     conditions = ["If the disk is still above 90%", "If it is below 80% " + "x" * 200]

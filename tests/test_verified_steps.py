@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from ddoc.contracts.execution import AwaitKind, DecisionKind, ExecutionMode, ExecutionStatus
 from ddoc.contracts.execution import StepStatus as S
 from ddoc.platform import tenancy
-from ddoc.runbooks.model import Check
+from ddoc.runbooks.model import Check, Mitigation
 from ddoc.runbooks.risk.tenant import RISK_RULES_KEY
 from tests.engine_harness import APPROVER, RESPONDER, VIEWER, Harness, cmd, paged, set_levels
 from tests.fakes.pagerduty import FakePagerDuty
@@ -239,3 +239,34 @@ async def test_a_verification_that_passes_on_its_third_try_passes(
     assert s1.status == S.SUCCEEDED and s1.detail == "verify passed after 3 tries: a number <= 0"
     elapsed = (await time_skipping_env.get_current_time()) - before
     assert elapsed.total_seconds() >= 120  # two pauses of a minute, skipped
+
+
+async def test_a_runbook_that_goes_through_but_does_not_mitigate_says_so_and_pages(
+    harness: Harness, pagerduty: FakePagerDuty, tmp_path: Path
+) -> None:
+    set_levels(harness, ("Service owner", ROUTING_OWNER))
+    health = tmp_path / "health"
+    health.write_text("error rate: 12\n")
+    checked = Mitigation(
+        check=Check(command=f"cat {health}", expect={"threshold": {"op": "<", "value": 1}})
+    )
+    run = await harness.start(
+        cmd("s1", f"echo restarted >> {tmp_path / 'log'}", "green"), mitigated_when=checked
+    )
+    result = await run.result()
+    assert result.status == ExecutionStatus.SUCCEEDED  # every step went through
+    [event] = [e for e in harness.events(run.execution_id) if e["type"] == "mitigation_checked"]
+    assert event["data"]["passed"] is False
+    assert event["data"]["detail"].startswith("mitigated_when failed after 1 try")
+    page = (await paged(pagerduty, 1))[0]
+    assert "did not mitigate" in page["payload"]["summary"]
+
+    health.write_text("error rate: 0\n")
+    again = await harness.start(cmd("s1", "true", "green"), mitigated_when=checked)
+    assert (await again.result()).status == ExecutionStatus.SUCCEEDED
+    [event] = [e for e in harness.events(again.execution_id) if e["type"] == "mitigation_checked"]
+    assert event["data"] == {
+        "passed": True,
+        "detail": "mitigated_when passed after 1 try: a number < 1",
+    }
+    assert len(pagerduty.events) == 1

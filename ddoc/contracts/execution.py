@@ -247,6 +247,7 @@ class ExecutionInput:
     agent_offline_timeout_seconds: int = 120
     policy: ExecutionPolicy = field(default_factory=ExecutionPolicy)
     started_by: str | None = None  # the user who started it by hand (four-eyes on red steps)
+    mitigated_check: CheckSnapshot | None = None  # the runbook's `mitigated_when` check
 
 
 @dataclass

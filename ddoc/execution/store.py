@@ -110,6 +110,9 @@ def build_input(
         agent_offline_timeout_seconds=agent_offline_timeout_seconds,
         policy=policy or ExecutionPolicy(),
         started_by=started_by,
+        mitigated_check=_check(parsed.mitigated_when.check, rules)
+        if parsed.mitigated_when is not None
+        else None,
     )
 
 

@@ -485,7 +485,8 @@ def _badge(risk: RiskClass | None) -> str:
 def _step_text(step: StepView, *, current: bool) -> str:
     step_id = _esc(step.id or "?", 60)
     words = _STEP_WORDS[step.status]
-    if step.awaiting is not None and step.status not in FINISHED_STEP:
+    asks = step.status not in FINISHED_STEP or step.status == StepStatus.VERIFICATION_FAILED
+    if step.awaiting is not None and asks:
         words = _AWAIT_WORDS[step.awaiting.kind]
     outcomes = (
         StepStatus.SUCCEEDED,

@@ -445,6 +445,23 @@ class CommandSteps:
                 return
             # retry: the check runs again, with its whole window
 
+    async def mitigation(self, check: CheckSnapshot) -> None:
+        """The runbook's `mitigated_when` check, after a walk that went through: its outcome is
+        an event (outcome grading reads it); not mitigated pages the first level."""
+        workflow.patched(VERIFIED_STEPS)
+        state = StepState(
+            step_id="mitigated", kind="check", text="mitigated_when", status=StepStatus.RUNNING
+        )
+        outcome = await self._check(state, check, "mitigated_when")
+        if outcome is None:
+            return
+        passed, said = outcome
+        await self._trail.event("mitigation_checked", None, {"passed": passed, "detail": said})
+        if not passed:
+            await self._waits.escalate(
+                1, None, f"the runbook went through but it did not mitigate: {said}"
+            )
+
     async def _check(
         self, state: StepState, check: CheckSnapshot, phase: str
     ) -> tuple[bool, str] | None:

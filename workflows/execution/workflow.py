@@ -189,6 +189,8 @@ class RunbookExecutionWorkflow:
         final = rules.final_status(
             failed=run.failed is not None, stop=stop, undo_failed=undo_failed
         )
+        if final == ExecutionStatus.SUCCEEDED and run.input.mitigated_check is not None:
+            await self._commands.mitigation(run.input.mitigated_check)
         await self._trail.set_status(final)
         await self._trail.finished()
 

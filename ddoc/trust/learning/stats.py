@@ -13,6 +13,9 @@ from ddoc.runbooks.model import ParsedRunbook
 from ddoc.trust.learning.policy import LearningPolicy
 from ddoc.trust.learning.runs import FINISHED, Evidence, seconds
 
+# A step that ran (a failed verification ran too: it counts as a failure of the step).
+_RAN = ("succeeded", "failed", "verification_failed")
+
 
 def _median(values: Iterable[float]) -> float | None:
     found = list(values)
@@ -47,18 +50,18 @@ def step_stats(
             if entry is None or row.undoes is not None or row.status == "pending":
                 continue
             entry["reached"] += 1
-            if row.status in ("succeeded", "failed"):
+            if row.status in _RAN:
                 entry["executed"] += 1
             if row.status == "skipped":
                 entry["skipped"] += 1
-            if row.status == "failed":
+            if row.status in ("failed", "verification_failed"):
                 entry["failed"] += 1
             if row.original_command is not None:
                 entry["edited"] += 1
             if row.status == "rolled_back" or row.step_id in undone:
                 entry["rolled_back"] += 1
             duration = seconds(row.started_at, row.finished_at)
-            if duration is not None and row.status in ("succeeded", "failed"):
+            if duration is not None and row.status in _RAN:
                 entry["durations"].append(duration)
     result = []
     for entry in table.values():
