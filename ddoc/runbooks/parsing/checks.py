@@ -29,14 +29,11 @@ _MANUAL_GAP = 2  # manual steps ("Give it a minute.") allowed between a check an
 # --- the words that make a command a check ----------------------------------------------------
 # Words that place the check after the change.
 _AFTER = re.compile(
-    r"\b(?:you should (?:now |then )?see|should (?:now |then )?(?:show|see|say|print|return"
-    r"|report|list|be|become|come|drop|go|settle|recover|reach|have|stay|read|contain|display"
-    r"|converge|clear|look|succeed|pass|exit)|it should|they should|wait(?:ing)? (?:until|till"
-    r"|for)|(?:once|after|when) (?:it|the|that|this|they|all)\b|afterwards|after(?:wards)? that"
-    r"|then (?:check|confirm|verify|make sure|ensure|watch|look|run)|to (?:confirm|verify|check)"
-    r"\b|(?:is|are|comes?|came) back\b|back to normal|recovered|expect(?:ed|ing)?\b"
-    r"|(?:confirm|verify|check|validate)(?:ed)? (?:it |this |that )?(?:with|using|via|by running)"
-    r"|now (?:check|confirm|verify)|has (?:recovered|finished|completed|rolled out)"
+    r"\b(?:wait(?:ing)? (?:until|till|for)|(?:once|after|when) (?:it|the|that|this|they|all)\b"
+    r"|afterwards|after(?:wards)? that|then (?:check|confirm|verify|make sure|ensure|watch|look"
+    r"|run)|to (?:confirm|verify|check)\b|(?:is|are|comes?|came) back\b|back to normal"
+    r"|recovered|(?:confirm|verify|check|validate)(?:ed)? (?:it |this |that )?(?:with|using|via"
+    r"|by running)|now (?:check|confirm|verify)|has (?:recovered|finished|completed|rolled out)"
     r"|(?:rollout|restart|deploy(?:ment)?|migration|change|fix|failover) (?:is |has )?"
     r"(?:done|finished|complete|worked|succeeded|took effect))",
     re.I,
@@ -44,9 +41,16 @@ _AFTER = re.compile(
 # Words that place the check before the change.
 _BEFORE = re.compile(
     r"\b(?:before (?:you|we|doing|running|proceeding|going|continuing|touching|making|any"
-    r"|the|this|that|[a-z]+ing)\b|first,?\s+(?:check|confirm|verify|make sure|ensure|look"
-    r"|validate|see)|(?:check|confirm|verify) first|beforehand|prior to|pre-?check"
-    r"|sanity[- ]check|up front)",
+    r"|the|this|that|[a-z]+ing)\b|first(?=\s*(?:[(.,:;]|$))|first,?\s+(?:check|confirm"
+    r"|verify|make sure|ensure|look|validate|see)|(?:check|confirm|verify) first|beforehand"
+    r"|prior to|pre-?check|sanity[- ]check|up front)",
+    re.I,
+)
+# Words about the result to see, which is mostly after a change: "you should see …".
+_RESULT = re.compile(
+    r"\b(?:you should (?:now |then )?see|should (?:now |then )?(?:show|see|say|print|return"
+    r"|report|list|be|become|come|drop|go|settle|recover|reach|have|stay|read|contain|display"
+    r"|converge|clear|look|succeed|pass|exit)|it should|they should|expect(?:ed|ing)?\b)",
     re.I,
 )
 # A check whose place only its position tells: "verify that …", "make sure …", "ensure …".
@@ -67,6 +71,14 @@ _OUTPUT_LITERAL = re.compile(
     r"\s+(?:(?:the|a|an|all|every|only|them|it|\w+)\s+){0,3}?" + _QUOTED,
     re.I,
 )
+# Unquoted output that looks like a program wrote it ("you should see Replica_SQL_Running: Yes -
+# …"): a key, a path, an assignment; taken up to where the prose resumes.
+_OUTPUT_WORDS = re.compile(
+    r"\b(?:should (?:now )?(?:see|show|print|say|read|report|list|return)|shows?|prints?|says?)"
+    r"\s+(?P<out>[\w./:=-]+(?:\s+[\w./:=-]+){0,3}?)"
+    r"(?=\s+[-\u2013\u2014]\s|[,;)]|\.?\s*$|\s+(?:and|within|for|in|after|then|once|when)\b)"
+)
+_MACHINE = re.compile(r"[_:=/]|\b[A-Z][a-z]+[A-Z]\w*\b")
 # Literal status words a command prints, taken only as written (case kept).
 _STATUS = re.compile(
     r"\b(?:successfully rolled out|Running|Ready|Completed|Bound|Healthy|PONG|active \(running\)"
@@ -95,8 +107,14 @@ _THRESHOLD = re.compile(
     re.I,
 )
 _ZERO_COUNT = re.compile(
-    r"\b(?:0|zero)\s+(?:restarts?|errors?|failures?|failed|pending|unavailable|lag|crash\w*"
-    r"|evictions?|replicas? (?:unavailable|not ready)|open|5\d\dx?s?)\b",
+    r"\b(?:0|zero)\s+(?:[a-z-]+\s+)?(?:restarts?|errors?|failures?|failed|pending|unavailable"
+    r"|crash\w*|evictions?|shards?|pods?|replicas?|messages?|jobs?|connections?|alerts?|5\d\ds?)\b",
+    re.I,
+)
+# "should print 0", "returns 3": that number, not a substring of a longer one.
+_EXACT_NUMBER = re.compile(
+    r"\b(?:print|prints|show|shows|say|says|output|outputs|report|reports|be)"
+    r"\s+(-?\d+(?:\.\d+)?)(?=\s*(?:[.,;)]|$))",
     re.I,
 )
 # An explicit line's threshold: "expect < 5", "expect <= 0".
@@ -105,7 +123,7 @@ _EXPECT_OP = re.compile(r"\bexpect\s+(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)", re.
 # --- windows ----------------------------------------------------------------------------------
 _WITHIN = re.compile(
     r"\b(?:within|for up to|up to|wait(?:ing)?(?: for)?(?: about| up to)?|give it(?: up to)?"
-    r"|allow(?: up to)?|in the next|timeout)\s+(\d+)\s*" + _UNIT,
+    r"|allow(?: up to)?|in the next|timeout|about|around|roughly)\s+(\d+)\s*" + _UNIT,
     re.I,
 )
 _INTERVAL = re.compile(r"\bevery\s+(\d+)\s*" + _UNIT, re.I)
@@ -125,7 +143,7 @@ def attach_checks(state: BuildState) -> None:
     for index, step in enumerate(steps):
         if step.kind != StepKind.COMMAND or step.command is None or step.id in referenced:
             continue
-        placed = _placement(steps, index, taken)
+        placed = _placement(steps, index, taken, state.step_section)
         if placed is None:
             continue
         slot, target, clause = placed
@@ -145,9 +163,12 @@ def attach_checks(state: BuildState) -> None:
         _drop(state, taken)
 
 
-def _placement(steps: list[Step], index: int, taken: set[int]) -> tuple[str, Step, str] | None:
+def _placement(
+    steps: list[Step], index: int, taken: set[int], section: dict[str, int]
+) -> tuple[str, Step, str] | None:
     """Whether steps[index] is a check, of which change and in which slot, and the words
-    about it (its clause)."""
+    about it (its clause). Words that only say "check" leave the place to the position: the
+    change must then be under the same heading."""
     step = steps[index]
     assert step.command is not None
     clause = _clause(step.text, step.command)
@@ -159,7 +180,8 @@ def _placement(steps: list[Step], index: int, taken: set[int]) -> tuple[str, Ste
         if above is not None and above.command is not None and getattr(above, slot) is None:
             return slot, above, clause
         return None
-    if index + 1 < len(steps) and steps[index + 1].kind == StepKind.DECISION:
+    following = steps[index + 1] if index + 1 < len(steps) else None
+    if following is not None and any(b.check for b in following.branches):
         return None  # the decision after it reads its result
     if lx.PREREQ_SENTENCE.search(clause) or _NOT_A_CHECK.search(clause):
         return None
@@ -171,10 +193,13 @@ def _placement(steps: list[Step], index: int, taken: set[int]) -> tuple[str, Ste
         return verify
     if _BEFORE.search(clause):
         return precheck
+    near = [p for p in (precheck, verify) if p is not None and section[p[1].id] == section[step.id]]
     if _BEFORE_FIRST.search(clause):
-        return precheck or verify
+        return next(iter(near), None)
+    if _RESULT.search(clause):
+        return verify
     if _CHECKING.search(clause):
-        return verify or precheck
+        return next(reversed(near), None)
     return None
 
 
@@ -258,6 +283,12 @@ def expectation(words: str) -> dict[str, Any]:
     status = _STATUS.search(words)
     if status is not None:
         return {"output_pattern": status.group()}
+    written = _OUTPUT_WORDS.search(words)
+    if written is not None and _MACHINE.search(written.group("out")):
+        return {"output_pattern": written.group("out")}
+    exact = _EXACT_NUMBER.search(words)
+    if exact is not None:
+        return {"threshold": {"op": "==", "value": _number(exact.group(1))}}
     threshold = _THRESHOLD.search(words)
     if threshold is not None:
         op = _COMPARISONS[threshold.group(1).lower()]
