@@ -24,6 +24,16 @@ from ddoc.runbooks.parsing.build_state import STATE_CHANGING, BuildState, Classi
 PRECHECK = "precheck"
 VERIFY = "verify"
 _UNTIL_DEFAULT = 300  # "wait until … shows …" without a duration: retry for five minutes
+# A SQL statement or a redis-cli prompt line runs inside a client session; a check is a
+# command the executor runs on its own.
+_IN_A_SESSION = frozenset({"sql", "redis"})
+# The risk classifier's reasons for a command that is no known change: one that opens a session
+# (psql, ssh, kubectl exec without a command), where what follows runs inside it; a program or
+# subcommand it does not know, yellow only for want of proof (often a read: `gitlab-patronictl
+# list`). Words next to such a command check nothing about it.
+_NO_KNOWN_CHANGE = re.compile(
+    r"interactive|without a command|starts a shell|unknown command|unrecognised \w+ subcommand"
+)
 _MANUAL_GAP = 2  # manual steps ("Give it a minute.") allowed between a check and its change
 
 # --- the words that make a command a check ----------------------------------------------------
@@ -59,6 +69,12 @@ _CHECKING = re.compile(
     r"|check (?:the )?\w+ (?:is|are|has|have)\b)",
     re.I,
 )
+# The words right before a command that name it the check: "… and confirm with `cmd`".
+_CHECK_WITH = re.compile(
+    r"\b(?:verify|confirm|check|validate|double-?check)(?:ed)?\s+(?:it\s+|this\s+|that\s+)?"
+    r"(?:with|using|via|by running)\W*$",
+    re.I,
+)
 # "make sure to drain it", "ensure you have access": an instruction or a prerequisite.
 _NOT_A_CHECK = re.compile(r"\b(?:make sure|ensure|be sure) (?:to|you|your)\b", re.I)
 _BEFORE_FIRST = re.compile(r"\b(?:make sure|ensure)\b", re.I)
@@ -83,6 +99,12 @@ _MACHINE = re.compile(r"[_:=/]|\b[A-Z][a-z]+[A-Z]\w*\b")
 _STATUS = re.compile(
     r"\b(?:successfully rolled out|Running|Ready|Completed|Bound|Healthy|PONG|active \(running\)"
     r"|Synced|InSync|ESTABLISHED|UP)(?![\w(])"
+)
+# …only after words that say a program shows it ("until it says successfully rolled out"), not
+# in prose ("the certificate has been successfully rolled out").
+_STATUS_SHOWN = re.compile(
+    r"\b(?:shows?|says?|prints?|see|reports?|until|reads?|returns?|outputs?|lists?|displays?"
+    r"|is|are|be|becomes?|as)\s+(?:[\w-]+\s+){0,3}?(?P<status>" + _STATUS.pattern + ")"
 )
 _UNIT = r"(?:s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b"
 _COMPARISONS = {
@@ -141,13 +163,20 @@ def attach_checks(state: BuildState) -> None:
     referenced = {b.goto for s in steps for b in s.branches if b.goto}
     taken: set[int] = set()
     for index, step in enumerate(steps):
-        if step.kind != StepKind.COMMAND or step.command is None or step.id in referenced:
+        if (
+            step.kind != StepKind.COMMAND
+            or step.command is None
+            or step.id in referenced
+            or step.language in _IN_A_SESSION
+        ):
             continue
         placed = _placement(steps, index, taken, state.step_section)
         if placed is None:
             continue
         slot, target, clause = placed
         if step.risk != RiskClass.GREEN:
+            if not _stated_outright(step, clause):
+                continue  # a change that merely sits next to check words
             state.warnings.append(
                 f"line {step.source.start_line}: `{_short(step.command)}` reads as a {slot} of "
                 f"{target.id} but is not read-only ({step.risk}: {step.risk_reason}); "
@@ -203,6 +232,16 @@ def _placement(
     return None
 
 
+def _stated_outright(step: Step, clause: str) -> bool:
+    """Whether the runbook says in so many words that this command is the check: an explicit
+    line, or "verify with `cmd`" / "confirm using `cmd`" right before it."""
+    assert step.command is not None
+    if lx.EXPLICIT_CHECK.match(clause) or lx.EXPLICIT_CHECK.match(step.text):
+        return True
+    before = clause.split(step.command, 1)[0] if step.command in clause else ""
+    return _CHECK_WITH.search(before) is not None
+
+
 def _neighbour(steps: list[Step], index: int, direction: int, taken: set[int]) -> Step | None:
     """The change next to steps[index] in ``direction``: the nearest command step past at
     most a few manual ones (and checks already attached), if it changes something."""
@@ -217,7 +256,11 @@ def _neighbour(steps: list[Step], index: int, direction: int, taken: set[int]) -
             manual += 1
             j += direction
             continue
-        if other.kind == StepKind.COMMAND and other.risk in STATE_CHANGING:
+        if (
+            other.kind == StepKind.COMMAND
+            and other.risk in STATE_CHANGING
+            and not _NO_KNOWN_CHANGE.search(other.risk_reason or "")
+        ):
             return other
         return None
     return None
@@ -280,9 +323,9 @@ def expectation(words: str) -> dict[str, Any]:
         value = next(g for g in literal.groups() if g)
         if not (value.strip().isdigit() and _THRESHOLD.search(words)):
             return {"output_pattern": value}
-    status = _STATUS.search(words)
+    status = _STATUS_SHOWN.search(words)
     if status is not None:
-        return {"output_pattern": status.group()}
+        return {"output_pattern": status.group("status")}
     written = _OUTPUT_WORDS.search(words)
     if written is not None and _MACHINE.search(written.group("out")):
         return {"output_pattern": written.group("out")}
