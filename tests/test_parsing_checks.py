@@ -195,6 +195,27 @@ def test_diagnosis_and_prerequisites_are_no_checks() -> None:
     assert rb.steps[2].precheck is None
 
 
+@pytest.mark.parametrize(
+    "command", ["watch kubectl get pods", "kubectl get pods -w", "sudo journalctl -u api -f"]
+)
+def test_a_command_that_never_ends_is_no_check(command: str) -> None:
+    rb = parse_runbook(f"1. Restart: `sudo systemctl restart api`\n2. Verify with `{command}`.\n")
+    assert rb.steps[0].verify is None and rb.steps[1].command == command
+
+
+def test_first_orders_an_instruction_without_making_a_check() -> None:
+    rb = parse_runbook(
+        "Topic details: kafka-topics.sh --bootstrap-server k:9092 --describe --topic t\n"
+        "Restart the consumers first, this is safe: kubectl rollout restart deploy/consumer\n",
+        "text",
+    )
+    assert [s.command for s in rb.steps] == [
+        "kafka-topics.sh --bootstrap-server k:9092 --describe --topic t",
+        "kubectl rollout restart deploy/consumer",
+    ]
+    assert rb.steps[1].precheck is None
+
+
 def test_a_check_read_by_a_decision_stays_a_step() -> None:
     rb = parse_runbook(
         "1. Restart: `sudo systemctl restart api`\n"

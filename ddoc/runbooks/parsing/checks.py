@@ -2,9 +2,10 @@
 
 Runs once every step exists. A green command step whose words say it checks something ("make
 sure …", "first confirm that …", "you should see …", "wait until … shows …", "verify with …")
-and that sits right before or after a change (a yellow or red command step) is taken out of
-the step list and becomes that change's ``precheck`` or ``verify``: the executor runs it around
-the change, so it must not also run as a step of its own. Explicit lines right under a step
+and that sits right before or after a change (a yellow or red command step the classifier
+knows as a change, not a session such as ``psql`` whose next commands run inside it) leaves the
+step list and becomes that change's ``precheck`` or ``verify``: the executor runs it around the
+change, so it must not also run as a step of its own. Explicit lines right under a step
 (``precheck: `cmd```, ``verify: `cmd` within 5m expect "Running"``) say the same without
 guessing. The check's command is the step's command, verbatim from the source: nothing is
 invented. A command stated as a check that is not read-only stays a step, with a warning.
@@ -34,25 +35,32 @@ _IN_A_SESSION = frozenset({"sql", "redis"})
 _NO_KNOWN_CHANGE = re.compile(
     r"interactive|without a command|starts a shell|unknown command|unrecognised \w+ subcommand"
 )
+# A command that never ends by itself (`watch`, `kubectl get -w`, `tail -f`, `logs --follow`)
+# cannot be retried until it passes.
+_ENDLESS = re.compile(
+    r"^(?:sudo\s+)?watch\s|\bkubectl\b[^|;&]*\s(?:-w|--watch)\b"
+    r"|\b(?:tail|logs|journalctl)\b[^|;&]*\s(?:-f|-F|--follow)\b"
+)
 _MANUAL_GAP = 2  # manual steps ("Give it a minute.") allowed between a check and its change
 
 # --- the words that make a command a check ----------------------------------------------------
 # Words that place the check after the change.
 _AFTER = re.compile(
     r"\b(?:wait(?:ing)? (?:until|till|for)|(?:once|after|when) (?:it|the|that|this|they|all)\b"
-    r"|afterwards|after(?:wards)? that|then (?:check|confirm|verify|make sure|ensure|watch|look"
-    r"|run)|to (?:confirm|verify|check)\b|(?:is|are|comes?|came) back\b|back to normal"
+    r"|afterwards|after(?:wards)? that|then (?:confirm|verify|make sure|ensure|check that)"
+    r"|to (?:confirm|verify|check)\b|(?:is|are|comes?|came) back\b|back to normal"
     r"|recovered|(?:confirm|verify|check|validate)(?:ed)? (?:it |this |that )?(?:with|using|via"
     r"|by running)|now (?:check|confirm|verify)|has (?:recovered|finished|completed|rolled out)"
     r"|(?:rollout|restart|deploy(?:ment)?|migration|change|fix|failover) (?:is |has )?"
     r"(?:done|finished|complete|worked|succeeded|took effect))",
     re.I,
 )
-# Words that place the check before the change.
+# Words that place the check before the change. "first" alone orders any instruction ("restart
+# the consumers first"): only with a check's verb it makes a precheck.
 _BEFORE = re.compile(
     r"\b(?:before (?:you|we|doing|running|proceeding|going|continuing|touching|making|any"
-    r"|the|this|that|[a-z]+ing)\b|first(?=\s*(?:[(.,:;]|$))|first,?\s+(?:check|confirm"
-    r"|verify|make sure|ensure|look|validate|see)|(?:check|confirm|verify) first|beforehand"
+    r"|the|this|that|[a-z]+ing)\b|(?:check|confirm|verify|validate|make sure|ensure)\b[^.;]{0,80}"
+    r"\bfirst\b|first,?\s+(?:confirm|verify|make sure|ensure|validate|check that)|beforehand"
     r"|prior to|pre-?check|sanity[- ]check|up front)",
     re.I,
 )
@@ -167,7 +175,9 @@ def attach_checks(state: BuildState) -> None:
             step.kind != StepKind.COMMAND
             or step.command is None
             or step.id in referenced
+            or step.rollback is not None  # the runbook says how to undo it: a change after all
             or step.language in _IN_A_SESSION
+            or _ENDLESS.search(step.command)
         ):
             continue
         placed = _placement(steps, index, taken, state.step_section)
@@ -200,7 +210,7 @@ def _placement(
     change must then be under the same heading."""
     step = steps[index]
     assert step.command is not None
-    clause = _clause(step.text, step.command)
+    clause = _clause(step.text, step.command, _sentence_commands(steps, step))
     explicit = lx.EXPLICIT_CHECK.match(clause) or lx.EXPLICIT_CHECK.match(step.text)
     if explicit is not None:
         # An explicit line belongs to the step right above it (past its other checks).
@@ -266,21 +276,36 @@ def _neighbour(steps: list[Step], index: int, direction: int, taken: set[int]) -
     return None
 
 
-def _clause(text: str, command: str) -> str:
+def _sentence_commands(steps: list[Step], step: Step) -> list[str]:
+    """The commands of the other steps made from the same words (one sentence, two commands)."""
+    return [
+        s.command
+        for s in steps
+        if s is not step and s.command and s.text == step.text and s.source == step.source
+    ]
+
+
+def _clause(text: str, command: str, others: list[str]) -> str:
     """The words about one command of a step's text: from the command before it (or the
-    start) to the command after it (or the end); a code span that is an expected output
-    (`Running`) is words. A code block's intro has no command in it: all of it."""
+    start) to the command after it (or the end), whether written as a code span or bare; a
+    code span that is an expected output (`Running`) is words. A code block's intro has no
+    command in it: all of it."""
     at = text.find(command)
     if at < 0:
         return text
+    bounds = [(m.start(), m.end()) for m in _CODE_SPAN.finditer(text) if not _is_literal(m.group())]
+    for other in others:
+        found = text.find(other)
+        if found >= 0 and not found <= at < found + len(other):
+            bounds.append((found, found + len(other)))
     start, stop = 0, len(text)
-    for span in _CODE_SPAN.finditer(text):
-        if _is_literal(span.group()) or span.start() <= at < span.end():
+    for begin, end in sorted(bounds):
+        if begin <= at < end:
             continue
-        if span.end() <= at:
-            start = span.end()
-        elif span.start() >= at + len(command):
-            stop = span.start()
+        if end <= at:
+            start = end
+        elif begin >= at + len(command):
+            stop = begin
             break
     return text[start:stop].strip()
 
