@@ -85,7 +85,8 @@ _CHECK_WITH = re.compile(
 )
 # "make sure to drain it", "ensure you have access": an instruction or a prerequisite.
 _NOT_A_CHECK = re.compile(r"\b(?:make sure|ensure|be sure) (?:to|you|your)\b", re.I)
-_BEFORE_FIRST = re.compile(r"\b(?:make sure|ensure)\b", re.I)
+# "make sure …", "ensure …": rather a precheck, when a change follows.
+_ENSURE = re.compile(r"\b(?:make sure|ensure)\b", re.I)
 
 # --- expectations ---------------------------------------------------------------------------
 _QUOTED = r"(?:`([^`]+)`|\"([^\"]+)\"|“([^”]+)”|'([^']+)')"
@@ -233,7 +234,7 @@ def _placement(
     if _BEFORE.search(clause):
         return precheck
     near = [p for p in (precheck, verify) if p is not None and section[p[1].id] == section[step.id]]
-    if _BEFORE_FIRST.search(clause):
+    if _ENSURE.search(clause):
         return next(iter(near), None)
     if _RESULT.search(clause):
         return verify
