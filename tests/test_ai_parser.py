@@ -509,3 +509,51 @@ def test_prompt_file_replaces_the_system_prompt(tmp_path: Path) -> None:
     )
     assert config is not None
     assert config.system_prompt == "Parse runbooks for the ACME platform team."
+
+
+# --- prechecks and verifications ---------------------------------------------------------------
+def test_checks_are_grounded_read_only_and_quoted_from_the_runbook() -> None:
+    invented = "kubectl get deploy checkout -n checkout"
+    data = good()
+    restart = data["steps"][2]
+    restart["precheck"] = {"command": invented}
+    restart["verify"] = {
+        "command": GET,
+        "expect": {"output_pattern": "Terminating"},
+        "within_seconds": 300,
+        "interval_seconds": 30,
+    }
+    data["steps"][4]["verify"] = {"command": GET, "expect": {"output_pattern": "Running"}}
+    data["steps"][0]["verify"] = {"command": DELETE}
+    data["steps"][0]["precheck"] = {"command": GET, "expect": {"regex": ".*"}}
+    rb = run(FakeAnthropicAPI().tool_use(data))
+    assert rb.parser == "ai"
+    get, _, restarted, _, delete, _ = rb.steps
+    assert restarted.precheck is None
+    assert restarted.verify is not None
+    assert (restarted.verify.command, restarted.verify.expect) == (
+        GET,
+        {"output_pattern": "Terminating"},
+    )
+    assert (restarted.verify.within_seconds, restarted.verify.interval_seconds) == (300, 30)
+    assert delete.verify is None  # "Running" is not in the runbook
+    assert get.verify is None and get.precheck is None  # not read-only; an unknown expectation
+    assert rb.warnings == [
+        f"check dropped, it is not read-only (rules: deletes): {DELETE}",
+        f"hallucinated command rejected (check dropped): {invented}",
+        "check dropped, its expected output is not in the runbook: 'Running'",
+    ]
+    assert ParsedRunbook.from_dict(rb.to_dict()) == rb
+
+
+def test_front_matter_mitigated_when_survives_the_ai_parse() -> None:
+    content = RUNBOOK.replace(
+        "alerts: [CheckoutLatencyHigh]",
+        "alerts: [CheckoutLatencyHigh]\nmitigated_when:\n  within: 15m",
+    )
+    data = good()
+    for s in data["steps"]:
+        s["source"] = {k: v + 2 for k, v in s["source"].items()}
+    rb = run(FakeAnthropicAPI().tool_use(data), content)
+    assert rb.parser == "ai"
+    assert rb.mitigated_when is not None and rb.mitigated_when.within_seconds == 900

@@ -22,6 +22,7 @@ from anthropic.types import Message, MessageParam, ToolChoiceToolParam, ToolPara
 
 from ddoc.runbooks.model import (
     Branch,
+    Check,
     ParsedRunbook,
     QualityFlag,
     QualityReport,
@@ -235,6 +236,8 @@ def _assemble(
                 step.rollback = rollback if rollback.text.strip() else None
             else:
                 rollback.command = source.verbatim(rollback.command)
+        step.precheck = _grounded_check(step.precheck, source, classify, warnings)
+        step.verify = _grounded_check(step.verify, source, classify, warnings)
         for branch in step.branches:
             pattern = (branch.check or {}).get("output_pattern")
             if isinstance(pattern, str) and not source.occurs(pattern):
@@ -273,11 +276,38 @@ def _assemble(
         quality=QualityReport(score=score(flags), flags=flags),
         parser="ai",
         warnings=warnings,
+        mitigated_when=baseline.mitigated_when,
     )
+
+
+def _grounded_check(
+    check: Check | None, source: gr.Source, classify: Classifier, warnings: list[str]
+) -> Check | None:
+    """A check the model gave, kept only when its command is the runbook's, read-only under
+    our rules, and any output it expects is the runbook's text too."""
+    if check is None:
+        return None
+    verdict = source.check(check.command)
+    if verdict is not None:
+        warnings.append(f"{verdict.warning} (check dropped): {_short(check.command)}")
+        return None
+    check.command = source.verbatim(check.command)
+    check.text = check.command
+    pattern = check.expect.get("output_pattern")
+    if isinstance(pattern, str) and not source.occurs(pattern):
+        warnings.append(f"check dropped, its expected output is not in the runbook: {pattern!r}")
+        return None
+    level, reason = _risk(check.command, None, None, None, classify)
+    if level != RiskClass.GREEN:
+        warnings.append(f"check dropped, it is not read-only ({reason}): {_short(check.command)}")
+        return None
+    return check
 
 
 def _known_commands(baseline: ParsedRunbook) -> list[str]:
     out = [s.command for s in baseline.steps if s.command]
+    # the deterministic parser's checks left its step list; they are commands of the runbook too
+    out += [c.command for s in baseline.steps for c in (s.precheck, s.verify) if c is not None]
     for s in baseline.steps:
         if s.rollback and s.rollback.command and s.rollback.origin == RollbackOrigin.RUNBOOK:
             out.append(s.rollback.command)
@@ -343,6 +373,7 @@ def _variables(ai: list[Variable], steps: list[Step], source: gr.Source) -> list
         for s in steps
         if s.rollback and s.rollback.command and s.rollback.origin == RollbackOrigin.RUNBOOK
     ]
+    commands += [(c.command, s.language) for s in steps for c in (s.precheck, s.verify) if c]
     used_in = [c for c, _ in commands] + [s.text for s in steps]
     out: dict[str, Variable] = {}
     for variable in ai:

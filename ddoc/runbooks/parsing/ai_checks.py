@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ddoc.runbooks.model import (
     Branch,
+    Check,
     Prerequisite,
     RiskClass,
     Rollback,
@@ -98,6 +99,8 @@ def _step(value: Any, path: str, n_lines: int) -> AIStep:
         language=_opt_str(data.get("language"), f"{path}.language") or None,
         rollback=rollback,
         branches=_items(data, "branches", _branch, prefix=f"{path}."),
+        precheck=_check(data.get("precheck"), f"{path}.precheck"),
+        verify=_check(data.get("verify"), f"{path}.verify"),
     )
     risk_raw = data.get("risk")
     risk = None if risk_raw is None else _enum(risk_raw, f"{path}.risk", RiskClass)
@@ -133,6 +136,45 @@ def _branch(value: Any, path: str) -> Branch:
         goto=_opt_str(data.get("goto"), f"{path}.goto"),
         check=check or None,
     )
+
+
+def _check(value: Any, path: str) -> Check | None:
+    """A step's precheck or verify; one whose expectation the executor does not know is none,
+    as a branch's unknown check is (the step itself stays)."""
+    if value is None:
+        return None
+    data = _obj(value, path)
+    command = _command(_str(data.get("command"), f"{path}.command"))
+    if command is None:
+        return None
+    expect = _expect(data.get("expect"))
+    if expect is None:
+        return None
+    check = Check(command=command, expect=expect, text=command)
+    for key in ("within_seconds", "interval_seconds"):
+        if data.get(key) is not None:
+            setattr(check, key, max(0, _int(data[key], f"{path}.{key}")))
+    return check
+
+
+def _expect(raw: Any) -> dict[str, Any] | None:
+    if raw is None or raw == {}:
+        return {"exit_code": 0}
+    if not isinstance(raw, dict) or len(raw) != 1:
+        return None
+    if type(raw.get("exit_code")) is int:
+        return {"exit_code": raw["exit_code"]}
+    pattern = raw.get("output_pattern")
+    if isinstance(pattern, str) and pattern.strip():
+        return {"output_pattern": pattern}
+    threshold = raw.get("threshold")
+    if (
+        isinstance(threshold, dict)
+        and threshold.get("op") in ("<", "<=", ">", ">=", "==", "!=")
+        and type(threshold.get("value")) in (int, float)
+    ):
+        return {"threshold": {"op": threshold["op"], "value": threshold["value"]}}
+    return None
 
 
 def _prerequisite(value: Any, path: str) -> Prerequisite:

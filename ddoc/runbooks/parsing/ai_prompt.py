@@ -47,6 +47,13 @@ Risk of each command
 - When unsure, choose the higher class. risk_reason: a few words on why. Steps without a \
 command have risk null.
 
+Checks: when the runbook gives a read-only command to run right before a change ("make sure \
+…", "first confirm that …") or after it ("verify with …", "you should see …", "wait until … \
+shows …"), put it in that change step's precheck or verify instead of a step of its own: \
+command copied verbatim, expect {"exit_code": 0}, {"output_pattern": "<text the runbook \
+quotes>"} or {"threshold": {"op": "<", "value": 5}} (the first number in the output), \
+within_seconds (how long to retry; 0 for one try) and interval_seconds. Otherwise null.
+
 Rollback: only when the runbook says how to undo the step: its command copied verbatim (or \
 null) and the runbook's words as text, origin "runbook". Otherwise rollback is null.
 
@@ -95,6 +102,30 @@ _CHECK: dict[str, Any] = {
         "output_pattern": _STRING,
     },
 }
+_STEP_CHECK: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "command": {"type": "string", "description": "copied verbatim; read-only"},
+        "expect": {
+            "type": "object",
+            "properties": {
+                "exit_code": {"type": "integer"},
+                "output_pattern": _STRING,
+                "threshold": {
+                    "type": "object",
+                    "properties": {
+                        "op": {"type": "string", "enum": ["<", "<=", ">", ">=", "==", "!="]},
+                        "value": {"type": "number"},
+                    },
+                    "required": ["op", "value"],
+                },
+            },
+        },
+        "within_seconds": {"type": "integer", "minimum": 0},
+        "interval_seconds": {"type": "integer", "minimum": 1},
+    },
+    "required": ["command"],
+}
 _BRANCH: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -118,6 +149,8 @@ _STEP: dict[str, Any] = {
         "risk_reason": _nullable(_STRING),
         "rollback": _nullable(_ROLLBACK),
         "branches": {"type": "array", "items": _BRANCH},
+        "precheck": _nullable(_STEP_CHECK),
+        "verify": _nullable(_STEP_CHECK),
         "source": _SPAN,
     },
     "required": ["text", "kind", "command", "source"],

@@ -305,6 +305,8 @@ ROLLBACK_SENTENCE = re.compile(
     r"|\bcan be (?:undone|reverted|rolled back)\b",
     re.I,
 )
+# A line that states a check of the step above it: "precheck: `cmd`", "verify: `cmd` within 5m".
+EXPLICIT_CHECK = re.compile(r"^\W{0,3}(?P<kind>pre-?check|verify|verification)\s*:", re.I)
 # Words right before a command that make it the undo of the one before it in the sentence:
 # "bump it with bump.sh (revert: unbump.sh)", "…, undo with …", "…; to roll back run …".
 ROLLBACK_CUE = re.compile(

@@ -1,8 +1,9 @@
 """``parse_runbook``: raw markdown / plain text / HTML in, ``ParsedRunbook`` out.
 
 Deterministic and offline. Pipeline: decode and validate → front-matter → format reader
-(markdown-it, plain-text lines, or HTML converted to markdown) → step builder → rollback
-suggestions → variables → quality report.
+(markdown-it, plain-text lines, or HTML converted to markdown) → step builder (which ends by
+turning stated checks into prechecks and verifies) → rollback suggestions → mitigated_when →
+variables → quality report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ddoc.runbooks.parsing import chrome
 from ddoc.runbooks.parsing.bare import vocabulary_with
 from ddoc.runbooks.parsing.build_state import Classifier, Outline
+from ddoc.runbooks.parsing.checks import mitigation
 from ddoc.runbooks.parsing.errors import ParseError
 from ddoc.runbooks.parsing.html import html_to_markdown
 from ddoc.runbooks.parsing.inverses import suggested_rollback
@@ -116,10 +118,14 @@ def parse_runbook(
         if alert:
             triggers.alerts.append(alert)
 
+    mitigated_when = mitigation(front, classifier, warnings)
     commands: list[tuple[str, str | None, str | None]] = []
     for step in steps:
         if step.command is not None:
             commands.append((step.command, step.language, step.text))
+        for check in (step.precheck, step.verify):
+            if check is not None:
+                commands.append((check.command, step.language, check.text))
     for step in steps:
         rb = step.rollback
         if rb is not None and rb.command and rb.origin == RollbackOrigin.RUNBOOK:
@@ -136,6 +142,7 @@ def parse_runbook(
         quality=assess(steps, triggers, variables),
         parser="deterministic",
         warnings=warnings,
+        mitigated_when=mitigated_when,
     )
 
 

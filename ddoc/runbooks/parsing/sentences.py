@@ -9,6 +9,7 @@ from ddoc.runbooks.parsing.commands import _SHELL_PROMPT, is_inline_command, lan
 from ddoc.runbooks.parsing.lexicon import (
     ABBREVIATIONS,
     COND_START,
+    EXPLICIT_CHECK,
     OTHERWISE,
     ROLLBACK_CUE,
     ROLLBACK_SENTENCE,
@@ -48,8 +49,9 @@ def split_sentences(segs: list[Seg]) -> list[Sentence]:
     line = segs[0].line if segs else 0
     for seg in segs:
         if seg.line > line and seg.value.strip():
-            # A new line that opens a rollback, a condition or an "otherwise" starts a new
-            # sentence even where the previous line has no full stop (list continuations).
+            # A new line that opens a rollback, a condition, an "otherwise" or a "verify:"
+            # starts a new sentence even where the previous line has no full stop (list
+            # continuations).
             line = seg.line
             if cur and seg.kind == "text" and _opens_sentence(seg.value.lstrip()):
                 _close(cur, out)
@@ -80,6 +82,7 @@ def split_sentences(segs: list[Seg]) -> list[Sentence]:
 def _opens_sentence(text: str) -> bool:
     return bool(
         ROLLBACK_SENTENCE.match(text)
+        or EXPLICIT_CHECK.match(text)
         or OTHERWISE.match(text)
         or (text[:1].isupper() and COND_START.match(text))
     )

@@ -11,6 +11,8 @@ steps and prerequisites): paragraphs.py cuts pasted text into paragraphs before 
 sentence_steps.py turns a paragraph's or item's sentences into steps, decisions.py makes
 decisions and resolves their branches, rollbacks.py ties rollback instructions to steps,
 risk_warnings.py lets a warning raise a step's risk, and lists.py tells what an item says.
+Once every step exists, checks.py turns the read-only commands stated as checks of a change
+into that change's precheck or verify.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from ddoc.runbooks.model import Step, StepKind
 from ddoc.runbooks.parsing import lexicon as lx
 from ddoc.runbooks.parsing.build_state import FORWARD, BuildState, Classifier, Outline
+from ddoc.runbooks.parsing.checks import attach_checks
 from ddoc.runbooks.parsing.commands import Command, block_kind, extract_commands
 from ddoc.runbooks.parsing.decisions import at_heading, intro_decision, resolve_gotos
 from ddoc.runbooks.parsing.lists import (
@@ -81,6 +84,7 @@ class StepBuilder:
         self._blocks(split_paragraphs(nodes))
         resolve_rollbacks(self.state)
         resolve_gotos(self.state)
+        attach_checks(self.state)
         return self.state.steps
 
     def _blocks(self, nodes: list[Node], fallback: str | None = None) -> None:
