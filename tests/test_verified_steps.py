@@ -16,6 +16,7 @@ from ddoc.contracts.execution import AwaitKind, DecisionKind, ExecutionMode, Exe
 from ddoc.contracts.execution import StepStatus as S
 from ddoc.platform import tenancy
 from ddoc.runbooks.model import Check, Mitigation
+from ddoc.runbooks.parsing import parse_runbook
 from ddoc.runbooks.risk.tenant import RISK_RULES_KEY
 from tests.engine_harness import APPROVER, RESPONDER, VIEWER, Harness, cmd, paged, set_levels
 from tests.fakes.pagerduty import FakePagerDuty
@@ -270,3 +271,26 @@ async def test_a_runbook_that_goes_through_but_does_not_mitigate_says_so_and_pag
         "detail": "mitigated_when passed after 1 try: a number < 1",
     }
     assert len(pagerduty.events) == 1
+
+
+async def test_a_pasted_runbook_s_checks_run_around_its_change(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """From prose to the agent: the parser's precheck and verification, snapshotted into the
+    execution, run around the change (docs/RUNBOOK_SCHEMA.md)."""
+    state = tmp_path / "state"
+    state.write_text("mode=degraded\n")
+    document = (
+        "# Flip the cache back\n\n"
+        f"1. First make sure the node is degraded: `grep -c degraded {state}`\n"
+        f"2. Switch it back: `sed -i s/degraded/normal/ {state}`\n"
+        f"3. Confirm it worked with `grep normal {state}` - you should see mode=normal\n"
+    )
+    parsed = parse_runbook(document, "markdown")
+    [change] = parsed.steps
+    assert change.precheck is not None and change.verify is not None
+    assert change.verify.expect == {"output_pattern": "mode=normal"}
+    run = await harness.start(*parsed.steps, mode=ExecutionMode.AUTOPILOT)
+    result = await run.result()
+    assert result.status == ExecutionStatus.SUCCEEDED and state.read_text() == "mode=normal\n"
+    assert result.steps[0].detail == "verify passed after 1 try: output containing 'mode=normal'"
