@@ -425,3 +425,29 @@ def test_a_held_start_is_posted_with_its_runbook_to_run() -> None:
     texts = "\n".join(mrkdwn_texts(blocks))
     assert "Runbook not started" in texts and "(limit 6)" in texts and "rb_disk" in texts
     assert [b["text"]["text"] for b in buttons(blocks)] == ["Run 1: Disk full"]
+
+
+async def test_cli_shows_and_resumes_the_breaker(stack: Stack, engine: Engine) -> None:
+    from tests.test_cli import ddoc
+
+    created = await stack.http.post(
+        "/runbooks", json={"content": RUNBOOK, "source_path": "web.md"}, headers=stack.api_headers()
+    )
+    runbook_id = created.json()["id"]
+    code, out, err = await ddoc(stack, "runbook", "breaker", runbook_id)
+    assert code == 0, err
+    assert "circuit breaker: closed" in out and "running now: 0 (limit 5)" in out
+    code, out, err = await ddoc(stack, "runbook", "breaker", runbook_id, "resume")
+    assert code == 2 and "--reason is required" in err
+    code, out, err = await ddoc(stack, "runbook", "breaker", runbook_id, "resume", "--reason", "x")
+    assert code == 1 and "409" in err and "is not open" in err and "Traceback" not in err
+    tenant = stack.settings.tenant
+    for _ in range(3):
+        ending(engine, tenant, seed(engine, tenant, runbook_id, "autopilot", "failed"))
+    code, out, err = await ddoc(stack, "runbook", "breaker", runbook_id)
+    assert "circuit breaker: open" in out and "threshold 3" in out
+    code, out, err = await ddoc(
+        stack, "runbook", "breaker", runbook_id, "resume", "--reason", "image fixed"
+    )
+    assert code == 0, err
+    assert f"{runbook_id}: circuit breaker closed (resumed by api_key:" in out
