@@ -54,7 +54,7 @@ CONFIG_ERRORS = frozenset(
     }
 )
 SLACK_STATUS_KEY = "slack_status"
-_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed", "trust_demoted")
+_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed", "trust_demoted", "breaker_opened")
 
 
 class SlackActivities:

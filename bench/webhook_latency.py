@@ -120,6 +120,21 @@ async def bench(args: argparse.Namespace, database_url: str, temporal: EmbeddedT
             auth = {"Authorization": f"Bearer {args.api_key}"}
             added = await http.post("/runbooks", json={"content": RUNBOOK}, headers=auth)
             assert added.status_code == 201, added.text
+            # Every alert here starts an execution of the one runbook: lift the blast-radius
+            # limits (docs/LIMITS.md) that would otherwise hold most of them back.
+            most = 10_000  # the largest a limit takes
+            lifted = await http.patch(
+                "/settings",
+                json={
+                    "blast_radius": {
+                        "max_concurrent_per_runbook": most,
+                        "max_concurrent_per_service": most,
+                        "max_runs_per_hour": {"copilot": most, "autopilot": most},
+                    }
+                },
+                headers=auth,
+            )
+            assert lifted.status_code == 200, lifted.text
             client = await Client.connect(temporal.address)
             run = uuid.uuid4().hex[:8]
 

@@ -29,6 +29,19 @@ async def test_storm_starts_one_execution_per_dedup_key(stack: Stack, engine: En
         "/runbooks", json={"content": RUNBOOK}, headers=stack.api_headers()
     )
     assert created.status_code == 201
+    # Under the default blast-radius limits most of these would be held (docs/LIMITS.md): this
+    # test is about one execution per key under concurrency, so the limits are lifted.
+    lifted = await stack.http.patch(
+        "/settings",
+        json={
+            "blast_radius": {
+                "max_concurrent_per_runbook": 1000,
+                "max_runs_per_hour": {"copilot": 1000},
+            }
+        },
+        headers=stack.api_headers(),
+    )
+    assert lifted.status_code == 200
     # No service label: these are 50 distinct problems, not one service's correlated alerts.
     bodies = [
         alertmanager_v4(

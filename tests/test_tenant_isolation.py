@@ -86,6 +86,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Body]] = {
         {"level": "autopilot", "reason": "b", "force": True},
     ),
     ("GET", "/runbooks/{runbook_id}/trust"): ("admin", None),
+    ("POST", "/runbooks/{runbook_id}/breaker"): ("admin", {"action": "resume", "reason": "b"}),
     ("GET", "/runbooks/{runbook_id}/stats"): ("admin", None),
     ("GET", "/runbooks/{runbook_id}/suggestions"): ("admin", None),
     ("POST", "/runbooks/{runbook_id}/suggestions"): ("admin", None),

@@ -413,6 +413,20 @@ async def test_one_key_raced_with_different_services_opens_one_incident(
 
 async def test_a_large_group_starts_every_execution(stack: Stack, engine: Engine) -> None:
     await add(stack, (FIXTURES / "crashloop.md").read_text(), "k8s/crashloop.md")
+    # The default blast-radius limits would hold most of them (docs/LIMITS.md, and
+    # tests/test_blast_radius.py): here every start is the point, so they are lifted.
+    lifted = await stack.http.patch(
+        "/settings",
+        json={
+            "blast_radius": {
+                "max_concurrent_per_runbook": 1000,
+                "max_concurrent_per_service": 1000,
+                "max_runs_per_hour": {"copilot": 1000},
+            }
+        },
+        headers=stack.api_headers(),
+    )
+    assert lifted.status_code == 200
     group = alertmanager_v4(
         *(
             am_alert("KubePodCrashLooping", fingerprint=f"grp{i:04d}", pod=f"p{i}")

@@ -50,8 +50,9 @@ def build_worker(
     pager: PagerDutyEvents | None = None,
     slack: SlackConfig | None = None,
 ) -> Worker:
-    store = ExecutionStore(engine)
-    control = ControlActivities(engine, pager or PagerDutyEvents())
+    pager = pager or PagerDutyEvents()
+    store = ExecutionStore(engine, pager)
+    control = ControlActivities(engine, pager)
     activities: list[Callable[..., Any]] = [
         store.record_transition,
         store.after_execution,

@@ -24,8 +24,11 @@ def list_incidents(
     session: SessionDep,
     status: Literal["open", "resolved"] | None = None,
     match_status: Annotated[
-        Literal["attached", "suggested", "unmatched"] | None,
-        Query(description="unmatched = no runbook: a coverage gap"),
+        Literal["attached", "suggested", "unmatched", "limit_reached"] | None,
+        Query(
+            description="unmatched = no runbook: a coverage gap; limit_reached = a runbook "
+            "matched but a blast-radius limit held its start (docs/LIMITS.md)"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[IncidentSummary]:

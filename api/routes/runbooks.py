@@ -1,5 +1,5 @@
 """`/runbooks`: add, preview, import, list and show runbooks and their versions; trust level,
-stats, suggested revisions and learned triggers of each.
+stats, suggested revisions, learned triggers, blast-radius limits and circuit breaker of each.
 
 Why this file is long: every route under `/runbooks/...` is on one router, in the path order
 FastAPI matches them by; each handler is a few lines over the domain (ddoc/runbooks,
@@ -17,8 +17,19 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from sqlmodel import Session
 
-from api.deps import AdminDep, AppState, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
+from api.deps import (
+    AdminDep,
+    ApproverDep,
+    AppState,
+    OriginDep,
+    ResponderDep,
+    SessionDep,
+    StateDep,
+    ViewerDep,
+)
 from ddoc.alerts import learned
+from ddoc.execution import limits
+from ddoc.execution.limits import LimitsView
 from ddoc.platform import tenancy
 from ddoc.platform.tables import Runbook, RunbookVersion
 from ddoc.platform.tenancy import Principal
@@ -28,9 +39,10 @@ from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.ingest.sync import archive_missing, import_documents
 from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.risk import tenant as tenant_rules
-from ddoc.trust import learning
+from ddoc.trust import breaker, learning
 from ddoc.trust import levels as trust
 from ddoc.trust import outcomes as graded
+from ddoc.trust.breaker import BreakerView
 
 router = APIRouter(prefix="/runbooks", tags=["runbooks"])
 
@@ -100,6 +112,9 @@ class RunbookOut(BaseModel):
         description="Graded alert-started runs: did the alert resolve and stay resolved "
         "(GET /runbooks/{id} only)",
     )
+    # GET /runbooks/{id} only (docs/LIMITS.md): effective limits with usage now; the breaker.
+    limits: LimitsView | None = None
+    breaker: BreakerView | None = None
 
 
 # A runbook can also be posted as the raw document (`curl --data-binary @runbook.md`).
@@ -362,6 +377,13 @@ def get_runbook(
         runbook, row, triggers=[LearnedTriggerOut(**learned.view(t)) for t in triggers]
     )
     out.outcomes = graded.outcomes(session, runbook=runbook)
+    out.limits = limits.view(
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        settings=tenancy.settings(session, principal.tenant_id),
+    )
+    out.breaker = breaker.view(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     return out
 
 
@@ -489,6 +511,33 @@ def set_trust(
         kind=outcome.kind,
         guards=[GuardOut(**asdict(g)) for g in outcome.guards],
     )
+
+
+class BreakerIn(BaseModel):
+    action: Literal["resume"]
+    reason: str = Field(min_length=1, max_length=2000, description="Why; kept in the audit.")
+
+
+@router.post(
+    "/{runbook_id}/breaker",
+    summary="Resume a runbook whose circuit breaker opened (approver): autopilot runs again",
+    responses={409: {"description": "The breaker is not open"}},
+)
+def set_breaker(
+    runbook_id: str, body: BreakerIn, principal: ApproverDep, session: SessionDep
+) -> BreakerView:
+    if not body.reason.strip():
+        raise HTTPException(422, "reason: a reason is required")
+    runbooks.get(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    shown = breaker.resume(
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        actor=principal.actor,
+        reason=body.reason.strip(),
+    )
+    session.commit()
+    return shown
 
 
 class TrustStateOut(BaseModel):

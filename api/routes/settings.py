@@ -1,5 +1,5 @@
 """Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy,
-runbook URL rewrite rules."""
+runbook URL rewrite rules, blast-radius limits."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, SessionDep, ViewerDep
 from ddoc.alerts import runbook_urls
-from ddoc.execution import policy
+from ddoc.execution import limits, policy
 from ddoc.platform import ratelimit, tenancy
 from ddoc.runbooks.risk import RiskRulesError, load_tenant_rules
 from ddoc.runbooks.risk import tenant as tenant_rules
@@ -55,6 +55,13 @@ class SettingsIn(BaseModel):
         description="Promotion guards: copilot_min_rehearsals, autopilot_min_successes, "
         "autopilot_clean_window, autopilot_requires_red_rollbacks, demote_on_failure, "
         "autopilot_min_resolved_ratio (0..1) (ddoc/trust/levels.py has the defaults)",
+    )
+    blast_radius: dict[str, Any] | None = Field(
+        default=None,
+        description="What intake may start by itself (docs/LIMITS.md): "
+        "max_concurrent_per_runbook (5), max_concurrent_per_service (10), max_runs_per_hour "
+        '{"autopilot": 6, "copilot": 20}, production_environments (never autopilot), breaker '
+        '{"failures": 3, "window_minutes": 60}, owner_level (1), runbooks {id: overrides}',
     )
     runbook_url_rules: list[dict[str, str]] | None = Field(
         default=None,
@@ -155,6 +162,12 @@ def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -
             trust.validate(new_trust)
         except trust.TrustError as err:
             raise HTTPException(422, f"invalid trust_policy: {err}") from None
+    new_limits = changes.get(limits.SETTINGS_KEY)
+    if isinstance(new_limits, dict):
+        try:
+            limits.validate(new_limits)
+        except limits.LimitsError as err:
+            raise HTTPException(422, f"invalid blast_radius: {err}") from None
     new_rules = changes.get(runbook_urls.SETTINGS_KEY)
     if isinstance(new_rules, list):
         try:

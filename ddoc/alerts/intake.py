@@ -6,6 +6,11 @@ count as repeats of one incident. The execution's workflow id is derived from te
 and incident, and started with Temporal's USE_EXISTING conflict policy, so a retried delivery
 can finish a start that a crash interrupted without ever starting a second execution.
 
+Before an automatic start, the tenant's blast-radius limits are applied (ddoc/execution/limits.py,
+docs/LIMITS.md): a production environment or an open circuit breaker runs an autopilot runbook
+in copilot, and a count limit reached stores the incident without an execution
+(`limit_reached`), tells a human (the incident notification), and leaves the pick to them.
+
 Why this file is long: one delivery's path (repeat, join, open, resolve, pick) runs in one
 transaction under the same advisory locks; the steps are kept together so the locking reads
 in one place.
@@ -17,6 +22,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session, select
@@ -30,13 +36,15 @@ from ddoc.alerts.sources import NormalizedAlert
 from ddoc.contracts import names
 from ddoc.contracts.execution import AlertContext, AlertResolved, ExecutionInput, ExecutionMode
 from ddoc.contracts.settings import Settings
+from ddoc.execution import limits
 from ddoc.execution import store as executions
 from ddoc.execution.live import start_execution
-from ddoc.platform import audit, ids, metrics
+from ddoc.platform import audit, ids, metrics, tenancy
 from ddoc.platform.errors import Conflict, Unavailable
 from ddoc.platform.ids import new_id
 from ddoc.platform.tables import Alert, Execution, Incident
 from ddoc.runbooks import store as runbooks
+from ddoc.trust import breaker
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +65,9 @@ class AlertOutcome:
     dedup_key: str
     incident_id: str | None
     execution_id: str | None
-    status: str  # started | duplicate | joined | suggested | unmatched | resolved
+    # started | duplicate | joined | suggested | unmatched | resolved | limit_reached (a runbook
+    # matched, a blast-radius limit held its start: a human is told and may pick it)
+    status: str
 
 
 @dataclass
@@ -65,6 +75,8 @@ class _Decision:
     outcome: AlertOutcome
     start: ExecutionInput | None = None
     resolved_execution: str | None = None  # tell this execution its incident resolved
+    # (action, subject, data): appended last, before the execution's own audit event
+    audits: list[tuple[str, str, dict[str, Any]]] | None = None
 
 
 def execution_id_for(tenant_id: str, dedup_key: str, incident_id: str) -> str:
@@ -156,6 +168,16 @@ class Intake:
                     starts_at=alert.starts_at,
                 )
             )
+            for action, subject, data in decision.audits or []:
+                session.flush()
+                audit.append(
+                    session,
+                    tenant_id=tenant_id,
+                    actor=f"alert:{alert.source}",
+                    action=action,
+                    subject=subject,
+                    data=data,
+                )
             if decision.start is not None and decision.outcome.status == "started":
                 # Last, just before commit: the audit chain's per-tenant lock is then held for
                 # the commit alone, not for the whole intake transaction.
@@ -246,24 +268,71 @@ class Intake:
         result = self._matcher.match(session, tenant_id=tenant_id, alert=alert)
         metrics.MATCH_CONFIDENCE.observe(result.candidates[0].score if result.candidates else 0.0)
         execution_input = None
+        match_status, match = result.status, result.to_dict()
+        audits: list[tuple[str, str, dict[str, Any]]] = []
         if result.attached is not None:
             runbook = runbooks.get(
                 session, tenant_id=tenant_id, runbook_id=result.attached.runbook_id
             )
-            version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
-            execution_input = executions.build_input(
-                execution_id=execution_id_for(tenant_id, alert.dedup_key, incident_id),
+            environment = alert.environment or self._settings.environment
+            # Serialise starts of this runbook (after the key and service locks), so racing
+            # alerts cannot both take its last slot.
+            _lock(session, tenant_id, "runbook", runbook.id)
+            gate = start_gate(
+                session,
                 tenant_id=tenant_id,
-                environment=alert.environment or self._settings.environment,
-                runbook=runbook,
-                version=version,
+                runbook_id=runbook.id,
                 mode=ExecutionMode(runbook.trust_level),
-                alert=_alert_context(alert),
-                incident_id=incident_id,
-                command_timeout_seconds=self._settings.command_timeout_seconds,
-                agent_offline_timeout_seconds=self._settings.agent_offline_timeout_seconds,
-                **executions.execution_rules(session, tenant_id),
+                environment=environment,
+                service=alert.service,
+                automatic=True,
             )
+            if gate.refused is not None:
+                match_status, match = _held(result.to_dict(), gate)
+                audits.append(
+                    (
+                        "incident.limit_reached",
+                        incident_id,
+                        {
+                            "runbook_id": runbook.id,
+                            "limit": gate.limit,
+                            "value": gate.limit_value,
+                            "reason": gate.refused,
+                            "mode": gate.mode.value,
+                        },
+                    )
+                )
+            else:
+                version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
+                execution_input = executions.build_input(
+                    execution_id=execution_id_for(tenant_id, alert.dedup_key, incident_id),
+                    tenant_id=tenant_id,
+                    environment=environment,
+                    runbook=runbook,
+                    version=version,
+                    mode=gate.mode,
+                    alert=_alert_context(alert),
+                    incident_id=incident_id,
+                    command_timeout_seconds=self._settings.command_timeout_seconds,
+                    agent_offline_timeout_seconds=self._settings.agent_offline_timeout_seconds,
+                    **executions.execution_rules(session, tenant_id),
+                )
+                if gate.downgraded:
+                    attached = match.get("attached") or {}
+                    attached["reasons"] = [*attached.get("reasons", []), *gate.reasons]
+                    audits.append(
+                        (
+                            "execution.mode_downgraded",
+                            execution_input.execution_id,
+                            {
+                                "runbook_id": runbook.id,
+                                "incident_id": incident_id,
+                                "from": runbook.trust_level,
+                                "to": gate.mode.value,
+                                "reasons": gate.reasons,
+                            },
+                        )
+                    )
         session.execute(
             text(
                 "INSERT INTO incidents (id, tenant_id, dedup_key, source, status, title, service,"
@@ -285,8 +354,8 @@ class Intake:
                 "environment": alert.environment,
                 "labels": json.dumps(alert.labels),
                 "annotations": json.dumps(alert.annotations),
-                "status": result.status,
-                "match": json.dumps(result.to_dict()),
+                "status": match_status,
+                "match": json.dumps(match),
                 "runbook": execution_input.runbook_id if execution_input else None,
                 "version": execution_input.runbook_version if execution_input else None,
                 "execution": execution_input.execution_id if execution_input else None,
@@ -308,8 +377,9 @@ class Intake:
                 record_audit=False,
             )
         else:
+            # No runbook attached, or one a limit held back: a human is told (Slack).
             notify_incident(session, incident_id)
-        status = "started" if execution_input else result.status
+        status = "started" if execution_input else match_status
         return _Decision(
             AlertOutcome(
                 dedup_key=alert.dedup_key,
@@ -318,6 +388,7 @@ class Intake:
                 status=status,
             ),
             start=execution_input,
+            audits=audits,
         )
 
     def _repeat(
@@ -403,6 +474,57 @@ class Intake:
             log.info("resolved signal to %s not delivered: %s", execution_id, err)
 
 
+def start_gate(
+    session: Session,
+    *,
+    tenant_id: str,
+    runbook_id: str,
+    mode: ExecutionMode,
+    environment: str | None,
+    service: str | None,
+    automatic: bool,
+) -> limits.StartDecision:
+    """The tenant's blast-radius limits for a start of this runbook: the production gate and
+    the circuit breaker always; the count limits only for `automatic` starts. A human who
+    picks the runbook is the one the limits hand the decision to, so their pick is not counted
+    out (an alert storm is then one person's deliberate choice, not a fan-out)."""
+    settings = tenancy.settings(session, tenant_id)
+    found = limits.effective(settings, runbook_id)
+    return limits.decide(
+        found,
+        mode=mode,
+        environment=environment,
+        usage=limits.usage(session, tenant_id=tenant_id, runbook_id=runbook_id, service=service)
+        if automatic
+        else None,
+        breaker_open=breaker.is_open(session, tenant_id=tenant_id, runbook_id=runbook_id),
+        service=service,
+    )
+
+
+def _held(match: dict[str, Any], gate: limits.StartDecision) -> tuple[str, dict[str, Any]]:
+    """The match of an incident whose runbook a limit held back: the runbook is its first
+    candidate (a human may pick it), with the reason."""
+    attached: dict[str, Any] = dict(match.get("attached") or {})
+    attached["reasons"] = [gate.refused, *gate.reasons, *attached.get("reasons", [])]
+    others = [
+        c
+        for c in match.get("candidates") or []
+        if c.get("runbook_id") != attached.get("runbook_id")
+    ]
+    held = {
+        **match,
+        "status": LIMIT_REACHED,
+        "attached": None,
+        "candidates": [attached, *others],
+        "limit": {"name": gate.limit, "value": gate.limit_value, "reason": gate.refused},
+    }
+    return LIMIT_REACHED, held
+
+
+LIMIT_REACHED = "limit_reached"
+
+
 # Incidents that got no runbook attached (suggestions, or none): the Slack notifier posts them.
 INCIDENTS_CHANNEL = "ddoc_incident_events"
 
@@ -455,13 +577,23 @@ def pick_runbook(
     if runbook.draft:
         raise IncidentConflict(f"runbook {runbook.id} is a draft: publish it first")
     version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
+    environment = incident.environment or settings.environment
+    gate = start_gate(
+        session,
+        tenant_id=tenant_id,
+        runbook_id=runbook.id,
+        mode=ExecutionMode(runbook.trust_level),
+        environment=environment,
+        service=incident.service,
+        automatic=False,
+    )
     inp = executions.build_input(
         execution_id=execution_id,
         tenant_id=tenant_id,
-        environment=incident.environment or settings.environment,
+        environment=environment,
         runbook=runbook,
         version=version,
-        mode=ExecutionMode(runbook.trust_level),
+        mode=gate.mode,
         alert=AlertContext(
             title=incident.title,
             source=incident.source,
@@ -489,7 +621,12 @@ def pick_runbook(
         actor=actor,
         action="incident.runbook_picked",
         subject=incident_id,
-        data={"runbook_id": runbook.id, "execution_id": inp.execution_id},
+        data={
+            "runbook_id": runbook.id,
+            "execution_id": inp.execution_id,
+            "mode": gate.mode.value,
+            **({"downgraded": gate.reasons} if gate.downgraded else {}),
+        },
     )
     fingerprint = _incident_fingerprint(incident)
     if fingerprint.specific:

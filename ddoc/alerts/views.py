@@ -21,6 +21,7 @@ class MatchStatus(StrEnum):
     ATTACHED = "attached"  # a runbook runs for it
     SUGGESTED = "suggested"  # candidates offered to a human
     UNMATCHED = "unmatched"  # no runbook: a coverage gap
+    LIMIT_REACHED = "limit_reached"  # a runbook matched; a blast-radius limit held its start
 
 
 class CandidateView(BaseModel):
@@ -43,6 +44,8 @@ class MatchView(BaseModel):
     status: MatchStatus | None = None
     candidates: list[CandidateView] = []
     attached: CandidateView | None = None
+    # limit_reached: the limit that held the runbook's start {"name", "value", "reason"}
+    limit: dict[str, Any] | None = None
 
     def best(self) -> CandidateView | None:
         return self.attached or next(iter(self.candidates), None)

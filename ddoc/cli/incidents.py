@@ -18,7 +18,9 @@ def add_parser(sub: Any) -> None:
 
     lst = actions.add_parser("list", help="incidents, newest first")
     lst.add_argument("--status", choices=["open", "resolved"])
-    lst.add_argument("--match-status", choices=["attached", "suggested", "unmatched"])
+    lst.add_argument(
+        "--match-status", choices=["attached", "suggested", "unmatched", "limit_reached"]
+    )
     lst.set_defaults(action=cmd_list)
 
     show = actions.add_parser("show", help="an incident with its match and alerts")

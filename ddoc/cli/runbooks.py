@@ -129,6 +129,14 @@ def add_parser(sub: Any) -> None:
     trust.add_argument("--force", action="store_true", help="override failed promotion guards")
     trust.set_defaults(action=cmd_trust)
 
+    brk = commands.add_parser(
+        "breaker", help="show a runbook's circuit breaker and limits, or resume it (approver)"
+    )
+    brk.add_argument("runbook_id")
+    brk.add_argument("breaker_action", nargs="?", choices=["resume"], metavar="resume")
+    brk.add_argument("--reason", help="why (required to resume; audited)")
+    brk.set_defaults(action=cmd_breaker)
+
     stats = commands.add_parser("stats", help="effectiveness, dead steps and confidence")
     stats.add_argument("runbook_id")
     stats.add_argument("--json", action="store_true")
@@ -493,6 +501,40 @@ def cmd_trust(args: argparse.Namespace, client: ApiClient) -> int:
     else:
         moved = f"{result['previous_level']} -> {result['trust_level']}"
         print(f"{result['id']}: {moved} ({result['kind']})")
+    return 0
+
+
+def cmd_breaker(args: argparse.Namespace, client: ApiClient) -> int:
+    if args.breaker_action is None:
+        runbook = client.request("GET", f"/runbooks/{args.runbook_id}")
+        shown = runbook.get("breaker") or {"state": "closed"}
+        print(f"{runbook['id']}  circuit breaker: {shown['state']}")
+        if shown.get("opened_at"):
+            print(f"  opened {shown['opened_at']}: {shown.get('reason')}")
+            print(f"  executions: {', '.join(shown.get('executions') or [])}")
+        if shown.get("resumed_at"):
+            print(f"  resumed {shown['resumed_at']} by {shown.get('resumed_by')}")
+        usage = runbook.get("limits") or {}
+        if usage:
+            effective = usage["effective"]
+            print(
+                f"  running now: {usage['running_now']} "
+                f"(limit {effective['max_concurrent_per_runbook']})"
+            )
+            for mode, most in effective["max_runs_per_hour"].items():
+                print(
+                    f"  {mode} runs in the last hour: {usage['runs_last_hour'].get(mode, 0)}"
+                    f" (limit {most})"
+                )
+        return 0
+    if not args.reason:
+        print("ddoc: --reason is required to resume a circuit breaker", file=sys.stderr)
+        return 2
+    body = {"action": args.breaker_action, "reason": args.reason}
+    result = client.request("POST", f"/runbooks/{args.runbook_id}/breaker", json=body)
+    print(
+        f"{args.runbook_id}: circuit breaker {result['state']} (resumed by {result['resumed_by']})"
+    )
     return 0
 
 

@@ -324,3 +324,21 @@ class IncidentKey(SQLModel, table=True):
     alert_count: int = 1
     first_seen: datetime = _now()
     last_seen: datetime = _now()
+
+
+class RunbookBreaker(SQLModel, table=True):
+    __tablename__ = "runbook_breakers"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    opened_at: datetime = _now()
+    reason: str
+    execution_ids: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(Text), nullable=False)
+    )
+    opened_by_execution: str
+    paged_at: datetime | None = _ts()
+    page_detail: str | None = None
+    resumed_at: datetime | None = _ts()
+    resumed_by: str | None = None
+    resume_reason: str | None = None

@@ -160,7 +160,8 @@ class RunbookBrief(BaseModel):
 
 
 class NoticeData(BaseModel):
-    """What an escalated, stalled, escalation_failed or trust_demoted event carries."""
+    """What an escalated, stalled, escalation_failed, trust_demoted or breaker_opened event
+    carries."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -358,6 +359,18 @@ def _alert_blocks(
     buttons: list[dict[str, Any]] = []
     if incident.match_status == MatchStatus.UNMATCHED:
         lines.append("*No runbook found* for this alert.")
+    elif incident.match_status == MatchStatus.LIMIT_REACHED:
+        limit = (match.limit if match else None) or {}
+        lines.append(
+            "*Runbook not started:* "
+            + _esc(str(limit.get("reason") or "a blast-radius limit was reached"), 300)
+        )
+        lines.append("A human decides: run it anyway, or another one.")
+        lines.extend(
+            f"{n}. {_candidate_line(c)}" for n, c in enumerate(candidates[:MAX_SUGGESTIONS], 1)
+        )
+        if interactive and not has_steps:
+            buttons = _pick_buttons(execution_id, incident.id, candidates, actions)
     elif incident.match_status == MatchStatus.SUGGESTED:
         lines.append("*No runbook attached.* Suggestions:")
         lines.extend(
@@ -721,9 +734,9 @@ def step_output_message(step: StepView | Mapping[str, Any]) -> str:
 def escalation_message(
     execution: ExecutionView | Mapping[str, Any], event: ExecutionEventView | Mapping[str, Any]
 ) -> str:
-    """Channel message for an 'escalated', 'stalled', 'escalation_failed' or 'trust_demoted'
-    event (its data: {"level", "name", "reason", "paged", "detail"}; a demotion's: {"from",
-    "to", "reason"})."""
+    """Channel message for an 'escalated', 'stalled', 'escalation_failed', 'trust_demoted' or
+    'breaker_opened' event (its data: {"level", "name", "reason", "paged", "detail"}; a
+    demotion's: {"from", "to", "reason"}; a breaker's also {"runbook_id", "executions"})."""
     view = _parsed(ExecutionView, execution)
     notice = _parsed(ExecutionEventView, event)
     data = NoticeData.model_validate(notice.data)
@@ -737,7 +750,17 @@ def escalation_message(
     who = (f"level {_esc(level, 12)}" if level is not None else "the next level") + (
         f" ({_esc(name, 100)})" if name else ""
     )
-    if notice.type == "trust_demoted":
+    if notice.type == "breaker_opened":
+        lines = [
+            f"🛑 {where}: the runbook's *circuit breaker opened*: autopilot is suspended, its "
+            "alerts run in copilot.",
+            f"Why: {_esc(data.reason or 'too many failed or rolled-back executions', 800)}",
+            ("Owner paged" if data.paged else "Owner not paged")
+            + (f": {_esc(data.detail, 300)}" if data.detail else "."),
+            "An approver resumes it (`ddoc runbook breaker <id> resume --reason …`, or the "
+            "runbook's page).",
+        ]
+    elif notice.type == "trust_demoted":
         lines = [
             f"⬇️ {where}: the runbook is back in *{_esc(data.demoted_to or 'copilot', 20)}* "
             f"(was {_esc(data.demoted_from or 'autopilot', 20)}).",

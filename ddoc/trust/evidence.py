@@ -1,9 +1,10 @@
-"""What a finished execution teaches: a fresh suggested revision of its runbook, and a demotion
-back to copilot when an autopilot run failed or rolled back.
+"""What a finished execution teaches: a fresh suggested revision of its runbook, a demotion
+back to copilot when an autopilot run failed or rolled back, and the runbook's circuit breaker
+(ddoc/trust/breaker.py) opening when such endings pile up.
 
 Called explicitly after the execution's end is on the trail (the `ddoc.after_execution`
 activity), never as a side effect of writing a status. Idempotent: a retry finds the runbook
-already demoted and recomputes the same suggestion.
+already demoted (and its breaker already open) and recomputes the same suggestion.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.contracts.execution import ExecutionMode, ExecutionStatus
+from ddoc.execution import limits
 from ddoc.execution import store as executions
 from ddoc.platform import tenancy
-from ddoc.trust import learning
+from ddoc.platform.tables import RunbookBreaker
+from ddoc.trust import breaker, learning
 from ddoc.trust import levels as trust
 
 log = logging.getLogger(__name__)
@@ -24,15 +27,17 @@ log = logging.getLogger(__name__)
 
 def after_execution(
     session: Session, *, tenant_id: str, execution_id: str, status: ExecutionStatus
-) -> None:
+) -> RunbookBreaker | None:
+    """Returns the circuit breaker this ending opened (the caller pages its owner)."""
     execution = executions.get(session, tenant_id=tenant_id, execution_id=execution_id)
     if status in executions.TERMINAL_STATUSES:
         _learn(session, tenant_id=tenant_id, runbook_id=execution.runbook_id)
+    settings = tenancy.settings(session, tenant_id)
     demoted = trust.demote_after(
         session,
         execution=execution,
         status=status,
-        policy=trust.trust_policy(tenancy.settings(session, tenant_id)),
+        policy=trust.trust_policy(settings),
     )
     if demoted:
         # The event wakes the notifiers (Slack) like every other transition.
@@ -48,6 +53,12 @@ def after_execution(
                 "reason": demoted,
             },
         )
+    return breaker.record_ending(
+        session,
+        execution=execution,
+        status=status,
+        limits=limits.effective(settings, execution.runbook_id),
+    )
 
 
 def _learn(session: Session, *, tenant_id: str, runbook_id: str) -> None:

@@ -37,8 +37,11 @@ def incident_list(
         "attached",
         "suggested",
         "unmatched",
+        "limit_reached",
     ):
-        raise Invalid("status is open or resolved; match is attached, suggested or unmatched")
+        raise Invalid(
+            "status is open or resolved; match is attached, suggested, unmatched or limit_reached"
+        )
     with Session(state.engine) as session:
         rows = incidents.list_incidents(
             session,
@@ -96,7 +99,7 @@ def incident_page(
         runbooks=every,
         drafted=drafted,
         suggested_templates=templates.for_alert(view.labels.get("alertname") or "")
-        if view.match_status != "attached"
+        if view.match_status not in ("attached", "limit_reached")
         else [],
         notice=notice,
     )

@@ -1,5 +1,5 @@
 """Console pages for runbooks: paste & preview, the list, a runbook (versions, diff, flowchart,
-trust, suggested revisions)."""
+trust, suggested revisions, blast-radius limits and the circuit breaker)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from api.routes.ui.common import FormDep, User, UserDep, back_to, field, page
 from ddoc.alerts import learned
 from ddoc.alerts import service as incidents_service
 from ddoc.contracts.roles import Role
+from ddoc.execution import limits
 from ddoc.platform import tenancy
 from ddoc.platform.errors import Invalid, Unavailable
 from ddoc.platform.tables import Execution
 from ddoc.runbooks import flowchart, service, templates
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.parsing import ParseError
-from ddoc.trust import learning, outcomes
+from ddoc.trust import breaker, learning, outcomes
 from ddoc.trust import levels as trust
 
 router = APIRouter(prefix="/ui/runbooks", include_in_schema=False)
@@ -437,6 +438,15 @@ def _runbook_context(
         ]
         stats = learning.runbook_report(session, tenant_id=tenant_id, runbook=book)
         graded = outcomes.outcomes(session, runbook=book, recent=10)
+        blast = {
+            "limits": limits.view(
+                session,
+                tenant_id=tenant_id,
+                runbook_id=runbook_id,
+                settings=tenancy.settings(session, tenant_id),
+            ),
+            "breaker": breaker.view(session, tenant_id=tenant_id, runbook_id=runbook_id),
+        }
         by_number = {v.version: v for v in versions}
         diff = None
         if diff_from and diff_to:
@@ -465,6 +475,7 @@ def _runbook_context(
         "triggers": triggers,
         "stats": stats,
         "outcomes": graded,
+        "blast": blast,
         "diff": diff,
         "diff_from": diff_from or (versions[-2].version if len(versions) > 1 else None),
         "diff_to": diff_to or (versions[-1].version if versions else None),
@@ -525,6 +536,26 @@ async def set_trust(
     )
     context["flowchart"], context["flowchart_error"] = None, "not drawn with this answer"
     return page(request, "runbook.html", user, 409 if refused else 422, nav="runbooks", **context)
+
+
+@router.post("/{runbook_id}/breaker")
+def resume_breaker(runbook_id: str, user: UserDep, state: StateDep, form: FormDep) -> Response:
+    """Resume a runbook whose circuit breaker opened: an approver, with a reason (as the API)."""
+    user.require(Role.APPROVER)
+    reason = field(form, "reason").strip()
+    if not reason:
+        raise Invalid("Say why: a reason is required to resume (it is audited).")
+    with Session(state.engine) as session:
+        runbooks.get(session, tenant_id=user.tenant_id, runbook_id=runbook_id)
+        breaker.resume(
+            session,
+            tenant_id=user.tenant_id,
+            runbook_id=runbook_id,
+            actor=user.principal.actor,
+            reason=reason,
+        )
+        session.commit()
+    return back_to(f"/ui/runbooks/{runbook_id}", notice="Circuit breaker resumed: autopilot runs.")
 
 
 @router.post("/{runbook_id}/suggestions/{suggestion_id}/{verb}")

@@ -91,7 +91,11 @@ def incident_resolution(session: Session, *, tenant_id: str, incident: Incident)
         ]
         first_action = min(moments, default=None)
     if execution is None:
-        outcome = "no_runbook" if incident.match_status != "attached" else "not_executed"
+        outcome = (
+            "no_runbook"
+            if incident.match_status not in ("attached", "limit_reached")
+            else "not_executed"
+        )
     elif execution.status in FINISHED:
         outcome = execution.status
     else:
