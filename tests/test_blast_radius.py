@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
-import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
 from activities.store import ExecutionStore
 from ddoc.alerts import service as incidents_service
@@ -34,25 +31,11 @@ from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import ParsedRunbook, Triggers
 from ddoc.trust import breaker
 from tests.conftest import eventually
-from tests.engine_harness import ENVIRONMENT, Harness, cmd, running
+from tests.engine_harness import ENVIRONMENT, Harness, cmd
 from tests.fakes.pagerduty import FakePagerDuty
 
 OWNER_KEY = "OWNERROUTINGKEY00000000000000000"
 ALERT_NAME = "WebDown"
-
-
-@pytest.fixture
-def pagerduty() -> Iterator[FakePagerDuty]:
-    with FakePagerDuty() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def harness(
-    time_skipping_env: WorkflowEnvironment, engine: Engine, pagerduty: FakePagerDuty
-) -> AsyncIterator[Harness]:
-    async with running(time_skipping_env.client, engine, pagerduty_url=pagerduty.url) as h:
-        yield h
 
 
 def intake_settings(harness: Harness) -> Settings:
