@@ -41,6 +41,8 @@ _ENDLESS = re.compile(
     r"^(?:sudo\s+)?watch\s|\bkubectl\b[^|;&]*\s(?:-w|--watch)\b"
     r"|\b(?:tail|logs|journalctl)\b[^|;&]*\s(?:-f|-F|--follow)\b"
 )
+# More commands than this made from the same words are a paste, not prose stating a check.
+_SENTENCE_COMMANDS = 8
 _MANUAL_GAP = 2  # manual steps ("Give it a minute.") allowed between a check and its change
 
 # --- the words that make a command a check ----------------------------------------------------
@@ -170,6 +172,12 @@ def attach_checks(state: BuildState) -> None:
     of the change next to them, then renumber the steps that remain."""
     steps = state.steps
     referenced = {b.goto for s in steps for b in s.branches if b.goto}
+    # Steps made from the same words (one sentence, two commands), found once: a 10,000-line
+    # paste must not compare every step with every other.
+    same_words: dict[tuple[str, int, int], list[Step]] = {}
+    for s in steps:
+        if s.command:
+            same_words.setdefault((s.text, s.source.start_line, s.source.end_line), []).append(s)
     taken: set[int] = set()
     for index, step in enumerate(steps):
         if (
@@ -181,7 +189,11 @@ def attach_checks(state: BuildState) -> None:
             or _ENDLESS.search(step.command)
         ):
             continue
-        placed = _placement(steps, index, taken, state.step_section)
+        key = (step.text, step.source.start_line, step.source.end_line)
+        if len(same_words[key]) > _SENTENCE_COMMANDS:
+            continue  # a pasted blob (log lines, a shell session), not a sentence about a check
+        others = [s.command for s in same_words[key] if s is not step and s.command]
+        placed = _placement(steps, index, taken, state.step_section, others)
         if placed is None:
             continue
         slot, target, clause = placed
@@ -204,14 +216,14 @@ def attach_checks(state: BuildState) -> None:
 
 
 def _placement(
-    steps: list[Step], index: int, taken: set[int], section: dict[str, int]
+    steps: list[Step], index: int, taken: set[int], section: dict[str, int], others: list[str]
 ) -> tuple[str, Step, str] | None:
     """Whether steps[index] is a check, of which change and in which slot, and the words
     about it (its clause). Words that only say "check" leave the place to the position: the
     change must then be under the same heading."""
     step = steps[index]
     assert step.command is not None
-    clause = _clause(step.text, step.command, _sentence_commands(steps, step))
+    clause = _clause(step.text, step.command, others)
     explicit = lx.EXPLICIT_CHECK.match(clause) or lx.EXPLICIT_CHECK.match(step.text)
     if explicit is not None:
         # An explicit line belongs to the step right above it (past its other checks).
@@ -275,15 +287,6 @@ def _neighbour(steps: list[Step], index: int, direction: int, taken: set[int]) -
             return other
         return None
     return None
-
-
-def _sentence_commands(steps: list[Step], step: Step) -> list[str]:
-    """The commands of the other steps made from the same words (one sentence, two commands)."""
-    return [
-        s.command
-        for s in steps
-        if s is not step and s.command and s.text == step.text and s.source == step.source
-    ]
 
 
 def _clause(text: str, command: str, others: list[str]) -> str:
