@@ -33,6 +33,7 @@ from ddoc.contracts.execution import (
     Decision,
     DecisionKind,
     EscalationLevel,
+    ExecutionInput,
     ExecutionMode,
     ExecutionPolicy,
     ExecutionResult,
@@ -211,6 +212,41 @@ class Harness:
         execution_id: str | None = None,
         mitigated_when: Mitigation | None = None,
     ) -> Run:
+        inp = self.create(
+            *steps,
+            mode=mode,
+            alert_context=alert_context,
+            started_by=started_by,
+            execution_policy=execution_policy,
+            values=values,
+            variables=variables,
+            agent_offline_timeout_seconds=agent_offline_timeout_seconds,
+            execution_id=execution_id,
+            mitigated_when=mitigated_when,
+        )
+        handle = await self.client.start_workflow(
+            RunbookExecutionWorkflow.run,
+            inp,
+            id=inp.execution_id,
+            task_queue=self.control_queue,
+        )
+        self.started.append(inp.execution_id)
+        return Run(handle, inp.execution_id)
+
+    def create(
+        self,
+        *steps: Step,
+        mode: ExecutionMode = ExecutionMode.COPILOT,
+        alert_context: AlertContext | None = None,
+        started_by: str | None = None,
+        execution_policy: ExecutionPolicy | None = None,
+        values: dict[str, str] | None = None,
+        variables: list[Any] | None = None,
+        agent_offline_timeout_seconds: int = 60,
+        execution_id: str | None = None,
+        mitigated_when: Mitigation | None = None,
+    ) -> ExecutionInput:
+        """The runbook and the execution's rows, as intake creates them, not started yet."""
         parsed = ParsedRunbook(
             title="Test runbook",
             summary="",
@@ -247,14 +283,7 @@ class Harness:
             )
             executions.create(session, inp=inp, started_by=started_by or "alert")
             session.commit()
-        handle = await self.client.start_workflow(
-            RunbookExecutionWorkflow.run,
-            inp,
-            id=execution_id,
-            task_queue=self.control_queue,
-        )
-        self.started.append(execution_id)
-        return Run(handle, execution_id)
+        return inp
 
     def trail(self, execution_id: str) -> dict[str, Any]:
         with Session(self.engine) as session:

@@ -21,6 +21,7 @@ from activities.store import ExecutionStore
 from ddoc.alerts.paging import PagerDutyEvents
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.settings import Settings
+from ddoc.execution import outbox
 from ddoc.execution import store as executions
 from ddoc.platform import db, metrics
 from ddoc.slack.tenants import SlackConfig, default_config
@@ -118,6 +119,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
                     database_url=settings.require_database_url(),
                     task_queue=settings.control_task_queue,
                 )
+                # Starts that a crash interrupted are finished from the outbox meanwhile.
+                relay = asyncio.create_task(
+                    outbox.relay(engine, client, task_queue=settings.control_task_queue, stop=stop)
+                )
                 await notifier.run(stop)
+                stop.set()
+                await relay
     finally:
         engine.dispose()

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import DataConverter
 
 from ddoc.contracts.execution import (
     AlertContext,
@@ -168,6 +171,24 @@ def _check(check: Check | None, rules: RuleSet | None) -> CheckSnapshot | None:
     )
 
 
+_CONVERTER = DataConverter.default.payload_converter
+
+
+def stored_input(inp: ExecutionInput) -> dict[str, Any]:
+    """The workflow input as JSON, exactly as Temporal's JSON converter writes it: kept with
+    the execution so an interrupted start can be finished from it (ddoc/execution/outbox.py)."""
+    payload = _CONVERTER.to_payloads([inp])[0]
+    decoded: dict[str, Any] = json.loads(payload.data)
+    return decoded
+
+
+def input_of(stored: dict[str, Any]) -> ExecutionInput:
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=json.dumps(stored).encode())
+    [inp] = _CONVERTER.from_payloads([payload], [ExecutionInput])
+    assert isinstance(inp, ExecutionInput)
+    return inp
+
+
 def create(
     session: Session, *, inp: ExecutionInput, started_by: str, record_audit: bool = True
 ) -> Execution:
@@ -183,6 +204,7 @@ def create(
         status=ExecutionStatus.RUNNING.value,
         environment=inp.environment,
         started_by=started_by,
+        start_input=stored_input(inp),
     )
     session.add(execution)
     session.flush()

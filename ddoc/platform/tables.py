@@ -170,6 +170,8 @@ class Execution(SQLModel, table=True):
     environment: str
     started_by: str | None = None
     workflow_started: bool = False
+    # The workflow input, stored when the execution is created (ddoc/execution/outbox.py).
+    start_input: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     created_at: datetime = _now()
     finished_at: datetime | None = _ts()
     current_step: str | None = None
