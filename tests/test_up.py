@@ -304,3 +304,46 @@ def test_crash_loop_stops_up_with_the_last_log_lines(tmp_path: Path, ports: dict
     assert state["agent"]["state"] == "crash-loop" and state["agent"]["restarts"] == 4
     assert {state[name]["state"] for name in CHILDREN - {"agent"}} == {"stopped"}
     assert not (data_dir / "postgres" / "postmaster.pid").exists()  # PostgreSQL shut down
+
+
+def test_backoff_doubles_resets_after_a_healthy_minute_and_stops_a_crash_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ddoc.cli import up as up_module
+    from ddoc.contracts.settings import Settings
+
+    clock = [1000.0]
+    monkeypatch.setattr(up_module.time, "monotonic", lambda: clock[0])
+    supervisor = up_module.Supervisor(up_module.UpOptions(data_dir=tmp_path), Settings())
+    exit_code: list[int | None] = [None]
+    (tmp_path / "crashy.log").write_text("".join(f"line {n}\n" for n in range(30)))
+    supervisor._supervise(
+        "crashy", tmp_path / "crashy.log", lambda: exit_code.__setitem__(0, None),
+        lambda: exit_code[0], lambda: 4242,
+    )  # fmt: skip
+
+    def crash_and_restart(after: float) -> str:
+        clock[0] += after
+        exit_code[0] = 1
+        supervisor._tend()
+        child = supervisor.supervised["crashy"]
+        assert child.state == "restarting"
+        clock[0] = child.restart_at
+        supervisor._tend()
+        assert child.state == "running"
+        return capsys.readouterr().out.splitlines()[0]
+
+    assert crash_and_restart(1) == "crashy exited (code 1); restarting in 1 s (restart 1)"
+    assert crash_and_restart(1) == "crashy exited (code 1); restarting in 2 s (restart 2)"
+    # Up for a minute: the backoff starts again at 1 s (the exits still count for two minutes).
+    assert crash_and_restart(60) == "crashy exited (code 1); restarting in 1 s (restart 3)"
+    assert crash_and_restart(1) == "crashy exited (code 1); restarting in 2 s (restart 4)"
+    clock[0] += 1
+    exit_code[0] = 1
+    with pytest.raises(up_module.ChildFailed) as failed:
+        supervisor._tend()  # the 5th exit within 120 s
+    message = str(failed.value)
+    assert message.startswith("crashy exited 5 times within 120 s (last: code 1)")
+    assert message.count("  | line ") == 20 and message.endswith("  | line 29")
+    state = supervisor_state(tmp_path)["children"]["crashy"]
+    assert state["state"] == "crash-loop" and state["restarts"] == 4
