@@ -37,6 +37,29 @@ async def test_health_is_503_and_names_temporal_when_it_is_down(settings: Settin
     assert body["temporal"].startswith("error: ")
 
 
+async def test_health_shows_the_supervisors_view_when_there_is_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    state_file = tmp_path / "supervisor.json"
+    supervised = settings.replace(supervisor_state=state_file)
+    worker = {
+        "state": "restarting",
+        "pid": None,
+        "restarts": 2,
+        "last_exit": "signal 9, SIGKILL",
+        "last_exit_at": "2026-01-02T03:04:05+00:00",
+        "since": "2026-01-02T03:04:05+00:00",
+    }
+    async with serve_api(supervised) as base_url, httpx.AsyncClient(base_url=base_url) as http:
+        # No file (yet): no field, as where nothing supervises the API.
+        assert "supervisor" not in (await http.get("/health")).json()
+        state_file.write_text(json.dumps({"pid": 1, "children": {"worker": worker}}))
+        response = await http.get("/health")
+    assert response.status_code == 200  # a restarting worker is not an API outage
+    shown = response.json()["supervisor"]["children"]["worker"]
+    assert shown == {key: value for key, value in worker.items() if key != "pid"}
+
+
 async def test_api_key_is_required_and_checked(stack: Stack) -> None:
     missing = await stack.http.get("/runbooks")
     assert missing.status_code == 401

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 
 from api.deps import StateDep
+from ddoc.contracts import supervisor
 from ddoc.platform import db, metrics
 
 router = APIRouter(tags=["health"])
@@ -19,10 +20,18 @@ async def health(state: StateDep) -> JSONResponse:
     database = await _check(asyncio.to_thread(db.check, state.engine))
     temporal = await _check(state.temporal.workflow_service.get_system_info(GetSystemInfoRequest()))
     ok = database == "ok" and temporal == "ok"
-    return JSONResponse(
-        {"status": "ok" if ok else "degraded", "temporal": temporal, "database": database},
-        status_code=200 if ok else 503,
-    )
+    body: dict[str, object] = {
+        "status": "ok" if ok else "degraded",
+        "temporal": temporal,
+        "database": database,
+    }
+    # Under `ddoc up`: its supervisor's view of every process (restarts, last exit). It does not
+    # change the status, which is this API's own: a restarting worker is not an API outage.
+    if state.settings.supervisor_state is not None:
+        view = await asyncio.to_thread(supervisor.read_state, state.settings.supervisor_state)
+        if view is not None:
+            body["supervisor"] = supervisor.health_view(view)
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 async def _check(probe: object) -> str:

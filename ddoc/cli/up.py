@@ -2,8 +2,11 @@
 
 The supervisor starts PostgreSQL and the Temporal dev server as its children, migrates and
 bootstraps the database, then starts the API, the control-plane worker and one agent as child
-processes. Ctrl-C or SIGTERM stops them in reverse order; every child also gets a parent-death
-signal, so none outlives a supervisor that was killed outright.
+processes. A child that exits is restarted with exponential backoff (docs/decisions/0015); one
+that crashes in a loop stops everything, with its last log lines. Ctrl-C or SIGTERM stops them
+in reverse order; every child also gets a parent-death signal, so none outlives a supervisor
+that was killed outright. Its view of the children is in `<data-dir>/supervisor.json`, which
+the API shows in `/health`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from ddoc.contracts import supervisor
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.settings import Settings
 from ddoc.platform import db, tenancy
@@ -42,6 +49,17 @@ SANDBOX_DIR = "sandbox"  # where the local agent's TMPDIR points
 POLICY_ENV_VAR = "DDOC_AGENT_POLICY"
 _READY_TIMEOUT_SECONDS = 60.0
 
+# The restart policy (docs/decisions/0015): a child that exits is restarted after 1 s, 2 s, 4 s
+# ... up to 30 s; one that stayed up a minute starts again at 1 s. Five exits of one child
+# within two minutes are a crash loop: `ddoc up` stops, with that child's last log lines.
+RESTART_BACKOFF_FIRST_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+HEALTHY_UPTIME_SECONDS = 60.0
+CRASH_LOOP_EXITS = 5
+CRASH_LOOP_WINDOW_SECONDS = 120.0
+CRASH_LOG_LINES = 20
+_WATCH_INTERVAL_SECONDS = 0.5
+
 
 @dataclass(frozen=True)
 class UpOptions:
@@ -55,18 +73,55 @@ class _Stop(Exception):
     pass
 
 
+class _Postgres(EmbeddedPostgres):
+    def poll(self) -> int | None:
+        """Its exit code once it has exited, else None."""
+        return None if self._proc is None else self._proc.poll()
+
+
+class _Temporal(EmbeddedTemporal):
+    def poll(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+
+@dataclass
+class _Child:
+    """One supervised process and what the supervisor knows of it."""
+
+    name: str
+    log_path: Path
+    start: Callable[[], None]  # starts it again after it exited
+    poll: Callable[[], int | None]  # its exit code once it has exited
+    pid: Callable[[], int | None]
+    state: str = "running"  # running | restarting | crash-loop | stopped
+    restarts: int = 0
+    started: float = field(default_factory=time.monotonic)
+    since: str = field(default_factory=lambda: _now())
+    last_exit: str | None = None
+    last_exit_at: str | None = None
+    exits: deque[float] = field(default_factory=deque)  # when it exited, within the window
+    backoff_step: int = 0  # exits since it last stayed up HEALTHY_UPTIME_SECONDS
+    restart_at: float = 0.0
+
+    def enter(self, state: str) -> None:
+        self.state = state
+        self.since = _now()
+
+
 class Supervisor:
     def __init__(self, options: UpOptions, settings: Settings) -> None:
         self.options = options
         self.settings = settings
         self.data_dir = options.data_dir.resolve()
         self.logs = self.data_dir / "logs"
-        self.postgres = EmbeddedPostgres(self.data_dir)
-        self.temporal = EmbeddedTemporal(
+        self.postgres = _Postgres(self.data_dir)
+        self.temporal = _Temporal(
             self.data_dir, port=options.temporal_port, ui_port=options.ui_port
         )
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
+        self._logs: dict[str, IO[bytes]] = {}
+        self.supervised: dict[str, _Child] = {}
+        self.state_path = self.data_dir / supervisor.STATE_FILE
         self._stopping = False
         self.agent_policy = self.data_dir / AGENT_POLICY_FILE
         self.agent_policy_is_ours = True
@@ -117,7 +172,15 @@ class Supervisor:
 
     def _start(self) -> None:
         _step("PostgreSQL 16 + pgvector", self._start_postgres)
+        self._supervise(
+            "postgres", self.postgres.log_path, self._restart_postgres,
+            self.postgres.poll, lambda: self.postgres.pid,
+        )  # fmt: skip
         _step("Temporal dev server", self._start_temporal)
+        self._supervise(
+            "temporal", self.temporal.log_path, self._restart_temporal,
+            self.temporal.poll, lambda: self.temporal.pid,
+        )  # fmt: skip
         # The API and workers run as a role that cannot change the audit trail
         # (ddoc/platform/db.py).
         database_url = self.postgres.url(user=API_DB_ROLE)
@@ -131,11 +194,12 @@ class Supervisor:
             "DDOC_DATA_DIR": str(self.data_dir),
             "DDOC_TENANT": self.settings.tenant,
             "DDOC_ENVIRONMENT": self.settings.environment,
+            supervisor.STATE_ENV_VAR: str(self.state_path),
         }
         self.agent_policy, self.agent_policy_is_ours = self._agent_policy()
-        self._spawn("worker", ["worker"], env)
-        self._spawn("agent", ["agent"], {**env, POLICY_ENV_VAR: str(self.agent_policy)})
-        self._spawn("api", ["api"], env)
+        self._spawn_supervised("worker", ["worker"], env)
+        self._spawn_supervised("agent", ["agent"], {**env, POLICY_ENV_VAR: str(self.agent_policy)})
+        self._spawn_supervised("api", ["api"], env)
         _step("API, worker and agent", self._wait_healthy)
         self._banner()
 
@@ -177,6 +241,16 @@ class Supervisor:
                 f"cannot register search attributes: {(result.stderr or result.stdout).strip()}"
             )
 
+    def _restart_postgres(self) -> None:
+        # Same data directory: a restart keeps the data (PostgreSQL recovers from its WAL).
+        self.postgres.stop()
+        self.postgres.start()
+
+    def _restart_temporal(self) -> None:
+        # Same --db-filename: a restart keeps every workflow's history (and search attributes).
+        self.temporal.stop()
+        self.temporal.start()
+
     def _agent_policy(self) -> tuple[Path, bool]:
         """The local agent's policy: the user's own (DDOC_AGENT_POLICY), else the default one in
         the data dir, written when it is missing and never overwritten (it is the user's to
@@ -206,9 +280,19 @@ class Supervisor:
             for key, value in lines.items():
                 out.write(f"{key}={value}\n")
 
+    def _spawn_supervised(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self._spawn(name, args, env)
+        self._supervise(
+            name, self.logs / f"{name}.log", lambda: self._spawn(name, args, env),
+            lambda: self.children[name].poll(), lambda: self.children[name].pid,
+        )  # fmt: skip
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        previous = self._logs.pop(name, None)
+        if previous is not None:
+            previous.close()
         log = (self.logs / f"{name}.log").open("ab")
-        self._logs.append(log)
+        self._logs[name] = log
         self.children[name] = subprocess.Popen(
             [sys.executable, "-m", "ddoc.cli.main", *args],
             stdout=log,
@@ -222,7 +306,7 @@ class Supervisor:
         url = f"http://127.0.0.1:{self.options.api_port}/health"
         deadline = time.monotonic() + _READY_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            self._check_children()
+            self._tend()
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
@@ -234,17 +318,90 @@ class Supervisor:
             f"the API did not report healthy within {_READY_TIMEOUT_SECONDS:.0f}s; see {self.logs}"
         )
 
-    def _check_children(self) -> None:
-        for name, proc in self.children.items():
-            if proc.poll() is not None:
-                raise ChildFailed(
-                    f"{name} exited with code {proc.returncode}; see {self.logs / (name + '.log')}"
-                )
+    def _supervise(
+        self,
+        name: str,
+        log_path: Path,
+        start: Callable[[], None],
+        poll: Callable[[], int | None],
+        pid: Callable[[], int | None],
+    ) -> None:
+        self.supervised[name] = _Child(name, log_path, start, poll, pid)
+        self._write_state()
+
+    def _tend(self) -> None:
+        """One look at every child: note the ones that exited, restart the ones that are due."""
+        for child in self.supervised.values():
+            if child.state == "running":
+                code = child.poll()
+                if code is not None:
+                    self._exited(child, _describe_exit(code))
+            elif child.state == "restarting" and time.monotonic() >= child.restart_at:
+                self._restart(child)
+
+    def _exited(self, child: _Child, how: str) -> None:
+        now = time.monotonic()
+        child.exits.append(now)
+        while child.exits and child.exits[0] < now - CRASH_LOOP_WINDOW_SECONDS:
+            child.exits.popleft()
+        child.last_exit, child.last_exit_at = how, _now()
+        if len(child.exits) >= CRASH_LOOP_EXITS:
+            child.enter("crash-loop")
+            self._write_state()
+            raise ChildFailed(
+                f"{child.name} exited {len(child.exits)} times within "
+                f"{CRASH_LOOP_WINDOW_SECONDS:.0f} s (last: {how}); stopping everything. "
+                f"The last lines of {child.log_path}:\n{_tail(child.log_path, CRASH_LOG_LINES)}"
+            )
+        if now - child.started >= HEALTHY_UPTIME_SECONDS:
+            child.backoff_step = 0
+        delay = min(
+            RESTART_BACKOFF_FIRST_SECONDS * 2**child.backoff_step, RESTART_BACKOFF_MAX_SECONDS
+        )
+        child.backoff_step += 1
+        child.restart_at = now + delay
+        child.enter("restarting")
+        self._write_state()
+        print(
+            f"{child.name} exited ({how}); restarting in {delay:g} s "
+            f"(restart {child.restarts + 1})",
+            flush=True,
+        )
+
+    def _restart(self, child: _Child) -> None:
+        child.restarts += 1
+        child.started = time.monotonic()
+        try:
+            child.start()
+        except (EmbeddedError, OSError) as err:
+            self._exited(child, f"failed to start: {err}")
+            return
+        child.enter("running")
+        self._write_state()
+        print(f"{child.name} restarted (pid {child.pid()})", flush=True)
+
+    def _write_state(self) -> None:
+        children = {
+            child.name: {
+                "state": child.state,
+                "pid": child.pid() if child.state == "running" else None,
+                "restarts": child.restarts,
+                "last_exit": child.last_exit,
+                "last_exit_at": child.last_exit_at,
+                "since": child.since,
+            }
+            for child in self.supervised.values()
+        }
+        state = {"pid": os.getpid(), "updated_at": _now(), "children": children}
+        try:
+            supervisor.write_state(self.state_path, state)
+        except OSError as err:
+            _err(f"cannot write {self.state_path}: {err}")
 
     def _watch(self) -> None:
         while True:
-            self._check_children()
-            time.sleep(0.5)
+            self._tend()
+            time.sleep(_WATCH_INTERVAL_SECONDS)
 
     def _shutdown(self) -> None:
         print("stopping…", flush=True)
@@ -254,8 +411,13 @@ class Supervisor:
                 stop_process(proc, grace=15)
         self.temporal.stop()
         self.postgres.stop()
-        for log in self._logs:
+        for log in self._logs.values():
             log.close()
+        if self.supervised:
+            for child in self.supervised.values():
+                if child.state != "crash-loop":
+                    child.enter("stopped")
+            self._write_state()
         print("stopped", flush=True)
 
     def _banner(self) -> None:
@@ -387,6 +549,32 @@ def _step(what: str, action: object) -> None:
     print(f"starting {what}…", end=" ", flush=True)
     action()  # type: ignore[operator]
     print(f"ok ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {-code}, {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
+def _tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a log, indented, for the console."""
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 64 * 1024))
+            text = log.read().decode(errors="replace")
+    except OSError as err:
+        return f"  (cannot read it: {err})"
+    last = text.splitlines()[-lines:]
+    return "\n".join(f"  | {line}" for line in last) if last else "  (empty)"
 
 
 def _err(message: str) -> None:

@@ -41,6 +41,8 @@ class TemporalSettings:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path(".ddoc")
+    # `ddoc up`'s view of its children, for /health (ddoc/contracts/supervisor.py); None: none.
+    supervisor_state: Path | None = None
     database_url: str | None = None
     temporal: TemporalSettings = dataclasses.field(default_factory=TemporalSettings)
     api_host: str = "127.0.0.1"
@@ -81,6 +83,9 @@ class Settings:
         temporal_defaults = TemporalSettings()
         return cls(
             data_dir=Path(reader.text("DDOC_DATA_DIR") or defaults.data_dir),
+            supervisor_state=(
+                Path(state) if (state := reader.text("DDOC_SUPERVISOR_STATE")) else None
+            ),
             database_url=reader.text("DDOC_DATABASE_URL"),
             temporal=TemporalSettings(
                 address=reader.text("DDOC_TEMPORAL_ADDRESS") or temporal_defaults.address,
