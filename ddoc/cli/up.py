@@ -73,17 +73,6 @@ class _Stop(Exception):
     pass
 
 
-class _Postgres(EmbeddedPostgres):
-    def poll(self) -> int | None:
-        """Its exit code once it has exited, else None."""
-        return None if self._proc is None else self._proc.poll()
-
-
-class _Temporal(EmbeddedTemporal):
-    def poll(self) -> int | None:
-        return None if self._proc is None else self._proc.poll()
-
-
 @dataclass
 class _Child:
     """One supervised process and what the supervisor knows of it."""
@@ -114,8 +103,8 @@ class Supervisor:
         self.settings = settings
         self.data_dir = options.data_dir.resolve()
         self.logs = self.data_dir / "logs"
-        self.postgres = _Postgres(self.data_dir)
-        self.temporal = _Temporal(
+        self.postgres = EmbeddedPostgres(self.data_dir)
+        self.temporal = EmbeddedTemporal(
             self.data_dir, port=options.temporal_port, ui_port=options.ui_port
         )
         self.children: dict[str, subprocess.Popen[bytes]] = {}

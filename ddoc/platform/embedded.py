@@ -170,6 +170,10 @@ class EmbeddedPostgres:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def poll(self) -> int | None:
+        """Its exit code once it has exited (`ddoc up` restarts it then), else None."""
+        return None if self._proc is None else self._proc.poll()
+
     def _socket_dir(self) -> Path:
         preferred = self.pgdata.parent / "run"
         if len(str(preferred)) + 20 <= _SOCKET_PATH_MAX:
@@ -331,3 +335,7 @@ class EmbeddedTemporal:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    def poll(self) -> int | None:
+        """Its exit code once it has exited (`ddoc up` restarts it then), else None."""
+        return None if self._proc is None else self._proc.poll()
