@@ -46,14 +46,14 @@ class ControlActivities:
     @activity.defn(name=names.ESCALATE)
     def escalate(self, request: EscalationRequest) -> EscalationResult:
         """Page the level's PagerDuty service (when it has a routing key) and record the
-        escalation as an event either way. Routing keys stay in the tenant's settings: they
-        never enter a workflow's history."""
+        escalation as an event either way. Routing keys stay in the secrets table (encrypted,
+        ddoc/platform/secrets.py): they never enter a workflow's history."""
         metrics.ESCALATIONS.inc()
         with Session(self._engine) as session:
             level = policy.escalation_level(
                 tenancy.settings(session, request.tenant_id), request.level
             )
-        routing_key = level.get("pagerduty_routing_key") if level else None
+            routing_key = policy.routing_key(session, request.tenant_id, level)
         if not routing_key:
             result = EscalationResult(
                 paged=False, detail=f"{request.level_name}: no pager configured"

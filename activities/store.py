@@ -96,11 +96,11 @@ class ExecutionStore:
             settings = tenancy.settings(session, tenant_id)
             owner = limits.effective(settings, due.runbook_id).owner_level
             level = policy.escalation_level(settings, owner)
+            routing_key = policy.routing_key(session, tenant_id, level)
             title = session.execute(
                 text("SELECT title FROM runbooks WHERE id = :id"), {"id": due.runbook_id}
             ).scalar_one_or_none()
         name = str(level["name"]) if level else f"level {owner}"
-        routing_key = level.get("pagerduty_routing_key") if level else None
         paged = False
         if not routing_key:
             detail = f"{name}: no pager configured"

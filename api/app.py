@@ -50,7 +50,7 @@ from ddoc.contracts.settings import Settings
 from ddoc.execution.store import server_codec
 from ddoc.platform import db, metrics
 from ddoc.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
-from ddoc.platform.ratelimit import Limit
+from ddoc.platform.ratelimit import Limit, SharedRateLimiter
 from ddoc.runbooks import search
 from ddoc.runbooks.embedding import default_embedder
 from ddoc.runbooks.parsing import ParseError, runbook_parser
@@ -101,6 +101,8 @@ def create_app(settings: Settings) -> FastAPI:
             intake=Intake(engine=engine, client=client, settings=settings, matcher=matcher),
             matcher=matcher,
             parse=runbook_parser(ai_config_from_env(os.environ)),
+            # Shared by every API process through the database (ddoc/platform/ratelimit.py).
+            rate_limiter=SharedRateLimiter(engine),
             webhook_limit=Limit(settings.webhook_rate, settings.webhook_burst),
             codec=payload_codec,
         )

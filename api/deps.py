@@ -18,7 +18,7 @@ from ddoc.contracts.codec import EncryptionCodec
 from ddoc.contracts.roles import Role
 from ddoc.contracts.settings import Settings
 from ddoc.platform import tenancy
-from ddoc.platform.ratelimit import Limit, RateLimiter
+from ddoc.platform.ratelimit import Limit, Limiter, RateLimiter
 from ddoc.platform.tenancy import Principal
 from ddoc.runbooks.parsing import RunbookParser
 
@@ -31,7 +31,7 @@ class AppState:
     intake: Intake
     matcher: Matcher
     parse: RunbookParser
-    rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    rate_limiter: Limiter = field(default_factory=RateLimiter)  # app.py: SharedRateLimiter
     webhook_limit: Limit = field(default_factory=lambda: Limit(200, 5000))
     codec: EncryptionCodec | None = None  # payload encryption (None: off)
 

@@ -9,6 +9,7 @@ so tests never see each other's rows or workflows.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import socket
 import uuid
@@ -48,6 +49,11 @@ T = TypeVar("T")
 
 # Durability is not under test: these make the embedded server much faster on CI disks.
 _FAST_PG = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+# Tenant secrets are stored encrypted (ddoc/platform/secrets.py): the API and workers the tests
+# start need a master key, as a deployment does (tests/test_secrets.py also runs without one).
+if not (os.environ.get("DDOC_SECRETS_KEY") or os.environ.get("DDOC_SECRETS_KEY_FILE")):
+    os.environ["DDOC_SECRETS_KEY"] = base64.b64encode(os.urandom(32)).decode()
 
 
 def free_port() -> int:

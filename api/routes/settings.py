@@ -1,5 +1,10 @@
 """Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy,
-runbook URL rewrite rules, blast-radius limits."""
+runbook URL rewrite rules, blast-radius limits.
+
+Secrets (signing secrets, PagerDuty routing keys, Slack tokens given as values) are write-only:
+`tenancy.update_settings` stores them encrypted (ddoc/platform/secrets.py, 422 naming
+DDOC_SECRETS_KEY when the server has no master key) and the settings keep a reference, shown here
+as `true`."""
 
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ class SettingsIn(BaseModel):
     slack: dict[str, str] | None = Field(
         default=None,
         description='This tenant\'s Slack workspace: {"team_id", "channel", "bot_token_env", '
-        '"signing_secret_env"}; the secrets are named environment variables, never stored',
+        '"signing_secret_env"} (secrets named by environment variables), or "bot_token" / '
+        '"signing_secret" instead (the secrets themselves, stored encrypted, shown as set/unset)',
     )
     slack_channels: dict[str, dict[str, str]] | None = Field(
         default=None,
@@ -47,8 +53,8 @@ class SettingsIn(BaseModel):
     )
     webhook_rate_limit: dict[str, float] | None = Field(
         default=None,
-        description='Webhook deliveries a second and burst per API process: {"per_second": '
-        '200, "burst": 5000} (defaults: DDOC_WEBHOOK_RATE, DDOC_WEBHOOK_BURST)',
+        description="Webhook deliveries a second and burst, shared by all API processes: "
+        '{"per_second": 200, "burst": 5000} (defaults: DDOC_WEBHOOK_RATE, DDOC_WEBHOOK_BURST)',
     )
     trust_policy: dict[str, Any] | None = Field(
         default=None,
@@ -83,6 +89,11 @@ def _shown(settings: dict[str, Any]) -> dict[str, Any]:
     raw_policy = settings.get(policy.SETTINGS_KEY)
     if isinstance(raw_policy, dict):
         shown[policy.SETTINGS_KEY] = policy.shown(raw_policy)
+    slack = settings.get(tenants.SETTINGS_KEY)
+    if isinstance(slack, dict):
+        shown[tenants.SETTINGS_KEY] = {
+            k: (bool(v) if k in ("bot_token", "signing_secret") else v) for k, v in slack.items()
+        }
     return shown
 
 

@@ -27,7 +27,7 @@ from api.deps import AppState, StateDep, ViewerDep
 from ddoc.alerts import sources
 from ddoc.alerts.sources import NormalizedAlert
 from ddoc.alerts.webhook_auth import SignatureError, verify_grafana, verify_pagerduty
-from ddoc.platform import metrics, ratelimit, tenancy
+from ddoc.platform import metrics, ratelimit, secrets, tenancy
 
 router = APIRouter(tags=["webhooks"])
 
@@ -125,10 +125,24 @@ def webhook_tenant(request: Request, state: StateDep) -> WebhookCaller:
         )
     with Session(state.engine) as session:
         found = tenancy.webhook_tenant_and_settings(session, token)
-    if found is None:
-        metrics.WEBHOOKS_REJECTED.labels(source, "auth").inc()
-        raise HTTPException(401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"})
-    return WebhookCaller(*found)
+        if found is None:
+            metrics.WEBHOOKS_REJECTED.labels(source, "auth").inc()
+            raise HTTPException(
+                401, "invalid webhook token", headers={"WWW-Authenticate": "Bearer"}
+            )
+        tenant_id, tenant_settings = found
+        # The signing secrets are stored encrypted (ddoc/platform/secrets.py): read them here,
+        # in the same session, only when the tenant has some.
+        try:
+            tenant_settings = secrets.reveal_settings(
+                session, tenant_id, tenant_settings, only=_SIGNING_SECRET_KEYS
+            )
+        except secrets.SecretsError as err:
+            raise HTTPException(503, f"cannot check the delivery's signature: {err}") from None
+    return WebhookCaller(tenant_id, tenant_settings)
+
+
+_SIGNING_SECRET_KEYS = ("pagerduty_signing_secrets", "grafana_signing_secret")
 
 
 _REJECTION_REASONS = {401: "signature", 409: "duplicate", 413: "too_large", 429: "rate_limited"}
@@ -234,8 +248,10 @@ def _webhook_route(source: Source) -> None:
 
     async def deliver(request: Request, caller: WebhookCaller, state: AppState) -> WebhookResponse:
         tenant_id = caller.tenant_id
-        wait = state.rate_limiter.take(
-            tenant_id, ratelimit.limit_for(caller.settings, state.webhook_limit)
+        wait = await asyncio.to_thread(
+            state.rate_limiter.take,
+            tenant_id,
+            ratelimit.limit_for(caller.settings, state.webhook_limit),
         )
         if wait:
             raise HTTPException(

@@ -69,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
         "new-key", help="print a new random AES-256 key (base64) for DDOC_CODEC_KEYS_FILE"
     ).set_defaults(func=_cmd_codec_new_key)
 
+    secrets_cmd = sub.add_parser("secrets", help="tenant secrets encrypted at rest (operators)")
+    secrets_actions = secrets_cmd.add_subparsers(
+        dest="secrets_command", required=True, metavar="ACTION"
+    )
+    secrets_actions.add_parser(
+        "new-key", help="print a new random master key (base64) for DDOC_SECRETS_KEY(_FILE)"
+    ).set_defaults(func=_cmd_secrets_new_key)
+    secrets_actions.add_parser(
+        "rotate",
+        help="re-wrap every secret's data key with the current (first) master key, and encrypt "
+        "secrets an older release left in tenant settings (DB URL)",
+    ).set_defaults(func=_cmd_secrets_rotate)
+
     tenant = sub.add_parser(
         "tenant", help="create a tenant with an admin key and a webhook token (operators; DB URL)"
     )
@@ -194,6 +207,42 @@ def _cmd_codec_new_key(args: argparse.Namespace, settings: Settings) -> int:
     from ddoc.contracts import codec
 
     print(codec.new_key())
+    return 0
+
+
+def _cmd_secrets_new_key(args: argparse.Namespace, settings: Settings) -> int:
+    from ddoc.platform import secrets
+
+    print(secrets.new_key())
+    return 0
+
+
+def _cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from ddoc.platform import db, secrets
+
+    try:
+        keyring = secrets.keyring_from_env()
+        key_id, _ = keyring.current
+    except secrets.SecretsError as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 2
+    engine = db.make_engine(settings.require_database_url(), pool_size=1)
+    try:
+        rewrapped, sealed = secrets.rotate_all(engine, keyring=keyring)
+    except secrets.SecretsError as err:
+        print(f"ddoc: {err}", file=sys.stderr)
+        return 1
+    except OperationalError as err:
+        print(f"ddoc: cannot reach the database: {err.orig}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"re-wrapped {rewrapped} secret(s) with master key {key_id}")
+    if sealed:
+        print(f"encrypted the plaintext secrets of {sealed} tenant(s)' settings")
+    print("the other master keys are no longer needed by the database")
     return 0
 
 

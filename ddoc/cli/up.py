@@ -47,6 +47,7 @@ CREDENTIALS_FILE = "credentials.env"
 AGENT_POLICY_FILE = "agent-policy.yaml"  # the local agent's policy, written on first start
 SANDBOX_DIR = "sandbox"  # where the local agent's TMPDIR points
 POLICY_ENV_VAR = "DDOC_AGENT_POLICY"
+SECRETS_KEY_FILE = "secrets.key"  # the master key of tenant secrets, written on first start
 _READY_TIMEOUT_SECONDS = 60.0
 
 # The restart policy (docs/decisions/0015): a child that exits is restarted after 1 s, 2 s, 4 s
@@ -184,6 +185,7 @@ class Supervisor:
             "DDOC_TENANT": self.settings.tenant,
             "DDOC_ENVIRONMENT": self.settings.environment,
             supervisor.STATE_ENV_VAR: str(self.state_path),
+            **secrets_key_env(self.data_dir),
         }
         self.agent_policy, self.agent_policy_is_ours = self._agent_policy()
         self._spawn_supervised("worker", ["worker"], env)
@@ -448,6 +450,26 @@ class Supervisor:
                 "deleting or moving files outside TMPDIR (edit it to change what runs)"
             )
         return "\n".join(lines)
+
+
+def secrets_key_env(data_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The master key of tenant secrets (ddoc/platform/secrets.py) for the API and worker: the
+    user's own (DDOC_SECRETS_KEY or DDOC_SECRETS_KEY_FILE, passed on as it is), else a key file
+    in the data dir, written (mode 0600) when it is missing and never overwritten: the secrets
+    stored with it cannot be read without it."""
+    from ddoc.platform import secrets
+
+    env = dict(os.environ) if env is None else env
+    if env.get(secrets.KEY_ENV, "").strip() or env.get(secrets.KEY_FILE_ENV, "").strip():
+        return {}
+    path = data_dir / SECRETS_KEY_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write("# Written by `ddoc up`: the master key of tenant secrets. Keep it secret;\n")
+            out.write("# without it the stored secrets cannot be read (docs/DEPLOYMENT.md).\n")
+            out.write(f"{secrets.key_id_of_new()}\n")
+    return {secrets.KEY_FILE_ENV: str(path)}
 
 
 class ChildFailed(RuntimeError):

@@ -1,8 +1,9 @@
 """The tenant's execution policy: approvals, escalation deadlines and levels.
 
-Stored in the tenant's settings under `execution_policy` (set with `PUT /settings`); frozen into
-each execution's input when it starts, except PagerDuty routing keys, which are secrets and are
-only read by the escalation activity (they never enter a workflow's history).
+Stored in the tenant's settings under `execution_policy` (set with `PATCH /settings`); frozen
+into each execution's input when it starts, except PagerDuty routing keys, which are secrets:
+stored encrypted in the secrets table (the settings keep a reference, ddoc/platform/secrets.py)
+and only read by the escalation activities (they never enter a workflow's history).
 
     {"red_approvals": 2,
      "wait_minutes": {"critical": 5, "high": 10, "default": 30},
@@ -16,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 from ddoc.contracts.execution import EscalationLevel, ExecutionPolicy
+from ddoc.platform import secrets
 
 SETTINGS_KEY = "execution_policy"
 MAX_LEVELS = 10
@@ -49,9 +53,16 @@ def execution_policy(settings: dict[str, Any]) -> ExecutionPolicy:
 
 
 def escalation_level(settings: dict[str, Any], level: int) -> dict[str, Any] | None:
-    """The stored level (1-based), routing key included."""
+    """The stored level (1-based). Its `pagerduty_routing_key` is a reference to the encrypted
+    secret (or, written by an older release, the key itself): read it with `routing_key`."""
     levels = (settings.get(SETTINGS_KEY) or {}).get("escalation_levels") or []
     return dict(levels[level - 1]) if 1 <= level <= len(levels) else None
+
+
+def routing_key(session: Session, tenant_id: str, level: dict[str, Any] | None) -> str | None:
+    """The level's PagerDuty routing key, decrypted (ddoc/platform/secrets.py); None: no pager."""
+    value = secrets.reveal(session, tenant_id, (level or {}).get("pagerduty_routing_key"))
+    return str(value) if value else None
 
 
 def validate(raw: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,30 @@
-"""Per-tenant webhook rate limits: a token bucket per tenant, in each API process.
+"""Per-tenant webhook rate limits: a token bucket per tenant, shared by every API process.
 
 A tenant may deliver `per_second` webhook requests a second on average with bursts of `burst`
 (tenant settings `webhook_rate_limit`, else DDOC_WEBHOOK_RATE / DDOC_WEBHOOK_BURST). Over it,
-the answer is 429 with Retry-After, which Alertmanager, Grafana and PagerDuty retry. The buckets
-live in the process: with N API processes behind a balancer a tenant gets up to N times the rate.
+the answer is 429 with Retry-After, which Alertmanager, Grafana and PagerDuty retry.
+
+`SharedRateLimiter` keeps the buckets in PostgreSQL (`webhook_rate_buckets`, one row per
+tenant): each delivery takes a token with one upsert on the database's clock, so N API processes
+behind a balancer share one limit. Should the database not answer, the process falls back to
+its own in-process bucket (`RateLimiter`) until it does: with N processes a tenant then gets up
+to N times the rate, as before.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
 
 SETTINGS_KEY = "webhook_rate_limit"
 
@@ -45,7 +56,13 @@ def validate(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+class Limiter(Protocol):
+    def take(self, tenant_id: str, limit: Limit) -> float: ...
+
+
 class RateLimiter:
+    """Buckets in this process."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # tenant -> (tokens, at)
@@ -62,6 +79,52 @@ class RateLimiter:
                 return 0.0
             self._buckets[tenant_id] = (tokens, now)
             return (1 - tokens) / limit.per_second
+
+
+# One statement, on the database's clock (`now()`: the statement's transaction is this one
+# statement). A new tenant's bucket starts full; concurrent takes serialize on the tenant's row.
+_TAKE = text(
+    """
+    INSERT INTO webhook_rate_buckets AS b (tenant_id, tokens, granted, updated_at)
+    VALUES (:tenant, CASE WHEN :burst >= 1 THEN :burst - 1 ELSE :burst END, :burst >= 1, now())
+    ON CONFLICT (tenant_id) DO UPDATE SET
+        tokens = CASE
+            WHEN LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8)) >= 1
+            THEN LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8)) - 1
+            ELSE LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8))
+        END,
+        granted = LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8)) >= 1,
+        updated_at = GREATEST(b.updated_at, now())
+    RETURNING tokens, granted
+    """  # noqa: E501
+)
+
+
+class SharedRateLimiter:
+    """Buckets in PostgreSQL, shared by every process using the database (one upsert a take);
+    the in-process buckets while the database does not answer."""
+
+    def __init__(self, engine: Engine, fallback: RateLimiter | None = None) -> None:
+        self._engine = engine
+        self._fallback = fallback or RateLimiter()
+        self._failing = False
+
+    def take(self, tenant_id: str, limit: Limit) -> float:
+        """0 when the request may go on; else the seconds until it may be retried. Blocks on
+        the database: call it from a thread."""
+        try:
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                tokens, granted = conn.execute(
+                    _TAKE,
+                    {"tenant": tenant_id, "burst": limit.burst, "rate": limit.per_second},
+                ).one()
+        except SQLAlchemyError as err:
+            if not self._failing:
+                log.warning("webhook rate limits fall back to this process's buckets: %s", err)
+                self._failing = True
+            return self._fallback.take(tenant_id, limit)
+        self._failing = False
+        return 0.0 if granted else (1 - float(tokens)) / limit.per_second
 
 
 def retry_after(seconds: float) -> str:

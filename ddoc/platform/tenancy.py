@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
 from ddoc.contracts.roles import Role, holds
-from ddoc.platform import audit
+from ddoc.platform import audit, secrets
 from ddoc.platform.errors import Conflict, NotFound
 from ddoc.platform.ids import new_id, new_token, token_hash
 from ddoc.platform.tables import ApiKey, Tenant
@@ -139,12 +139,17 @@ def settings(session: Session, tenant_id: str) -> dict[str, Any]:
 def update_settings(
     session: Session, *, tenant_id: str, changes: dict[str, Any], actor: str
 ) -> None:
-    """Merge `changes` into the tenant's settings (a None value removes a key)."""
+    """Merge `changes` into the tenant's settings (a None value removes a key). Secrets among
+    the changes (`secrets.SETTINGS_SECRETS`) are stored encrypted and the settings keep a
+    reference; secrets no longer referenced are deleted. `secrets.NoMasterKey` when there is a
+    secret to store and no master key."""
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {tenant_id} not found")
-    merged = {**tenant.settings, **changes}
+    sealed = secrets.seal_settings(session, tenant_id, changes, only=changes)
+    merged = {**tenant.settings, **sealed}
     tenant.settings = {k: v for k, v in merged.items() if v is not None}
+    secrets.prune_settings_secrets(session, tenant_id, tenant.settings)
     session.add(tenant)
     audit.append(
         session,

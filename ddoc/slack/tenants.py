@@ -1,11 +1,14 @@
 """Which Slack workspace belongs to which tenant, and its credentials.
 
 The default tenant's Slack comes from the environment (`DDOC_SLACK_*`). Any tenant can have its
-own in its settings (`PATCH /settings {"slack": {…}}`, admin), secrets referenced by the name of
-an environment variable of the API and worker processes, never stored:
+own in its settings (`PATCH /settings {"slack": {…}}`, admin), each secret either referenced by
+the name of an environment variable of the API and worker processes:
 
     {"team_id": "T024BE7LD", "channel": "C0INCIDENTS",
      "bot_token_env": "SLACK_BOT_TOKEN_ACME", "signing_secret_env": "SLACK_SIGNING_SECRET_ACME"}
+
+or given itself, `"bot_token": "xoxb-…"`, `"signing_secret": "…"`: then it is stored encrypted
+in the secrets table (ddoc/platform/secrets.py) and the settings keep a reference.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.contracts.settings import Settings
-from ddoc.platform import tenancy
+from ddoc.platform import secrets, tenancy
 
 SETTINGS_KEY = "slack"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+_SECRETS = ("bot_token", "signing_secret")
 
 
 class SlackSettingsError(ValueError):
@@ -65,19 +69,36 @@ def default_config(settings: Settings) -> SlackConfig | None:
 
 
 def validate(raw: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(raw) - {"team_id", "channel", "bot_token_env", "signing_secret_env"})
+    unknown = sorted(set(raw) - {"team_id", "channel", *_SECRETS, *(f"{k}_env" for k in _SECRETS)})
     if unknown:
         raise SlackSettingsError(f"unknown slack keys: {', '.join(unknown)}")
-    for key in ("team_id", "channel", "bot_token_env", "signing_secret_env"):
+    for key in ("team_id", "channel"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise SlackSettingsError(f"slack.{key} is required")
-    for key in ("bot_token_env", "signing_secret_env"):
-        if not _ENV_NAME.match(raw[key]):
+    for secret in _SECRETS:
+        named, given = raw.get(f"{secret}_env"), raw.get(secret)
+        if (named is None) == (given is None):
             raise SlackSettingsError(
-                f"slack.{key} names an environment variable (like SLACK_BOT_TOKEN_ACME); "
-                "the secret itself is never stored"
+                f"slack needs {secret}_env (an environment variable's name) or {secret} (the "
+                "secret itself, stored encrypted), one of them"
+            )
+        if given is not None and (not isinstance(given, str) or not given.strip()):
+            raise SlackSettingsError(f"slack.{secret} must be the secret, a string")
+        if named is not None and (not isinstance(named, str) or not _ENV_NAME.match(named)):
+            raise SlackSettingsError(
+                f"slack.{secret}_env names an environment variable (like SLACK_BOT_TOKEN_ACME); "
+                f"to give the secret itself, use slack.{secret} (stored encrypted)"
             )
     return raw
+
+
+def _secret(raw: Mapping[str, Any], name: str, env: Mapping[str, str]) -> str | None:
+    """A Slack secret of the tenant's settings: given (and revealed: `reveal_settings`) or
+    named by an environment variable."""
+    given = raw.get(name)
+    if isinstance(given, str):
+        return given or None
+    return env.get(str(raw.get(f"{name}_env", ""))) or None
 
 
 def configured(
@@ -86,11 +107,12 @@ def configured(
     default: SlackConfig | None,
     env: Mapping[str, str] | None = None,
 ) -> SlackConfig | None:
-    """The tenant's Slack: its own settings first, else the environment's default tenant."""
+    """The tenant's Slack: its own settings first, else the environment's default tenant. The
+    settings' secrets must be revealed already (`for_tenant`, `for_team` do)."""
     env = os.environ if env is None else env
     raw = tenant_settings.get(SETTINGS_KEY)
     if isinstance(raw, dict):
-        token = env.get(str(raw.get("bot_token_env", "")))
+        token = _secret(raw, "bot_token", env)
         if not token:
             return None
         return SlackConfig(
@@ -98,7 +120,7 @@ def configured(
             bot_token=token,
             channel=str(raw.get("channel")),
             api_url=default.api_url if default else "https://slack.com/api/",
-            signing_secret=env.get(str(raw.get("signing_secret_env", ""))),
+            signing_secret=_secret(raw, "signing_secret", env),
             team_id=str(raw.get("team_id")),
         )
     if default is not None and default.tenant_id == tenant_id:
@@ -106,8 +128,14 @@ def configured(
     return None
 
 
+def _revealed(session: Session, tenant_id: str, settings: dict[str, Any]) -> dict[str, Any]:
+    return secrets.reveal_settings(session, tenant_id, settings, only=(SETTINGS_KEY,))
+
+
 def for_tenant(session: Session, tenant_id: str, default: SlackConfig | None) -> SlackConfig | None:
-    return configured(tenant_id, tenancy.settings(session, tenant_id), default)
+    return configured(
+        tenant_id, _revealed(session, tenant_id, tenancy.settings(session, tenant_id)), default
+    )
 
 
 def for_team(
@@ -123,7 +151,7 @@ def for_team(
             {"team": team_id},
         ).first()
         if row is not None:
-            return configured(str(row[0]), dict(row[1]), default)
+            return configured(str(row[0]), _revealed(session, str(row[0]), dict(row[1])), default)
     return default
 
 
