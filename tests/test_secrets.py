@@ -286,7 +286,7 @@ def test_settings_secrets_are_sealed_paging_reads_them_and_old_plaintext_still_w
             secrets.names(session, tenant)
         )
     # `ddoc secrets rotate` encrypts them.
-    rewrapped, sealed = secrets.rotate_all(engine)
+    rewrapped, sealed = tenancy.rotate_secrets(engine)
     assert sealed >= 1 and rewrapped == 0
     stored = _stored_settings(engine, tenant)
     assert "L" * 32 not in stored and "legacy-pd" not in stored

@@ -220,7 +220,7 @@ def _cmd_secrets_new_key(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from ddoc.platform import db, secrets
+    from ddoc.platform import db, secrets, tenancy
 
     try:
         keyring = secrets.keyring_from_env()
@@ -230,7 +230,7 @@ def _cmd_secrets_rotate(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     engine = db.make_engine(settings.require_database_url(), pool_size=1)
     try:
-        rewrapped, sealed = secrets.rotate_all(engine, keyring=keyring)
+        rewrapped, sealed = tenancy.rotate_secrets(engine, keyring=keyring)
     except secrets.SecretsError as err:
         print(f"ddoc: {err}", file=sys.stderr)
         return 1

@@ -41,7 +41,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.platform.errors import Invalid
@@ -304,7 +304,7 @@ def reveal(session: Session, tenant_id: str, value: Any, *, keyring: Keyring | N
     return None if stored is None else json.loads(stored)
 
 
-def _places(
+def places(
     settings: Any, path: tuple[str, ...], at: tuple[str, ...] = ()
 ) -> Iterator[tuple[tuple[str, ...], Any, str | int]]:
     """(the place's path, its container, its key) for every place `path` names that exists."""
@@ -313,14 +313,14 @@ def _places(
         if isinstance(settings, list):
             for index, item in enumerate(settings):
                 if rest:
-                    yield from _places(item, rest, (*at, str(index)))
+                    yield from places(item, rest, (*at, str(index)))
                 else:
                     yield (*at, str(index)), settings, index
         return
     if not isinstance(settings, dict) or head not in settings:
         return
     if rest:
-        yield from _places(settings[head], rest, (*at, head))
+        yield from places(settings[head], rest, (*at, head))
     else:
         yield (*at, head), settings, head
 
@@ -345,7 +345,7 @@ def seal_settings(
     for path in SETTINGS_SECRETS:
         if path[0] not in keys:
             continue
-        for where, container, key in list(_places(sealed, path)):
+        for where, container, key in list(places(sealed, path)):
             value = container[key]
             if value is None or value == "" or value == [] or is_ref(value):
                 continue
@@ -370,7 +370,7 @@ def reveal_settings(
     revealed: dict[str, Any] = _copy(settings)
     for path in SETTINGS_SECRETS:
         if path[0] in keys:
-            for _where, container, key in list(_places(revealed, path)):
+            for _where, container, key in list(places(revealed, path)):
                 value = container[key]
                 container[key] = reveal(session, tenant_id, value, keyring=keyring)
     return revealed
@@ -379,7 +379,7 @@ def reveal_settings(
 def _references(settings: dict[str, Any], keys: set[str]) -> Iterator[Any]:
     for path in SETTINGS_SECRETS:
         if path[0] in keys:
-            for _where, container, key in _places(settings, path):
+            for _where, container, key in places(settings, path):
                 yield container[key]
 
 
@@ -392,35 +392,3 @@ def prune_settings_secrets(session: Session, tenant_id: str, settings: dict[str,
     for name in gone:
         delete(session, tenant_id, name)
     return len(gone)
-
-
-def rotate_all(engine: Engine, *, keyring: Keyring | None = None) -> tuple[int, int]:
-    """`ddoc secrets rotate`: encrypt plaintext secrets older releases left in tenant settings,
-    then re-wrap every data key with the current master key, in one transaction. Returns (data
-    keys re-wrapped, tenants whose settings were sealed)."""
-    from ddoc.platform import tenancy  # tenancy imports this module
-
-    ring = _keyring(keyring)
-    ring.current  # noqa: B018 (NoMasterKey before anything is read)
-    sealed = 0
-    with Session(engine) as session:
-        rows = session.execute(text("SELECT id, settings FROM tenants ORDER BY id")).all()
-        for tenant_id, settings in rows:
-            current = dict(settings or {})
-            plain = {
-                path[0]
-                for path in SETTINGS_SECRETS
-                for _w, container, key in _places(current, path)
-                if container[key] not in (None, "", []) and not is_ref(container[key])
-            }
-            if plain:
-                tenancy.update_settings(
-                    session,
-                    tenant_id=str(tenant_id),
-                    changes={k: current[k] for k in plain},
-                    actor="ddoc secrets rotate",
-                )
-                sealed += 1
-        rewrapped = rotate(session, keyring=ring)
-        session.commit()
-    return rewrapped, sealed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_
+from sqlalchemy import Engine, func, or_, text
 from sqlmodel import Session, col, select
 
 from ddoc.contracts.roles import Role, holds
@@ -137,7 +137,12 @@ def settings(session: Session, tenant_id: str) -> dict[str, Any]:
 
 
 def update_settings(
-    session: Session, *, tenant_id: str, changes: dict[str, Any], actor: str
+    session: Session,
+    *,
+    tenant_id: str,
+    changes: dict[str, Any],
+    actor: str,
+    keyring: secrets.Keyring | None = None,
 ) -> None:
     """Merge `changes` into the tenant's settings (a None value removes a key). Secrets among
     the changes (`secrets.SETTINGS_SECRETS`) are stored encrypted and the settings keep a
@@ -146,7 +151,7 @@ def update_settings(
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise LookupError(f"tenant {tenant_id} not found")
-    sealed = secrets.seal_settings(session, tenant_id, changes, only=changes)
+    sealed = secrets.seal_settings(session, tenant_id, changes, only=changes, keyring=keyring)
     merged = {**tenant.settings, **sealed}
     tenant.settings = {k: v for k, v in merged.items() if v is not None}
     secrets.prune_settings_secrets(session, tenant_id, tenant.settings)
@@ -270,3 +275,34 @@ def webhook_tenant_and_settings(session: Session, token: str) -> tuple[str, dict
         select(Tenant.id, Tenant.settings).where(Tenant.webhook_token_hash == token_hash(token))
     ).first()
     return (row[0], dict(row[1])) if row else None
+
+
+def rotate_secrets(engine: Engine, *, keyring: secrets.Keyring | None = None) -> tuple[int, int]:
+    """`ddoc secrets rotate`: encrypt plaintext secrets older releases left in tenant settings,
+    then re-wrap every data key with the current master key, in one transaction. Returns (data
+    keys re-wrapped, tenants whose settings were sealed)."""
+    ring = keyring if keyring is not None else secrets.keyring_from_env()
+    ring.current  # noqa: B018 (NoMasterKey before anything is read)
+    sealed = 0
+    with Session(engine) as session:
+        rows = session.execute(text("SELECT id, settings FROM tenants ORDER BY id")).all()
+        for tenant_id, raw in rows:
+            current = dict(raw or {})
+            plain = {
+                path[0]
+                for path in secrets.SETTINGS_SECRETS
+                for _w, container, key in secrets.places(current, path)
+                if container[key] not in (None, "", []) and not secrets.is_ref(container[key])
+            }
+            if plain:
+                update_settings(
+                    session,
+                    tenant_id=str(tenant_id),
+                    changes={k: current[k] for k in plain},
+                    actor="ddoc secrets rotate",
+                    keyring=ring,
+                )
+                sealed += 1
+        rewrapped = secrets.rotate(session, keyring=ring)
+        session.commit()
+    return rewrapped, sealed
