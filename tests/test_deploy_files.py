@@ -201,7 +201,8 @@ def test_compose_wiring() -> None:
         env = environment(service(name))
         assert env["DDOC_LOG_FORMAT"] == "json"
         assert env["DDOC_CODEC_KEYS_FILE"] == "/run/secrets/ddoc_codec_keys"
-        assert service(name)["secrets"] == ["ddoc_codec_keys"]
+        assert env["DDOC_SECRETS_KEY_FILE"] == "/run/secrets/ddoc_secrets_key"
+        assert service(name)["secrets"] == ["ddoc_codec_keys", "ddoc_secrets_key"]
     for name in ("postgres", "temporal-db", "temporal", "prometheus"):
         assert "healthcheck" in service(name), name
     # Named volumes for every database.
@@ -298,8 +299,8 @@ def test_no_literal_secrets() -> None:
             for password in re.findall(r"://[^:/@\s]+:([^@\s]+)@", value):
                 match = _VAR.fullmatch(password)
                 assert match and match[2] == ":?", f"{name}.{key}: password in URL must be :?"
-    secret = compose()["secrets"]["ddoc_codec_keys"]
-    assert _VAR.fullmatch(secret["file"])
+    for secret in compose()["secrets"].values():
+        assert _VAR.fullmatch(secret["file"])
 
 
 # (d) the agent image ------------------------------------------------------------------------

@@ -344,3 +344,26 @@ class RunbookBreaker(SQLModel, table=True):
     resumed_at: datetime | None = _ts()
     resumed_by: str | None = None
     resume_reason: str | None = None
+
+
+class Secret(SQLModel, table=True):
+    """A tenant secret, encrypted (ddoc/platform/secrets.py reads and writes it)."""
+
+    __tablename__ = "secrets"
+    tenant_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    ciphertext: bytes
+    wrapped_key: bytes
+    key_id: str
+    created_at: datetime = _now()
+    updated_at: datetime = _now()
+
+
+class WebhookRateBucket(SQLModel, table=True):
+    """A tenant's webhook token bucket (ddoc/platform/ratelimit.py, unlogged)."""
+
+    __tablename__ = "webhook_rate_buckets"
+    tenant_id: str = Field(primary_key=True)
+    tokens: float
+    granted: bool
+    updated_at: datetime = _now()
