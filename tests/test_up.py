@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -52,7 +53,8 @@ def up_command(data_dir: Path, *, api: int, temporal: int, ui: int) -> list[str]
 
 def up_env() -> dict[str, str]:
     env = {
-        **os.environ,
+        # No master key given: `ddoc up` writes its own into the data dir (the tests' is dropped).
+        **{k: v for k, v in os.environ.items() if not k.startswith("DDOC_SECRETS_KEY")},
         "DDOC_BOOTSTRAP_API_KEY": API_KEY,
         "DDOC_BOOTSTRAP_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     }
@@ -153,6 +155,14 @@ def test_up_runs_everything_and_keeps_state_across_restarts(
         # Read-only steps ran; the restart waits for a human, across the restart of everything.
         waiting = wait_for_execution(up.api, execution_id, "awaiting_human")
         assert waiting["steps"][0]["output"] == "pod=p namespace=n\n"
+        # Secrets are stored encrypted under the master key `ddoc up` wrote on first start.
+        stored = httpx.patch(
+            f"{up.api}/settings", json={"grafana_signing_secret": "g-secret"}, headers=up.headers()
+        )
+        assert stored.status_code == 200 and stored.json()["grafana_signing_secret"] is True
+        key_file = data_dir / "secrets.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        master_key = key_file.read_text()
     finally:
         children = stop_up(up)
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
@@ -162,6 +172,15 @@ def test_up_runs_everything_and_keeps_state_across_restarts(
     try:
         kept = httpx.get(f"{again.api}/runbooks/{runbook['id']}", headers=again.headers())
         assert kept.status_code == 200 and kept.json()["version"] == 1
+        # The same master key: the signing secret still decrypts (a wrong signature is a 401,
+        # not a 503 for a secret that cannot be read).
+        assert key_file.read_text() == master_key
+        unsigned = httpx.post(
+            f"{again.api}/webhooks/grafana",
+            json={},
+            headers={**again.headers(WEBHOOK_TOKEN), "X-Grafana-Alerting-Signature": "00"},
+        )
+        assert unsigned.status_code == 401 and "does not match" in unsigned.text
         execution = httpx.get(f"{again.api}/executions/{execution_id}", headers=again.headers())
         assert execution.json()["steps"][2]["status"] == "awaiting_approval"
         skipped = httpx.post(
