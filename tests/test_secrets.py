@@ -414,3 +414,36 @@ async def test_the_settings_api_stores_secrets_encrypted_and_shows_them_write_on
         "/settings", json={"webhook_rate_limit": {"burst": 100}}, headers=headers
     )
     assert unrelated.status_code == 200
+
+
+def test_ddoc_secrets_new_key_and_rotate(
+    engine: Engine,
+    database_url: str,
+    tenant: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ddoc.cli.main import main
+
+    monkeypatch.delenv("DDOC_SECRETS_KEY", raising=False)
+    monkeypatch.delenv("DDOC_SECRETS_KEY_FILE", raising=False)
+    monkeypatch.setenv("DDOC_DATABASE_URL", database_url)
+    assert main(["secrets", "rotate"]) == 2
+    assert "DDOC_SECRETS_KEY" in capsys.readouterr().err
+    assert main(["secrets", "new-key"]) == 0
+    new = capsys.readouterr().out.strip()
+    old = base64.b64encode(_key()).decode()
+    with Session(engine) as session:
+        secrets.put(
+            session, tenant, "a", "alpha", keyring=secrets.parse_keys(f"old:{old}", where="t")
+        )
+        session.commit()
+    keys = tmp_path / "secrets.key"
+    keys.write_text(f"new:{new}\nold:{old}\n")
+    monkeypatch.setenv("DDOC_SECRETS_KEY_FILE", str(keys))
+    assert main(["secrets", "rotate"]) == 0
+    assert "re-wrapped 1 secret(s) with master key new" in capsys.readouterr().out
+    keys.write_text(f"new:{new}\n")
+    with Session(engine) as session:
+        assert secrets.get(session, tenant, "a") == "alpha"

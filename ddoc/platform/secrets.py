@@ -158,10 +158,10 @@ def keyring_from_env(env: Mapping[str, str] | None = None) -> Keyring:
     if path:
         file = Path(path).expanduser()
         try:
-            stamp = file.stat().st_mtime_ns
+            found = file.stat()
         except OSError as err:
             raise SecretsError(f"{KEY_FILE_ENV}: cannot read {file}: {err.strerror}") from None
-        return _from_file(str(file), stamp)
+        return _from_file(str(file), (found.st_mtime_ns, found.st_size, found.st_ino))
     return Keyring(())
 
 
@@ -171,7 +171,8 @@ def _parsed(source: str, where: str) -> Keyring:
 
 
 @lru_cache(maxsize=8)
-def _from_file(path: str, _stamp: int) -> Keyring:
+def _from_file(path: str, _stamp: tuple[int, int, int]) -> Keyring:
+    """Read again when the file changes (a rotation rolled out without a restart)."""
     return parse_keys(Path(path).read_text(encoding="utf-8"), where=path)
 
 
