@@ -403,13 +403,19 @@ async def test_the_settings_api_stores_secrets_encrypted_and_shows_them_write_on
         headers={**stack.webhook_headers(), "X-Grafana-Alerting-Signature": signature},
     )
     assert good.status_code != 401, good.text
-    # A server without a master key refuses to store one, and says which variable to set.
+    # A server without a master key keeps accepting a secret as older releases did (in the
+    # settings, unencrypted, with a warning in the log): the settings API never refuses what it
+    # accepted before. `ddoc up` always has a key, docker-compose requires one.
     monkeypatch.delenv("DDOC_SECRETS_KEY", raising=False)
     monkeypatch.delenv("DDOC_SECRETS_KEY_FILE", raising=False)
-    refused = await stack.http.patch(
+    kept = await stack.http.patch(
         "/settings", json={"grafana_signing_secret": "another"}, headers=headers
     )
-    assert refused.status_code == 422 and "DDOC_SECRETS_KEY" in refused.json()["detail"]
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["grafana_signing_secret"] is True
+    with Session(engine) as session:
+        stored = tenancy.settings(session, stack.settings.tenant)
+    assert stored["grafana_signing_secret"] == "another"
     unrelated = await stack.http.patch(
         "/settings", json={"webhook_rate_limit": {"burst": 100}}, headers=headers
     )

@@ -14,9 +14,11 @@ first is the current one, with which secrets are stored; the others only decrypt
 `ddoc secrets rotate` (every data key re-wrapped under the current key), then drop the old key.
 `ddoc up` writes a key file into its data dir on first start.
 
-Without a master key, storing a secret fails with `NoMasterKey` (naming the variables); values
-referenced some other way (Slack's `*_env` names, plaintext settings of older releases) are read
-as before.
+Without a master key, `put` fails with `NoMasterKey` (naming the variables), and settings are
+kept as older releases kept them (plaintext, with a warning in the log) so that a server that
+accepted a routing key before still does; values referenced some other way (Slack's `*_env`
+names, plaintext settings) are read as before. `ddoc up` always has a key; docker-compose
+requires one.
 
 Tenant settings keep a reference where a secret was (`{"$secret": "<name>"}`, see
 `SETTINGS_SECRETS`): `tenancy.update_settings` seals the values at those places as they are set,
@@ -30,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -45,6 +48,8 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from ddoc.platform.errors import Invalid
+
+log = logging.getLogger(__name__)
 
 KEY_ENV = "DDOC_SECRETS_KEY"
 KEY_FILE_ENV = "DDOC_SECRETS_KEY_FILE"
@@ -339,8 +344,25 @@ def seal_settings(
     keyring: Keyring | None = None,
 ) -> dict[str, Any]:
     """`settings` with every plaintext secret (of the top-level keys in `only`, default all)
-    stored in the secrets table and replaced by a reference. NoMasterKey when there is one to
-    store and no master key."""
+    stored in the secrets table and replaced by a reference. Without a master key the settings
+    are kept as older releases kept them (plaintext), with a warning: a server that could store
+    a routing key before still can."""
+    if not _keyring(keyring).keys:
+        if any(
+            not is_ref(container[key]) and container[key] not in (None, "", [])
+            for path in SETTINGS_SECRETS
+            if only is None or path[0] in set(only)
+            for _where, container, key in places(settings, path)
+        ):
+            log.warning(
+                "tenant %s: a secret is stored in its settings unencrypted: no master key is "
+                "configured (%s or %s; docs/DEPLOYMENT.md, Secrets at rest)",
+                tenant_id,
+                KEY_ENV,
+                KEY_FILE_ENV,
+            )
+        kept: dict[str, Any] = _copy(settings)
+        return kept
     sealed: dict[str, Any] = _copy(settings)
     keys = set(sealed) if only is None else set(only)
     for path in SETTINGS_SECRETS:
