@@ -102,3 +102,18 @@ def process_env(
         "DDOC_COMMAND_TIMEOUT": "30",
         "DDOC_AGENT_OFFLINE_TIMEOUT": "120",
     }
+
+
+def fake_kubectl(chaos: Chaos) -> Path:
+    """A `kubectl` for the agent's PATH: each call (a restart: yellow) appends to the once-only
+    file of its last argument's basename (`deployment/pod-3` → `once.pod-3`)."""
+    bin_dir = chaos.dir / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "kubectl"
+    script.write_text(
+        "#!/bin/sh\n"
+        "for last; do :; done\n"
+        f'echo "$*" >> "{chaos.sentinels}/once.$(basename "$last")"\n'
+    )
+    script.chmod(0o755)
+    return bin_dir

@@ -17,7 +17,7 @@ import yaml
 from sqlalchemy import Engine, text
 
 from tests.chaos import invariants
-from tests.chaos.conftest import Chaos, process_env
+from tests.chaos.conftest import Chaos, fake_kubectl, process_env
 from tests.chaos.processes import Child, TemporalServer, ddoc, wait_healthy
 from tests.conftest import Credentials, eventually, free_port
 
@@ -47,20 +47,6 @@ A pod of the chaos namespace is down.
    kubectl -n $NAMESPACE rollout restart deployment/$POD
    ```
 """
-
-
-def fake_kubectl(chaos: Chaos) -> Path:
-    """A `kubectl` on the agent's PATH: each restart appends to its pod's once-only file."""
-    bin_dir = chaos.dir / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "kubectl"
-    script.write_text(
-        "#!/bin/sh\n"
-        "for last; do :; done\n"
-        f'echo "$*" >> "{chaos.sentinels}/once.$(basename "$last")"\n'
-    )
-    script.chmod(0o755)
-    return bin_dir
 
 
 def start_alertmanager(
