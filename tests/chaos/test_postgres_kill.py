@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import Engine, text
 
