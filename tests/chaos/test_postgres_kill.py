@@ -110,6 +110,7 @@ async def test_postgres_killed_mid_intake_and_mid_trail(
     fingerprints = [f"{i:016x}" for i in range(1, ALERTS + 1)]
     accepted: list[str] = []
     refused: list[str] = []
+    killing: list[int] = []  # how many were answered 2xx when the kill began
     killed = asyncio.Event()
     exits: list[str] = []
 
@@ -168,14 +169,15 @@ async def test_postgres_killed_mid_intake_and_mid_trail(
                         answer = await http.post("/webhooks/alertmanager", json=body, headers=hook)
                         if 200 <= answer.status_code < 300:
                             accepted.append(fingerprint)
-                            if len(accepted) >= kill_after and not killed.is_set():
-                                killed.set()
-                                answered = len(accepted)
+                            if len(accepted) >= kill_after and not killing:
+                                killing.append(len(accepted))
                                 victims = await asyncio.to_thread(kill_postgres, pg)
                                 chaos.note(
-                                    f"PostgreSQL killed ({victims} processes) after {answered} "
-                                    f"alerts answered 2xx ({len(accepted)} when it was dead)"
+                                    f"PostgreSQL killed ({victims} processes) after "
+                                    f"{killing[0]} alerts answered 2xx ({len(accepted)} when "
+                                    "it was dead)"
                                 )
+                                killed.set()  # only now: the restart must follow the kill
                             break
                         refused.append(f"{fingerprint}: {answer.status_code}")
                     except httpx.HTTPError as err:
