@@ -248,6 +248,17 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/chaos/conftest.py: pytest reads options only from the conftest files
+    # it loads first, and `pytest tests` would not know the option otherwise.
+    parser.addoption(
+        "--chaos-seed",
+        type=int,
+        default=None,
+        help="seed of the chaos scenarios' random kill points (tests/chaos; default: fixed)",
+    )
+
+
 def store_runbooks(engine: Engine, tenant_id: str, documents: dict[str, str]) -> None:
     """A tenant and its markdown runbooks (source path → content), parsed and embedded as the
     API stores them."""
