@@ -22,6 +22,7 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
@@ -245,6 +246,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc), "guards": guards}, status_code=409)
 
     app.add_exception_handler(trust.TrustRefused, trust_refused)
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # The database is restarting or unreachable: nothing was decided, so the caller (an
+        # alert source above all) retries; a 500 would say the request was at fault.
+        log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+        return await _domain_handler(503)(
+            request, Unavailable("the database is unavailable; retry", retry_after_seconds=5)
+        )
+
+    for lost in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(lost, database_unavailable)
 
 
 def _domain_handler(

@@ -9,11 +9,13 @@ executions whose events Slack has not seen, so a notifier that was down loses no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
 import psycopg
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 from temporalio.client import Client
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CATCH_UP = timedelta(days=1)
 TENANTS_TTL_SECONDS = 30  # a tenant's new Slack settings are picked up this soon
+RECONNECT_MAX_SECONDS = 30
 
 
 class SlackNotifier:
@@ -50,6 +53,20 @@ class SlackNotifier:
         self._task_queue = task_queue
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop`. A lost database (restarted, failed over, not up yet) is waited
+        for and listened to again, with backoff; reconnecting catches up on what was missed."""
+        backoff = 1.0
+        while not stop.is_set():
+            try:
+                await self._listen_until(stop)
+                return
+            except (psycopg.Error, DBAPIError, OSError) as err:
+                log.warning("notifier: database lost (%s); listening again in %.0f s", err, backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(backoff * 2, RECONNECT_MAX_SECONDS)
+
+    async def _listen_until(self, stop: asyncio.Event) -> None:
         async with await psycopg.AsyncConnection.connect(
             _libpq_url(self._database_url), autocommit=True
         ) as conn:
