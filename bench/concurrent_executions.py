@@ -48,12 +48,18 @@ from agent_worker.main import build_agent
 from bench.harness import REPO, add_tenant, database, exit_now
 from ddoc.alerts.paging import PagerDutyEvents
 from ddoc.contracts import temporal as temporal_conn
-from ddoc.contracts.execution import ExecutionInput, ExecutionMode, ExecutionResult, ExecutionStatus
+from ddoc.contracts.execution import (
+    ExecutionInput,
+    ExecutionMode,
+    ExecutionPolicy,
+    ExecutionResult,
+    ExecutionStatus,
+)
 from ddoc.execution import store as executions
 from ddoc.platform import db
 from ddoc.platform.embedded import bin_path, die_with_parent
 from ddoc.runbooks import store as runbooks
-from ddoc.runbooks.model import ParsedRunbook
+from ddoc.runbooks.model import ParsedRunbook, Step
 from tests.engine_harness import cmd, policy
 from worker.main import ACTIVITY_THREADS, build_worker
 from workflows.execution import RunbookExecutionWorkflow
@@ -164,12 +170,26 @@ def cpu_during(
 
 
 def prepare(engine: Engine, count: int, steps: int) -> list[ExecutionInput]:
-    """One stored runbook; `count` executions of it with their rows (as intake writes them)."""
-    parsed = ParsedRunbook(
+    """One stored runbook of `steps` green steps; `count` executions of it with their rows."""
+    return prepare_runbook(
+        engine,
+        count,
+        [cmd(f"s{n}", f"echo s{n}", "green") for n in range(1, steps + 1)],
         title="Bench concurrent executions",
-        summary="",
-        steps=[cmd(f"s{n}", f"echo s{n}", "green") for n in range(1, steps + 1)],
     )
+
+
+def prepare_runbook(
+    engine: Engine,
+    count: int,
+    steps: list[Step],
+    *,
+    title: str,
+    execution_policy: ExecutionPolicy | None = None,
+) -> list[ExecutionInput]:
+    """One stored runbook; `count` copilot executions of it with their rows (as intake writes
+    them)."""
+    parsed = ParsedRunbook(title=title, summary="", steps=steps)
     with Session(engine) as session:
         saved = runbooks.save(
             session,
@@ -189,7 +209,7 @@ def prepare(engine: Engine, count: int, steps: int) -> list[ExecutionInput]:
             mode=ExecutionMode.COPILOT,
             alert=None,
             incident_id=None,
-            policy=policy(),
+            policy=execution_policy or policy(),
         )
         inputs = [
             dataclasses.replace(template, execution_id=f"ex-{uuid.uuid4().hex[:12]}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -30,18 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from bench import concurrent_executions as ce
 from bench.harness import REPO, add_tenant, database, exit_now
 from ddoc.contracts import temporal as temporal_conn
-from ddoc.contracts.execution import ExecutionInput, ExecutionMode
-from ddoc.execution import store as executions
+from ddoc.contracts.execution import ExecutionInput
 from ddoc.platform.embedded import bin_path, die_with_parent
-from ddoc.runbooks import store as runbooks
-from ddoc.runbooks.model import ParsedRunbook
 from tests.engine_harness import cmd, policy
 from workflows.execution import RunbookExecutionWorkflow
 
@@ -50,40 +45,13 @@ TENANT, ENVIRONMENT = ce.TENANT, ce.ENVIRONMENT
 
 
 def prepare(engine: Engine, count: int) -> list[ExecutionInput]:
-    parsed = ParsedRunbook(
+    return ce.prepare_runbook(
+        engine,
+        count,
+        [cmd("s1", "echo looked", "green"), cmd("s2", "echo changed", "yellow")],
         title="Bench waiting executions",
-        summary="",
-        steps=[cmd("s1", "echo looked", "green"), cmd("s2", "echo changed", "yellow")],
+        execution_policy=policy(wait_seconds={"default": 1800}),
     )
-    with Session(engine) as session:
-        saved = runbooks.save(
-            session,
-            tenant_id=TENANT,
-            content=f"# bench {uuid.uuid4().hex}",
-            fmt="markdown",
-            parsed=parsed,
-            source_path=None,
-            actor="bench",
-        )
-        template = executions.build_input(
-            execution_id="template",
-            tenant_id=TENANT,
-            environment=ENVIRONMENT,
-            runbook=saved.runbook,
-            version=saved.version,
-            mode=ExecutionMode.COPILOT,
-            alert=None,
-            incident_id=None,
-            policy=policy(wait_seconds={"default": 1800}),
-        )
-        inputs = [
-            dataclasses.replace(template, execution_id=f"ex-{uuid.uuid4().hex[:12]}")
-            for _ in range(count)
-        ]
-        for inp in inputs:
-            executions.create(session, inp=inp, started_by="bench")
-        session.commit()
-    return inputs
 
 
 def waiting(engine: Engine, ids: list[str]) -> int:

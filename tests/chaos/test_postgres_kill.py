@@ -13,7 +13,6 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import Engine, text
@@ -21,34 +20,13 @@ from sqlalchemy import Engine, text
 from ddoc.cli.up import API_DB_ROLE
 from ddoc.platform import db, tenancy
 from ddoc.platform.embedded import EmbeddedPostgres
-from tests.alert_payloads import alertmanager_v4, am_alert
-from tests.chaos import invariants
+from tests.chaos import invariants, storm
 from tests.chaos.conftest import Chaos, fake_kubectl, process_env
 from tests.chaos.processes import Child, TemporalServer, ddoc, wait_healthy
 from tests.conftest import eventually, free_port
 
 ALERTS = 16
 SENDERS = 4
-RUNBOOK = """---
-title: Chaos service down
-alerts: [ChaosServiceDown]
----
-# Chaos service down
-
-## Steps
-
-1. Say which pod:
-
-   ```bash
-   echo "pod=$POD"
-   ```
-
-2. Restart it:
-
-   ```bash
-   kubectl -n $NAMESPACE rollout restart deployment/$POD
-   ```
-"""
 
 
 def kill_postgres(server: EmbeddedPostgres) -> int:
@@ -104,14 +82,9 @@ async def test_postgres_killed_mid_intake_and_mid_trail(
     path = f"{fake_kubectl(chaos)}:{os.environ.get('PATH', '')}"
     agent = ddoc("agent", {**env, "PATH": path}, chaos.dir / "agent.log")
     children: list[Child] = [api, worker, agent]
-    admin = {"Authorization": f"Bearer {api_key}"}
     kill_after = chaos.randint("alerts answered 2xx when PostgreSQL is killed", 2, ALERTS - 4)
     outage = chaos.uniform("seconds before PostgreSQL is restarted", 1.0, 4.0)
     fingerprints = [f"{i:016x}" for i in range(1, ALERTS + 1)]
-    accepted: list[str] = []
-    refused: list[str] = []
-    killing: list[int] = []  # how many were answered 2xx when the kill began
-    killed = asyncio.Event()
     exits: list[str] = []
 
     async def supervise() -> None:
@@ -130,73 +103,28 @@ async def test_postgres_killed_mid_intake_and_mid_trail(
             child.start()
         supervisor = asyncio.create_task(supervise())
         await asyncio.to_thread(wait_healthy, api, base)
-        async with httpx.AsyncClient(base_url=base, headers=admin, timeout=30) as http:
-            added = await http.post("/runbooks", json={"content": RUNBOOK, "source_path": "c.md"})
-            assert added.status_code == 201, added.text
-            most = 10_000
-            lifted = await http.patch(
-                "/settings",
-                json={
-                    "blast_radius": {
-                        "max_concurrent_per_runbook": most,
-                        "max_concurrent_per_service": most,
-                        "max_runs_per_hour": {"copilot": most, "autopilot": most},
-                    }
-                },
-            )
-            assert lifted.status_code == 200, lifted.text
-        hook = {"Authorization": f"Bearer {token}"}
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for fingerprint in fingerprints:
-            queue.put_nowait(fingerprint)
+        await storm.add_runbook(base, api_key)
 
-        async def sender(http: httpx.AsyncClient) -> None:
-            """Deliver, retrying what was not answered 2xx, as Alertmanager would."""
-            loop = asyncio.get_running_loop()
-            while not queue.empty():
-                fingerprint = queue.get_nowait()
-                body = alertmanager_v4(
-                    am_alert(
-                        "ChaosServiceDown",
-                        fingerprint=fingerprint,
-                        namespace="chaos",
-                        pod=f"pod-{fingerprint}",
-                    )
-                )
-                deadline = loop.time() + 90
-                while True:
-                    try:
-                        answer = await http.post("/webhooks/alertmanager", json=body, headers=hook)
-                        if 200 <= answer.status_code < 300:
-                            accepted.append(fingerprint)
-                            if len(accepted) >= kill_after and not killing:
-                                killing.append(len(accepted))
-                                victims = await asyncio.to_thread(kill_postgres, pg)
-                                chaos.note(
-                                    f"PostgreSQL killed ({victims} processes) after "
-                                    f"{killing[0]} alerts answered 2xx ({len(accepted)} when "
-                                    "it was dead)"
-                                )
-                                killed.set()  # only now: the restart must follow the kill
-                            break
-                        refused.append(f"{fingerprint}: {answer.status_code}")
-                    except httpx.HTTPError as err:
-                        refused.append(f"{fingerprint}: {type(err).__name__}")
-                    assert loop.time() < deadline, f"{fingerprint} never accepted: {refused}"
-                    await asyncio.sleep(0.5)
-
-        async def restart() -> None:
-            await killed.wait()
+        async def kill_and_restart(answered: int) -> None:
+            """PostgreSQL dies; the other senders go on (and are refused) while it is down."""
+            victims = await asyncio.to_thread(kill_postgres, pg)
+            chaos.note(f"PostgreSQL killed ({victims} processes) after {answered} alerts 2xx")
             await asyncio.sleep(outage)
             await asyncio.to_thread(pg.start)
-            chaos.note(f"PostgreSQL restarted; {len(refused)} deliveries refused meanwhile")
+            chaos.note("PostgreSQL restarted")
 
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            await asyncio.gather(restart(), *(sender(http) for _ in range(SENDERS)))
-        assert sorted(accepted) == fingerprints  # each accepted once it was answered 2xx
-        chaos.note(f"refused deliveries, retried: {refused}")
+        delivered = await storm.deliver(
+            base,
+            token,
+            fingerprints,
+            senders=SENDERS,
+            kill_after=kill_after,
+            kill=kill_and_restart,
+        )
+        assert sorted(delivered.accepted) == fingerprints  # each once it was answered 2xx
+        chaos.note(f"refused deliveries, retried: {delivered.refused}")
         # A delivery the database could not take is a 503 to retry, never a 500.
-        assert [r for r in refused if r.endswith(": 500")] == [], refused
+        assert [r for r in delivered.refused if r.endswith(": 500")] == [], delivered.refused
 
         waiting_sql = (
             "SELECT count(*) FROM execution_steps s JOIN executions e ON e.id = s.execution_id"
