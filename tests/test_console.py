@@ -410,6 +410,19 @@ async def test_without_the_script_and_a_new_version(stack: Stack) -> None:
         )
         assert full.status_code == 200 and "<textarea" in full.text
         assert 'id="parsed-steps"' in full.text and 'data-risk="red"' in full.text
+        checked = await browser.post(
+            "/ui/runbooks/preview?full=1",
+            data={
+                "content": "# Restart\n\n1. Restart: `kubectl -n web rollout restart deploy/api`\n"
+                "   verify: `kubectl -n web rollout status deploy/api` within 5m"
+                ' expect "rolled out"\n',
+                "csrf": token,
+            },
+        )
+        assert (
+            "Verify: <code>kubectl -n web rollout status deploy/api</code>, expects output "
+            "containing “rolled out”, tried every 10 s for up to 300 s"
+        ) in checked.text
         saved = await browser.post("/ui/runbooks", data={"content": text, "csrf": token})
         runbook_id = saved.headers["location"].split("/")[-1].split("?")[0]
         edit, _ = await _page(browser, f"/ui/runbooks/new?runbook={runbook_id}")

@@ -7,6 +7,7 @@ import pytest
 from ddoc.contracts.execution import (
     Actor,
     BranchSnapshot,
+    CheckSnapshot,
     CommandResult,
     Decision,
     DecisionKind,
@@ -120,3 +121,57 @@ def test_prompts_say_what_each_answer_does() -> None:
     assert rules.approval_prompt(RiskClass.YELLOW, 1, "responder") == (
         "yellow step: needs 1 approval from a responder"
     )
+
+
+@pytest.mark.parametrize(
+    ("expect", "output", "exit_code", "passes"),
+    [
+        ({"exit_code": 0}, "", 0, True),
+        ({"exit_code": 0}, "", 1, False),
+        ({"exit_code": 3}, "", 3, True),
+        ({"output_pattern": "rolled out"}, 'deployment "api" successfully rolled out', 0, True),
+        (
+            {"output_pattern": "rolled out"},
+            "rolled out",
+            1,
+            False,
+        ),  # a failed command proves nothing
+        ({"output_pattern": "Running"}, "Pending", 0, False),
+        ({"threshold": {"op": "<=", "value": 0}}, "restarts: 0", 0, True),
+        ({"threshold": {"op": "<", "value": 5}}, "errors 12.5 per s", 0, False),
+        ({"threshold": {"op": ">=", "value": 3}}, "3/3 ready", 0, True),
+        ({"threshold": {"op": "<", "value": 5}}, "no number here", 0, False),
+        ({"threshold": {"op": "~", "value": 5}}, "1", 0, False),  # an unknown operator
+        ({"something": "new"}, "", 0, False),  # an expectation this version does not know
+    ],
+)
+def test_a_check_passes_only_on_what_it_expects(
+    expect: dict[str, object], output: str, exit_code: int, passes: bool
+) -> None:
+    result = CommandResult(exit_code=exit_code, output=output)
+    assert rules.check_passes(expect, result) is passes
+    assert not rules.check_passes(expect, CommandResult(0, output, timed_out=True))
+
+
+def test_check_words_for_the_trail_and_the_human() -> None:
+    assert rules.expectation({"output_pattern": "ok"}) == "output containing 'ok'"
+    assert rules.expectation({"threshold": {"op": "<", "value": 5}}) == "a number < 5"
+    assert rules.check_gave(CommandResult(1, "line 1\n  pods: 2/3 ready  \n")) == (
+        "got exit 1: pods: 2/3 ready"
+    )
+    assert rules.check_gave(CommandResult(0, "")) == "got exit 0 with no output"
+    step = StepSnapshot(
+        id="s1",
+        text="Restart",
+        kind="command",
+        command="kubectl rollout restart deploy/api",
+        precheck=CheckSnapshot("kubectl get deploy api"),
+        verify=CheckSnapshot("kubectl rollout status deploy/api", {"output_pattern": "rolled"}),
+    )
+    assert rules.do_it_prompt(step) == (
+        "Do this step, then mark it done (or skip it). First check: kubectl get deploy api "
+        "(expect exit 0). Then verify: kubectl rollout status deploy/api (expect output "
+        "containing 'rolled')."
+    )
+    assert "Roll back (recommended" in rules.verification_prompt("verify failed", undoable=True)
+    assert "has no rollback" in rules.verification_prompt("verify failed", undoable=False)

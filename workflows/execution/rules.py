@@ -137,6 +137,19 @@ def check_gave(result: CommandResult) -> str:
     return f"got exit {result.exit_code}{shown}"
 
 
+def do_it_prompt(step: StepSnapshot) -> str:
+    """What read-along (or a manual step) asks: do it, with its checks in words, since nothing
+    runs them for the human."""
+    words = ["Do this step, then mark it done (or skip it)."]
+    if step.precheck is not None:
+        expected = expectation(step.precheck.expect)
+        words.append(f"First check: {step.precheck.command} (expect {expected}).")
+    if step.verify is not None:
+        expected = expectation(step.verify.expect)
+        words.append(f"Then verify: {step.verify.command} (expect {expected}).")
+    return " ".join(words)
+
+
 def verification_prompt(said: str, *, undoable: bool) -> str:
     """What a copilot asks when a change ran and its verification failed: the rollback first."""
     undo = (

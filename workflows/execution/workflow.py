@@ -226,7 +226,7 @@ class RunbookExecutionWorkflow:
                 Awaiting(
                     kind=AwaitKind.DONE,
                     allowed=[_D.DONE, _D.SKIP],
-                    message="Do this step, then mark it done (or skip it).",
+                    message=rules.do_it_prompt(step),
                 ),
             )
             if decision is not None:
