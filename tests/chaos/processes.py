@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil  # type: ignore[import-untyped]
 
 from ddoc.contracts.temporal import dev_server_flags
-from ddoc.platform.embedded import bin_path, die_with_parent, wait_for_port
+from ddoc.platform.embedded import EmbeddedPostgres, bin_path, die_with_parent, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,3 +119,14 @@ def wait_healthy(api: Child, base_url: str, *, within: float = 90) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"the API was not healthy within {within}s:\n{api.tail()}")
+
+
+def kill_postgres(server: EmbeddedPostgres) -> int:
+    """SIGKILL the postmaster and all its backends at once; returns how many died."""
+    assert server.pid is not None
+    root = psutil.Process(server.pid)
+    victims = [root, *root.children(recursive=True)]
+    for proc in victims:
+        proc.kill()
+    psutil.wait_procs(victims, timeout=30)
+    return len(victims)

@@ -13,7 +13,6 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import psutil  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import Engine, text
 
@@ -22,22 +21,11 @@ from ddoc.platform import db, tenancy
 from ddoc.platform.embedded import EmbeddedPostgres
 from tests.chaos import invariants, storm
 from tests.chaos.conftest import Chaos, fake_kubectl, process_env
-from tests.chaos.processes import Child, TemporalServer, ddoc, wait_healthy
+from tests.chaos.processes import Child, TemporalServer, ddoc, kill_postgres, wait_healthy
 from tests.conftest import eventually, free_port
 
 ALERTS = 16
 SENDERS = 4
-
-
-def kill_postgres(server: EmbeddedPostgres) -> int:
-    """SIGKILL the postmaster and all its backends at once; returns how many died."""
-    assert server.pid is not None
-    root = psutil.Process(server.pid)
-    victims = [root, *root.children(recursive=True)]
-    for proc in victims:
-        proc.kill()
-    psutil.wait_procs(victims, timeout=30)
-    return len(victims)
 
 
 @pytest.fixture
