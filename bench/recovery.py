@@ -60,6 +60,8 @@ class Stack:
         self.api_key = f"ddoc_bench_{uuid.uuid4().hex}"
         self.token = f"ddwh_bench_{uuid.uuid4().hex}"
         self.children: dict[str, Child] = {}
+        self.restarting: str | None = None
+        self.exits: list[str] = []  # ddoc processes that exited by themselves
 
     def start(self) -> None:
         self.pg.start()
@@ -86,6 +88,13 @@ class Stack:
         wait_healthy(self.children["api"], self.base)
 
     def kill_and_restart(self, victim: str) -> None:
+        self.restarting = victim  # the supervisor leaves it to this
+        try:
+            self._kill_and_restart(victim)
+        finally:
+            self.restarting = None
+
+    def _kill_and_restart(self, victim: str) -> None:
         if victim == "postgres":
             kill_postgres(self.pg)
             self.pg.start()
@@ -99,8 +108,11 @@ class Stack:
     async def supervise(self) -> None:
         """Start again any `ddoc` process that exited (a lost database ends some of them)."""
         while True:
-            for child in self.children.values():
-                if not child.alive:
+            for name, child in self.children.items():
+                if name != self.restarting and not child.alive:
+                    assert child.proc is not None
+                    print(f"  {name} exited ({child.proc.returncode}): restarted", flush=True)
+                    self.exits.append(f"{name}: {child.proc.returncode}")
                     child.start()
             await asyncio.sleep(0.2)
 
@@ -154,6 +166,16 @@ async def measure(
     async with httpx.AsyncClient(base_url=stack.base, headers=auth, timeout=10) as http:
         added = await http.post("/runbooks", json={"content": RUNBOOK.format(sentinel=sentinel)})
         assert added.status_code == 201, added.text
+        # Every probe's execution waits for an approval that never comes: lift the blast-radius
+        # limits (docs/LIMITS.md), which would otherwise hold back the sixth.
+        most = 10_000
+        limits = {
+            "max_concurrent_per_runbook": most,
+            "max_concurrent_per_service": most,
+            "max_runs_per_hour": {"copilot": most, "autopilot": most},
+        }
+        lifted = await http.patch("/settings", json={"blast_radius": limits})
+        assert lifted.status_code == 200, lifted.text
         supervisor = asyncio.create_task(stack.supervise())
         try:
             for _ in range(rounds):
@@ -212,6 +234,10 @@ def main() -> int:
             stack.start()
             victims = args.victims.split(",")
             rows = asyncio.run(measure(stack, args.rounds, Path(tmp) / "restarted", victims))
+        except BaseException:
+            for child in stack.children.values():
+                print(f"--- {child.name} (started {child.starts}x) ---\n{child.tail(15)}")
+            raise
         finally:
             stack.stop()
     medians = {
