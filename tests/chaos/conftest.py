@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from tests.chaos.processes import TemporalServer
 from tests.conftest import free_port
+from tests.engine_harness import Harness
 
 DEFAULT_SEED = 20261204
 log = logging.getLogger("chaos")
@@ -101,6 +102,22 @@ def process_env(
         "DDOC_ENVIRONMENT": "chaos",
         "DDOC_COMMAND_TIMEOUT": "30",
         "DDOC_AGENT_OFFLINE_TIMEOUT": "120",
+    }
+
+
+def harness_env(
+    harness: Harness, database_url: str, temporal: TemporalServer, pagerduty_url: str, env: str
+) -> dict[str, str]:
+    """The settings of a `ddoc worker|agent` serving an engine harness's tenant and queue."""
+    return {
+        **process_env(
+            database_url=database_url,
+            temporal=temporal,
+            tenant_id=harness.tenant_id,
+            control_queue=harness.control_queue,
+        ),
+        "DDOC_ENVIRONMENT": env,
+        "DDOC_PAGERDUTY_EVENTS_URL": f"{pagerduty_url}/v2/enqueue",
     }
 
 

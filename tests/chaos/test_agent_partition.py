@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from ddoc.contracts.execution import DecisionKind, ExecutionStatus, StepStatus
 from tests.chaos import invariants
-from tests.chaos.conftest import Chaos, process_env
+from tests.chaos.conftest import Chaos, harness_env
 from tests.chaos.processes import Child, TemporalServer, ddoc
 from tests.chaos.proxy import PartitionProxy
 from tests.chaos.test_temporal_kill import drive
@@ -51,16 +51,7 @@ async def test_agent_partitioned_from_temporal_mid_step(
     async with running(
         client, engine, pagerduty_url=pagerduty.url, control=False, agent=False
     ) as harness:
-        env = {
-            **process_env(
-                database_url=app_database_url,
-                temporal=temporal_server,
-                tenant_id=harness.tenant_id,
-                control_queue=harness.control_queue,
-            ),
-            "DDOC_ENVIRONMENT": ENVIRONMENT,
-            "DDOC_PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
-        }
+        env = harness_env(harness, app_database_url, temporal_server, pagerduty.url, ENVIRONMENT)
         worker = ddoc("worker", env, chaos.dir / "worker.log")
         agent_env = {**env, "DDOC_TEMPORAL_ADDRESS": f"127.0.0.1:{proxy_port}"}
         agent = ddoc("agent", agent_env, chaos.dir / "agent.log")

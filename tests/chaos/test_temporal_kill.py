@@ -22,7 +22,7 @@ from ddoc.contracts.execution import (
     ExecutionStatus,
 )
 from tests.chaos import invariants
-from tests.chaos.conftest import Chaos, process_env
+from tests.chaos.conftest import Chaos, harness_env
 from tests.chaos.processes import Child, TemporalServer, ddoc
 from tests.engine_harness import ENVIRONMENT, RESPONDER, Run, cmd, running
 from tests.fakes.pagerduty import FakePagerDuty
@@ -99,16 +99,7 @@ async def test_temporal_killed_mid_execution_and_restarted(
     async with running(
         client, engine, pagerduty_url=pagerduty.url, control=False, agent=False
     ) as harness:
-        env = {
-            **process_env(
-                database_url=app_database_url,
-                temporal=temporal_server,
-                tenant_id=harness.tenant_id,
-                control_queue=harness.control_queue,
-            ),
-            "DDOC_ENVIRONMENT": ENVIRONMENT,
-            "DDOC_PAGERDUTY_EVENTS_URL": f"{pagerduty.url}/v2/enqueue",
-        }
+        env = harness_env(harness, app_database_url, temporal_server, pagerduty.url, ENVIRONMENT)
         worker = ddoc("worker", env, chaos.dir / "worker.log")
         agent = ddoc("agent", env, chaos.dir / "agent.log")
         children = [worker, agent]
