@@ -19,7 +19,7 @@ from tests.chaos import invariants
 from tests.chaos.conftest import Chaos, harness_env
 from tests.chaos.processes import Child, TemporalServer, ddoc
 from tests.chaos.proxy import PartitionProxy
-from tests.chaos.test_temporal_kill import drive
+from tests.chaos.responder import drive
 from tests.engine_harness import ENVIRONMENT, RESPONDER, cmd, running
 from tests.fakes.pagerduty import FakePagerDuty
 

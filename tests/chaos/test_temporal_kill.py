@@ -13,69 +13,14 @@ import asyncio
 
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.service import RPCError
 
-from ddoc.contracts.execution import (
-    AwaitKind,
-    DecisionKind,
-    ExecutionResult,
-    ExecutionStatus,
-)
+from ddoc.contracts.execution import DecisionKind, ExecutionStatus
 from tests.chaos import invariants
 from tests.chaos.conftest import Chaos, harness_env
 from tests.chaos.processes import Child, TemporalServer, ddoc
-from tests.engine_harness import ENVIRONMENT, RESPONDER, Run, cmd, running
+from tests.chaos.responder import drive
+from tests.engine_harness import ENVIRONMENT, RESPONDER, cmd, running
 from tests.fakes.pagerduty import FakePagerDuty
-
-TERMINAL = {
-    ExecutionStatus.SUCCEEDED,
-    ExecutionStatus.FAILED,
-    ExecutionStatus.ROLLED_BACK,
-    ExecutionStatus.ABORTED,
-}
-
-
-async def state(run: Run) -> ExecutionResult | None:
-    try:
-        return await asyncio.wait_for(run.state(), 10)
-    except (RPCError, TimeoutError):
-        return None  # the server is (still) down or the worker not back yet
-
-
-async def drive(run: Run, chaos: Chaos, *, within: float) -> ExecutionResult:
-    """Answer what the execution asks until it ends: approve approvals, and say an unknown
-    outcome was done. Every answer is noted."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    answered: set[tuple[str, str, int]] = set()
-    last: ExecutionResult | None = None
-    while loop.time() < deadline:
-        current = await state(run)
-        if current is not None:
-            last = current
-            if current.status in TERMINAL:
-                return current
-            for step in current.steps:
-                if step.awaiting is None:
-                    continue
-                kind = step.awaiting.kind
-                key = (step.step_id, kind.value, step.awaiting.escalation_level)
-                if key in answered:
-                    continue
-                if kind == AwaitKind.APPROVAL:
-                    decision = DecisionKind.APPROVE
-                elif kind == AwaitKind.OUTCOME:
-                    decision = DecisionKind.DONE
-                else:
-                    continue
-                try:
-                    await run.decide(step.step_id, decision, RESPONDER)
-                except RPCError:
-                    continue
-                answered.add(key)
-                chaos.note(f"{step.step_id} awaited {kind.value}: answered {decision.value}")
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the execution did not end within {within}s; last state: {last}")
 
 
 async def test_temporal_killed_mid_execution_and_restarted(
