@@ -120,6 +120,7 @@ class StepSnapshot:
     dry_run_command: str | None = None  # the side-effect-free form, when one is known
     precheck: CheckSnapshot | None = None
     verify: CheckSnapshot | None = None
+    parallel: str | None = None  # consecutive steps of one group run concurrently
 
 
 @dataclass

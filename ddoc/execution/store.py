@@ -155,6 +155,7 @@ def _snapshot(step: Step, rules: RuleSet | None) -> StepSnapshot:
         dry_run_command=dry_run_form(step.command) if step.command else None,
         precheck=_check(step.precheck, rules) if step.command else None,
         verify=_check(step.verify, rules) if step.command else None,
+        parallel=step.parallel,
     )
 
 

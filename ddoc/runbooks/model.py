@@ -107,6 +107,9 @@ class Step:
     branches: list[Branch] = field(default_factory=list)
     precheck: Check | None = None  # run right before the change; a failure stops it
     verify: Check | None = None  # run after the change; a failure offers its rollback
+    # Consecutive steps with the same group id run concurrently ("meanwhile", front-matter
+    # `parallel:`); None: in order. See docs/RUNBOOK_SCHEMA.md.
+    parallel: str | None = None
 
 
 @dataclass
