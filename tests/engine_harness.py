@@ -80,6 +80,7 @@ def cmd(
     suggested: bool = False,
     precheck: Check | None = None,
     verify: Check | None = None,
+    parallel: str | None = None,
 ) -> Step:
     return Step(
         id=step_id,
@@ -99,6 +100,7 @@ def cmd(
         else None,
         precheck=precheck,
         verify=verify,
+        parallel=parallel,
     )
 
 
@@ -211,6 +213,7 @@ class Harness:
         agent_offline_timeout_seconds: int = 60,
         execution_id: str | None = None,
         mitigated_when: Mitigation | None = None,
+        breakpoints: dict[str, str] | None = None,
     ) -> Run:
         inp = self.create(
             *steps,
@@ -223,6 +226,7 @@ class Harness:
             agent_offline_timeout_seconds=agent_offline_timeout_seconds,
             execution_id=execution_id,
             mitigated_when=mitigated_when,
+            breakpoints=breakpoints,
         )
         handle = await self.client.start_workflow(
             RunbookExecutionWorkflow.run,
@@ -245,6 +249,7 @@ class Harness:
         agent_offline_timeout_seconds: int = 60,
         execution_id: str | None = None,
         mitigated_when: Mitigation | None = None,
+        breakpoints: dict[str, str] | None = None,
     ) -> ExecutionInput:
         """The runbook and the execution's rows, as intake creates them, not started yet."""
         parsed = ParsedRunbook(
@@ -280,6 +285,7 @@ class Harness:
                 policy=execution_policy or policy(),
                 rules=tenant_rules.risk_rules(session, self.tenant_id),
                 started_by=started_by,
+                breakpoints=breakpoints,
             )
             executions.create(session, inp=inp, started_by=started_by or "alert")
             session.commit()

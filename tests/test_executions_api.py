@@ -252,3 +252,86 @@ async def test_the_tenant_execution_policy_applies_to_new_executions(
 
     waiting = await eventually(awaiting)
     assert (waiting["role"], waiting["approvals_needed"]) == ("approver", 2)
+
+
+async def test_breakpoints_by_hand_on_the_runbook_and_on_a_running_execution(
+    stack: Stack, engine: Engine, tmp_path: Path
+) -> None:
+    marker = tmp_path / "restarted"
+    runbook_id = await add(stack, str(marker))
+    headers = stack.api_headers()
+    # A step the runbook does not have: 422 on the start and on the runbook, nothing started.
+    bad = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "mode": "autopilot", "breakpoints": ["s9"]},
+        headers=headers,
+    )
+    assert bad.status_code == 422 and "no step 's9'" in bad.json()["detail"]
+    assert "(s1, s2)" in bad.json()["detail"]
+    listed = await stack.http.get(f"/executions?runbook_id={runbook_id}", headers=headers)
+    assert listed.json() == []
+    bad_rb = await stack.http.put(
+        f"/runbooks/{runbook_id}/breakpoints", json={"steps": ["s1", "nope"]}, headers=headers
+    )
+    assert bad_rb.status_code == 422 and "no step 'nope'" in bad_rb.json()["detail"]
+    # On the runbook: autopilot pauses before s2, and continue resumes.
+    put = await stack.http.put(
+        f"/runbooks/{runbook_id}/breakpoints", json={"steps": ["s2"]}, headers=headers
+    )
+    assert put.status_code == 200 and list(put.json()["breakpoints"]) == ["s2"]
+    shown = (await stack.http.get(f"/runbooks/{runbook_id}", headers=headers)).json()
+    assert list(shown["breakpoints"]) == ["s2"]
+    started = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "mode": "autopilot", "variables": {"service": "x"}},
+        headers=headers,
+    )
+    assert started.status_code == 201, started.text
+    url = f"/executions/{started.json()['id']}"
+
+    async def paused() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(url, headers=headers)).json()
+        awaiting = body["steps"][1].get("awaiting")
+        return body if awaiting and awaiting["kind"] == "breakpoint" else None
+
+    body = await eventually(paused)
+    assert body["steps"][1]["awaiting"]["allowed"] == ["continue", "skip"]
+    assert not marker.exists()  # autopilot stopped before the yellow step
+    wrong = await stack.http.post(
+        f"{url}/decisions", json={"step_id": "s2", "decision": "approve"}, headers=headers
+    )
+    assert wrong.status_code == 409 and "one of continue, skip" in wrong.json()["detail"]
+    # A breakpoint on a step that started, or does not exist, on the running execution.
+    started_step = await stack.http.post(
+        f"{url}/breakpoints", json={"step_id": "s1"}, headers=headers
+    )
+    assert started_step.status_code == 409 and "succeeded" in started_step.json()["detail"]
+    missing = await stack.http.post(f"{url}/breakpoints", json={"step_id": "s7"}, headers=headers)
+    assert missing.status_code == 422
+    go = await stack.http.post(
+        f"{url}/decisions", json={"step_id": "s2", "decision": "continue"}, headers=headers
+    )
+    assert go.status_code == 202, go.text
+
+    async def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(url, headers=headers)).json()
+        return body if body["status"] == "succeeded" else None
+
+    done = await eventually(finished)
+    assert marker.exists()
+    # The approve was refused by the API (409): it never reached the workflow.
+    assert [d["decision"] for d in done["steps"][1]["decisions"]] == ["continue"]
+    # Cleared on the runbook: the next execution runs straight through.
+    await stack.http.put(f"/runbooks/{runbook_id}/breakpoints", json={"steps": []}, headers=headers)
+    marker.unlink()
+    again = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "mode": "autopilot", "variables": {"service": "x"}},
+        headers=headers,
+    )
+    url = f"/executions/{again.json()['id']}"
+    await eventually(finished)
+    assert marker.exists()
+    with Session(engine) as session:
+        actions = [e["action"] for e in audit.export(session, tenant_id=stack.settings.tenant)]
+    assert actions.count("runbook.breakpoints_set") == 2

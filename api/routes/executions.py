@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.deps import Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc.alerts import service as incidents_service
 from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode, ExecutionStatus
-from ddoc.execution import live, service
+from ddoc.execution import breakpoints, live, service
 from ddoc.execution import store as executions
 from ddoc.execution.views import (
     DecisionAccepted,
@@ -32,6 +32,16 @@ class ExecutionIn(BaseModel):
     variables: dict[str, str] = Field(
         default_factory=dict, description="Values for the runbook's variables, by name."
     )
+    breakpoints: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list,
+        max_length=500,
+        description="Step ids to pause before, in any mode (besides the runbook's own); "
+        "a step the runbook does not have is refused (422)",
+    )
+
+
+class BreakpointIn(BaseModel):
+    step_id: str = Field(max_length=200)
 
 
 class DecisionIn(BaseModel):
@@ -79,6 +89,7 @@ async def start_execution_by_hand(
         runbook_id=body.runbook_id,
         mode=body.mode,
         variables=body.variables,
+        breakpoints=body.breakpoints,
     )
 
 
@@ -126,7 +137,8 @@ def get_events(
     "/{execution_id}/decisions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model_exclude_unset=True,
-    summary="Approve, reject, skip, edit, choose, mark done, retry, provide, roll back or abort",
+    summary="Approve, reject, skip, edit, choose, mark done, retry, provide, continue (past a "
+    "breakpoint), roll back or abort",
 )
 async def post_decision(
     execution_id: str,
@@ -148,6 +160,55 @@ async def post_decision(
         comment=body.comment,
         values=body.values,
     )
+
+
+@router.post(
+    "/{execution_id}/breakpoints",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Pause the running execution before a step that has not started (any mode)",
+    responses={
+        409: {"description": "The step has started, or the execution is finished"},
+        422: {"description": "The execution has no such step"},
+    },
+)
+async def set_breakpoint(
+    execution_id: str,
+    body: BreakpointIn,
+    principal: ResponderDep,
+    state: StateDep,
+    origin: OriginDep,
+) -> dict[str, Any]:
+    await breakpoints.set_on_execution(
+        state.engine,
+        state.temporal,
+        tenant_id=principal.tenant_id,
+        execution_id=execution_id,
+        step_id=body.step_id,
+        actor=_actor(principal, origin),
+    )
+    return {"accepted": True, "execution_id": execution_id, "step_id": body.step_id}
+
+
+@router.delete(
+    "/{execution_id}/breakpoints/{step_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Clear a breakpoint of a running execution (a pause already reached waits for "
+    "continue)",
+    responses={422: {"description": "The execution has no such step"}},
+)
+async def clear_breakpoint(
+    execution_id: str, step_id: str, principal: ResponderDep, state: StateDep, origin: OriginDep
+) -> dict[str, Any]:
+    await breakpoints.set_on_execution(
+        state.engine,
+        state.temporal,
+        tenant_id=principal.tenant_id,
+        execution_id=execution_id,
+        step_id=step_id,
+        actor=_actor(principal, origin),
+        on=False,
+    )
+    return {"accepted": True, "execution_id": execution_id, "step_id": step_id}
 
 
 @router.post(

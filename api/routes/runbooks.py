@@ -28,7 +28,7 @@ from api.deps import (
     ViewerDep,
 )
 from ddoc.alerts import learned
-from ddoc.execution import limits
+from ddoc.execution import breakpoints, limits
 from ddoc.execution.limits import LimitsView
 from ddoc.platform import tenancy
 from ddoc.platform.tables import Runbook, RunbookVersion
@@ -115,6 +115,11 @@ class RunbookOut(BaseModel):
     # GET /runbooks/{id} only (docs/LIMITS.md): effective limits with usage now; the breaker.
     limits: LimitsView | None = None
     breaker: BreakerView | None = None
+    breakpoints: dict[str, str] | None = Field(
+        default=None,
+        description="Steps every new execution pauses before, with who set them "
+        "(GET /runbooks/{id} only; PUT /runbooks/{id}/breakpoints)",
+    )
 
 
 # A runbook can also be posted as the raw document (`curl --data-binary @runbook.md`).
@@ -384,6 +389,7 @@ def get_runbook(
         settings=tenancy.settings(session, principal.tenant_id),
     )
     out.breaker = breaker.view(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    out.breakpoints = {k: str(v) for k, v in (runbook.breakpoints or {}).items()}
     return out
 
 
@@ -538,6 +544,31 @@ def set_breaker(
     )
     session.commit()
     return shown
+
+
+class BreakpointsIn(BaseModel):
+    steps: list[Annotated[str, Field(max_length=200)]] = Field(
+        max_length=500, description="Step ids to pause before; [] clears them"
+    )
+
+
+@router.put(
+    "/{runbook_id}/breakpoints",
+    summary="Pause every new execution of the runbook before these steps (any mode)",
+    responses={422: {"description": "A step the runbook's current version does not have"}},
+)
+def set_runbook_breakpoints(
+    runbook_id: str, body: BreakpointsIn, principal: ResponderDep, session: SessionDep
+) -> dict[str, dict[str, str]]:
+    shown = breakpoints.set_on_runbook(
+        session,
+        tenant_id=principal.tenant_id,
+        runbook_id=runbook_id,
+        steps=body.steps,
+        actor=principal.actor,
+    )
+    session.commit()
+    return {"breakpoints": shown}
 
 
 class TrustStateOut(BaseModel):

@@ -69,6 +69,7 @@ class DecisionKind(StrEnum):
     ABORT = "abort"  # stop here, undo nothing
     RETRY = "retry"  # run again a step whose outcome is unknown
     PROVIDE = "provide"  # values for variables the alert did not carry
+    CONTINUE = "continue"  # go on past a breakpoint
 
 
 # The branch a human picks when none of a decision's branches applies: it escalates.
@@ -83,6 +84,7 @@ class AwaitKind(StrEnum):
     OUTCOME = "outcome"  # the agent was lost mid-step: did it happen?
     AGENT = "agent"  # no agent is polling the task queue
     VERIFICATION = "verification"  # the change ran but its check failed: roll back, or decide
+    BREAKPOINT = "breakpoint"  # a responder asked to pause before this step: continue or skip
 
 
 @dataclass
@@ -172,6 +174,15 @@ class Decision:
 
 
 @dataclass
+class BreakpointChange:
+    """Signal: set (or clear) a breakpoint on a step of a running execution."""
+
+    step_id: str
+    actor: Actor
+    on: bool = True
+
+
+@dataclass
 class DecisionRecord:
     decision: str
     user_id: str
@@ -249,6 +260,8 @@ class ExecutionInput:
     policy: ExecutionPolicy = field(default_factory=ExecutionPolicy)
     started_by: str | None = None  # the user who started it by hand (four-eyes on red steps)
     mitigated_check: CheckSnapshot | None = None  # the runbook's `mitigated_when` check
+    # Steps to pause before (even in autopilot), each with who set it.
+    breakpoints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

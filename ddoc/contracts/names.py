@@ -14,6 +14,7 @@ from typing import Final
 EXECUTION_WORKFLOW: Final = "RunbookExecution"
 DECIDE_SIGNAL: Final = "decide"
 ALERT_RESOLVED_SIGNAL: Final = "alert_resolved"
+BREAKPOINT_SIGNAL: Final = "breakpoint"
 STATE_QUERY: Final = "state"
 
 SLACK_SYNC_WORKFLOW: Final = "SlackSync"

@@ -28,10 +28,12 @@ from ddoc.contracts.execution import (
 from ddoc.contracts.settings import Settings
 from ddoc.execution import live
 from ddoc.execution import store as executions
+from ddoc.execution.breakpoints import check_steps
 from ddoc.execution.views import DecisionAccepted, ExecutionView
 from ddoc.platform.errors import Conflict, Unavailable
 from ddoc.platform.ids import new_id
 from ddoc.runbooks import store as runbooks
+from ddoc.runbooks.model import ParsedRunbook
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +51,14 @@ async def start_by_hand(
     runbook_id: str,
     mode: ExecutionMode | None,
     variables: dict[str, str],
+    breakpoints: list[str] | None = None,
 ) -> ExecutionView:
     """Create an execution of the runbook's current version and start its workflow. With no
-    mode, the runbook's trust level. When Temporal refuses the start, the execution is
-    recorded as failed (it never ran) and Unavailable says so."""
+    mode, the runbook's trust level. `breakpoints`: steps to pause before (with the runbook's
+    own); a step the runbook does not have is Invalid. When Temporal refuses the start, the
+    execution is recorded as failed (it never ran) and Unavailable says so."""
     inp = await asyncio.to_thread(
-        _create, engine, settings, tenant_id, actor, runbook_id, mode, variables
+        _create, engine, settings, tenant_id, actor, runbook_id, mode, variables, breakpoints or []
     )
     try:
         await live.start_execution(client, inp, task_queue=settings.control_task_queue)
@@ -75,12 +79,15 @@ def _create(
     runbook_id: str,
     mode: ExecutionMode | None,
     variables: dict[str, str],
+    breakpoints: list[str],
 ) -> ExecutionInput:
     with Session(engine) as session:
         runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
         if runbook.archived_at is not None:
             raise Conflict(f"runbook {runbook.id} is archived")
         version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
+        known = [step.id for step in ParsedRunbook.from_dict(version.parsed).steps]
+        check_steps(breakpoints, known, f"runbook {runbook.id} (version {version.version})")
         inp = executions.build_input(
             execution_id=new_id("ex"),
             tenant_id=tenant_id,
@@ -94,6 +101,7 @@ def _create(
             command_timeout_seconds=settings.command_timeout_seconds,
             agent_offline_timeout_seconds=settings.agent_offline_timeout_seconds,
             started_by=actor,
+            breakpoints={step: actor for step in breakpoints},
             **executions.execution_rules(session, tenant_id),
         )
         executions.create(session, inp=inp, started_by=actor)

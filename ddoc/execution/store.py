@@ -91,8 +91,10 @@ def build_input(
     policy: ExecutionPolicy | None = None,
     rules: RuleSet | None = None,
     started_by: str | None = None,
+    breakpoints: dict[str, str] | None = None,
 ) -> ExecutionInput:
     parsed = ParsedRunbook.from_dict(version.parsed)
+    step_ids = {step.id for step in parsed.steps}
     return ExecutionInput(
         execution_id=execution_id,
         tenant_id=tenant_id,
@@ -116,6 +118,10 @@ def build_input(
         mitigated_check=_check(parsed.mitigated_when.check, rules)
         if parsed.mitigated_when is not None
         else None,
+        breakpoints={
+            **{k: str(v) for k, v in (runbook.breakpoints or {}).items() if k in step_ids},
+            **(breakpoints or {}),
+        },
     )
 
 
@@ -221,6 +227,7 @@ def create(
                 command=step.command,
                 risk=step.risk,
                 status=StepStatus.PENDING.value,
+                parallel=step.parallel,
             )
         )
     session.flush()
@@ -546,6 +553,7 @@ def _step(step: ExecutionStep) -> StepView:
         duration_seconds=_seconds(step.started_at, step.finished_at),
         decisions=[DecisionView.model_validate(d) for d in step.decisions],
         awaiting=AwaitingView.model_validate(step.awaiting) if step.awaiting else None,
+        parallel=step.parallel,
     )
 
 

@@ -91,6 +91,7 @@ class StepView(BaseModel):
     decisions: list[DecisionView]
     awaiting: AwaitingView | None
     dry_run: bool = False  # present while the workflow answers
+    parallel: str | None = None  # its parallel group: the group's steps walk side by side
 
 
 class ExecutionSummary(BaseModel):

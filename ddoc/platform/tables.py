@@ -77,6 +77,8 @@ class Runbook(SQLModel, table=True):
     # until published; origin says what it was drafted from (kept after publishing).
     draft: bool = False
     origin: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    # Steps every execution pauses before (step id -> who set it).
+    breakpoints: dict[str, Any] = _json(dict)
     created_at: datetime = _now()
     updated_at: datetime = _now()
 
@@ -199,6 +201,7 @@ class ExecutionStep(SQLModel, table=True):
     awaiting: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     edited_by: str | None = None
     original_command: str | None = None
+    parallel: str | None = None  # the parallel group it walks in
 
 
 class ExecutionEventRow(SQLModel, table=True):

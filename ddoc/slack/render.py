@@ -103,6 +103,7 @@ _AWAIT_WORDS = {
     AwaitKind.OUTCOME: "outcome unknown: check, then decide",
     AwaitKind.AGENT: "waiting for an agent",
     AwaitKind.VERIFICATION: "verification failed: roll back, or decide",
+    AwaitKind.BREAKPOINT: "paused at a breakpoint",
 }
 _STATUS_PLAIN = {
     ExecutionStatus.RUNNING: "running",
@@ -123,6 +124,7 @@ _MODE_WORDS = {
 # abort are execution-wide: the last actions block carries them.
 _BUTTONS: dict[DecisionKind, tuple[str, str | None]] = {
     DecisionKind.APPROVE: ("Approve", "primary"),
+    DecisionKind.CONTINUE: ("Continue", "primary"),
     DecisionKind.REJECT: ("Reject", "danger"),
     DecisionKind.DONE: ("Mark done", "primary"),
     DecisionKind.RETRY: ("Retry", None),
@@ -140,6 +142,7 @@ _DECIDED = {
     DecisionKind.ABORT: "aborted",
     DecisionKind.RETRY: "retried",
     DecisionKind.PROVIDE: "provided values",
+    DecisionKind.CONTINUE: "continued",
 }
 # An incident with no execution yet (suggestions, or no runbook) is still going on; its
 # message has no execution to describe.
@@ -515,6 +518,8 @@ def _step_text(step: StepView, *, current: bool) -> str:
     elif step.kind in ("manual", "decision", "escalate"):
         parts.append(_esc(step.kind, 20))
     parts.append(words)
+    if step.parallel:
+        parts.append(f"∥ side by side ({_esc(step.parallel, 20)})")
     if step.dry_run:
         parts.append("dry run")
     if step.edited_by:

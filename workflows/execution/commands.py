@@ -326,14 +326,28 @@ class CommandSteps:
         """Wait for the agent. Meanwhile only abort or rollback are taken (and skip while no
         agent took the step): they cancel the activity, and the agent kills the command's
         process group."""
+        waits, step_id = self._waits, state.step_id
+        cancelled = False
+
+        def stopped_beside() -> bool:
+            return not cancelled and waits.stopped_beside(state)
+
         try:
             while True:
                 await self._trail.flush()  # refusals, the offline step: shown while it runs
-                await workflow.wait_condition(lambda: handle.done() or bool(self._run.inbox))
+                await workflow.wait_condition(
+                    lambda: handle.done() or waits.waiting(step_id) or stopped_beside()
+                )
                 if handle.done():
                     result: CommandResult = await handle
                     return result
-                if await self._interrupts(state, self._run.inbox.pop(0)):
+                if waits.waiting(step_id):
+                    decision = waits.take(step_id)
+                    assert decision is not None
+                    if await self._interrupts(state, decision):
+                        handle.cancel()
+                else:  # a step beside it stopped the execution: so is this one's command
+                    cancelled = True
                     handle.cancel()
         except asyncio.CancelledError:
             handle.cancel()  # the workflow itself is cancelled: so is its command
@@ -346,7 +360,9 @@ class CommandSteps:
         offline = state.awaiting is not None and state.awaiting.kind == AwaitKind.AGENT
         why = refusal(decision, state.awaiting if offline else None)
         reason = why.reason if why else None
-        if why is not None and why.code == RefusalCode.NOT_AWAITING and not offline:
+        if self._waits.elsewhere(state, decision):
+            reason = f"step {decision.step_id} is not awaiting a decision"
+        elif why is not None and why.code == RefusalCode.NOT_AWAITING and not offline:
             reason = f"step {state.step_id} is running: only abort or rollback now"
         if reason is None and self._run.compensating and decision.decision == _D.ROLLBACK:
             reason = "already rolling back"
@@ -522,6 +538,7 @@ class CommandSteps:
     async def _pause(self, state: StepState, phase: str, deadline: datetime, seconds: int) -> bool:
         """Wait until a check's next try; an abort or rollback meanwhile ends it (False)."""
         summary = story.pause_summary(state.step_id, phase, seconds)
+        waits, step_id = self._waits, state.step_id
         while self._run.stop is None:
             remaining = (deadline - workflow.now()).total_seconds()
             if remaining <= 0:
@@ -529,11 +546,15 @@ class CommandSteps:
             await self._trail.flush()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._run.inbox), timeout=remaining, timeout_summary=summary
+                    lambda: waits.waiting(step_id) or waits.stopped_beside(state),
+                    timeout=remaining,
+                    timeout_summary=summary,
                 )
             except builtins.TimeoutError:
                 return True
-            await self._interrupts(state, self._run.inbox.pop(0))
+            decision = waits.take(step_id)
+            if decision is not None:
+                await self._interrupts(state, decision)
         return False
 
     async def _stopped_while_running(self, state: StepState, read_only: bool) -> None:

@@ -54,13 +54,15 @@ def done_or_skipped(decision: Decision) -> tuple[StepStatus, str]:
 
 
 def stopped_step(
-    status: StepStatus, detail: str | None, decision: Decision
+    status: StepStatus, detail: str | None, decision: Decision, *, beside: bool = False
 ) -> tuple[StepStatus, str]:
-    """The step a human was asked about when they aborted or rolled back the execution: skipped,
-    unless it may have run or did run (an unknown outcome, a failed verification): then it keeps
-    its status."""
-    verb = "aborted" if decision.decision == _D.ABORT else "rolled back"
+    """The step a human was asked about when they aborted or rolled back the execution (or, for
+    a step of a parallel group, stopped it at a step `beside` it): skipped, unless it may have
+    run or did run (an unknown outcome, a failed verification): then it keeps its status."""
+    verb = {_D.ABORT: "aborted", _D.REJECT: "rejected"}.get(decision.decision, "rolled back")
     said = f"{verb} by {decision.actor.display_name}"
+    if beside:
+        said = f"execution {said} at step {decision.step_id}"
     if status in (StepStatus.UNKNOWN, StepStatus.VERIFICATION_FAILED):
         return status, f"{detail}; {said}"
     return StepStatus.SKIPPED, said

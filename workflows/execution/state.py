@@ -53,6 +53,8 @@ class Run:
     last_result: CommandResult | None = None  # the latest command's, for decision checks
     values: dict[str, str] = field(default_factory=dict)  # variable values known so far
     skipped_offline: Decision | None = None  # a skip while no agent took the step
+    side_by_side: set[str] = field(default_factory=set)  # the parallel group walking now
+    breakpoints: dict[str, str] = field(default_factory=dict)  # step id -> who set it
 
     @property
     def input(self) -> ExecutionInput:

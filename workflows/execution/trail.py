@@ -19,6 +19,7 @@ demotion); before the patch the status write did that by itself.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from typing import Any
 
@@ -54,6 +55,9 @@ class Trail:
         self._published: tuple[ExecutionStatus, str | None] | None = None
         self._recorded_status: ExecutionStatus | None = None
         self._pending: list[TrailOp] = []
+        # The steps of a parallel group flush side by side: one write at a time keeps the
+        # trail's order (uncontended, as when steps walk in order, it never yields).
+        self._writing = asyncio.Lock()
 
     def start(self) -> None:
         """Pick the trail's form once, before its first write (see the module docstring)."""
@@ -159,6 +163,12 @@ class Trail:
         self.show()  # whatever changed since (a deadline, an approval so far) is shown too
         if not self._pending:
             return
+        async with self._writing:
+            await self._write()
+
+    async def _write(self) -> None:
+        if not self._pending:
+            return  # written meanwhile, by the flush this one waited for
         inp = self._run.input
         ops, self._pending = self._pending, []
         try:

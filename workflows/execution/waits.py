@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.execution.trail import Trail
 
 _D = DecisionKind
+# Patches (workflow.patched): a decision is only ever applied to the step it names.
+DECISIONS_BY_STEP = "decisions-by-step"
 
 
 class HumanWaits:
@@ -65,6 +67,9 @@ class HumanWaits:
         await self._trail.set(state, status, detail, event=f"step.awaiting_{awaiting.kind.value}")
         try:
             while True:
+                if self.stopped_beside(state):
+                    await self._stopped_beside(state)
+                    return None
                 deadline = workflow.now() + timedelta(seconds=wait)
                 awaiting.deadline = None if stalled else deadline.isoformat()
                 level = awaiting.escalation_level + 1
@@ -76,7 +81,12 @@ class HumanWaits:
                     level=level,
                     level_name=levels[level - 1].name if level <= len(levels) else None,
                 )
-                decision = await self.next_decision(None if stalled else wait, timer)
+                decision = await self.next_decision(
+                    None if stalled else wait, timer, step_id=state.step_id
+                )
+                if decision is None and self.stopped_beside(state):
+                    await self._stopped_beside(state)
+                    return None
                 if decision is None:
                     # The deadline passed: escalate one level, keep waiting. Never decide.
                     if awaiting.escalation_level < len(levels):
@@ -99,8 +109,10 @@ class HumanWaits:
                     await self._trail.record(state)
                     continue
                 why = refusal(decision, awaiting, edited_by=edited_by)
-                if why is None and run.compensating and decision.decision == _D.ROLLBACK:
-                    why_text: str | None = "already rolling back"
+                if why is None and self.elsewhere(state, decision):
+                    why_text: str | None = f"step {decision.step_id} is not awaiting a decision"
+                elif why is None and run.compensating and decision.decision == _D.ROLLBACK:
+                    why_text = "already rolling back"
                 else:
                     why_text = why.reason if why else None
                 if why_text is not None:
@@ -118,21 +130,73 @@ class HumanWaits:
                 return decision
         finally:
             state.awaiting = None
-            if run.status in WAITING:
+            others = any(s.awaiting is not None for s in run.steps.values())
+            if run.status in WAITING and not others:
                 run.status = ExecutionStatus.RUNNING
 
-    async def next_decision(self, within: int | None, timer: str | None = None) -> Decision | None:
-        """The next decision in the inbox; None after `within` seconds (`timer`: what the
-        Temporal UI says the timer waits for)."""
+    async def next_decision(
+        self, within: int | None, timer: str | None = None, *, step_id: str | None = None
+    ) -> Decision | None:
+        """The next decision for this step; None after `within` seconds (`timer`: what the
+        Temporal UI says the timer waits for), or when a step beside it stopped the execution."""
         await self._trail.flush()  # whoever is asked sees what they are asked about
-        inbox = self._run.inbox
+        run = self._run
         try:
             await workflow.wait_condition(
-                lambda: bool(inbox), timeout=within, timeout_summary=timer
+                lambda: self.waiting(step_id) or (bool(run.side_by_side) and run.stop is not None),
+                timeout=within,
+                timeout_summary=timer,
             )
         except builtins.TimeoutError:
             return None
-        return inbox.pop(0)
+        return self.take(step_id)
+
+    # -- the inbox while steps run side by side ------------------------------------------
+    # One step at a time, the first decision in the inbox is the current step's. While a
+    # parallel group walks, each of its steps still walking takes the decisions that name it,
+    # and any of them those that name no such step: an abort or rollback (taken), anything else
+    # (refused).
+
+    def _its(self, step_id: str | None, decision: Decision) -> bool:
+        group = self._run.side_by_side
+        return (
+            not group
+            or step_id is None
+            or decision.step_id == step_id
+            or decision.step_id not in group  # the execution-wide ones name any step
+        )
+
+    def waiting(self, step_id: str | None) -> bool:
+        """A decision for this step is in the inbox."""
+        return any(self._its(step_id, d) for d in self._run.inbox)
+
+    def take(self, step_id: str | None) -> Decision | None:
+        inbox = self._run.inbox
+        for i, decision in enumerate(inbox):
+            if self._its(step_id, decision):
+                return inbox.pop(i)
+        return None
+
+    def elsewhere(self, state: StepState, decision: Decision) -> bool:
+        """A decision about another step (not the whole execution) reached this one: a late
+        double click on a step that has moved on, or one about a step beside it. It is refused,
+        never applied here. (Executions started before the patch applied it to the step that
+        waited, and replay so.)"""
+        if decision.step_id == state.step_id or decision.decision in EXECUTION_DECISIONS:
+            return False
+        return workflow.patched(DECISIONS_BY_STEP)
+
+    def stopped_beside(self, state: StepState) -> bool:
+        """While a group walks, a step beside this one stopped the execution (abort, rollback,
+        reject): this step's wait ends too, said on the record."""
+        return bool(self._run.side_by_side) and self._run.stop is not None
+
+    async def _stopped_beside(self, state: StepState) -> None:
+        stop = self._run.stop
+        assert stop is not None
+        state.awaiting = None
+        status, said = rules.stopped_step(state.status, state.detail, stop, beside=True)
+        await self._trail.set(state, status, said)
 
     def accept(self, state: StepState, decision: Decision) -> None:
         state.decisions.append(self._record_of(decision, accepted=True))

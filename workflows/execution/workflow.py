@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         AlertResolved,
         Awaiting,
         AwaitKind,
+        BreakpointChange,
         Decision,
         DecisionKind,
         ExecutionInput,
@@ -54,6 +55,8 @@ _D = DecisionKind
 _CANCELLATION = Actor(user_id="temporal", display_name="workflow cancellation", source="temporal")
 # Patches (workflow.patched): recorded histories replay the behaviour they were made with.
 _NEITHER_GOES_ON = "decision-neither-goes-on"  # "neither" once paged a level and asked again
+PARALLEL_STEPS = "parallel-steps"  # a parallel group's steps walk side by side
+BREAKPOINTS = "breakpoints"  # a pause before a step a responder marked
 
 
 @workflow.defn(name=names.EXECUTION_WORKFLOW)
@@ -74,6 +77,15 @@ class RunbookExecutionWorkflow:
                 return  # the same request delivered twice counts once
             self._run.seen_requests.add(decision.request_id)
         self._run.inbox.append(decision)
+
+    @workflow.signal(name=names.BREAKPOINT_SIGNAL)
+    def breakpoint(self, change: BreakpointChange) -> None:
+        """Set or clear a breakpoint on a step that has not started (the API checked it; a
+        step that started meanwhile keeps going: the breakpoint is before it)."""
+        if change.on:
+            self._run.breakpoints[change.step_id] = change.actor.display_name
+        else:
+            self._run.breakpoints.pop(change.step_id, None)
 
     @workflow.signal(name=names.ALERT_RESOLVED_SIGNAL)
     def alert_resolved(self, signal: AlertResolved) -> None:
@@ -109,6 +121,8 @@ class RunbookExecutionWorkflow:
                 risk=step.risk,
             )
         self._run.values = resolve_values(inp.variables, inp.alert, inp.values)
+        # Set at the start, and by signals (which may have arrived before this line).
+        self._run.breakpoints = {**inp.breakpoints, **self._run.breakpoints}
         # First thing: the trail records that this execution really runs (intake relies on it
         # to know a start went through).
         await self._trail.publish()
@@ -160,7 +174,17 @@ class RunbookExecutionWorkflow:
                 index += 1
                 continue
             if step.kind != "decision":
-                await self._command_or_manual(step, index)
+                group = self._group(index, not_taken)
+                if len(group) > 1:
+                    await self._side_by_side(group, index)
+                    index += len(group)
+                    continue
+                if await self._breakpoint(step):
+                    await self._command_or_manual(step, index)
+                index += 1
+                continue
+            if not await self._breakpoint(step):
+                not_taken |= {b.goto for b in step.branches if b.goto}
                 index += 1
                 continue
             target, others = await self._decision(step)
@@ -210,6 +234,79 @@ class RunbookExecutionWorkflow:
         for state in list(self._run.steps.values()):
             if state.status == StepStatus.PENDING:
                 await self._trail.set(state, StepStatus.SKIPPED, f"not reached: {reason}")
+
+    def _group(self, index: int, not_taken: set[str]) -> list[StepSnapshot]:
+        """The parallel group starting at this step: it and the next steps of its group (never a
+        decision, nor the step whose output a decision checks), in copilot, autopilot and dry
+        runs (read-along walks in order)."""
+        inp = self._run.input
+        steps = inp.steps
+        group_id = steps[index].parallel
+        if group_id is None or inp.mode == ExecutionMode.READ_ALONG:
+            return [steps[index]]
+        end = index
+        while (
+            end < len(steps)
+            and steps[end].parallel == group_id
+            and steps[end].kind != "decision"
+            and steps[end].id not in not_taken
+            and not rules.feeds_decision(steps, end)
+        ):
+            end += 1
+        return steps[index : max(end, index + 1)]
+
+    async def _side_by_side(self, group: list[StepSnapshot], index: int) -> None:
+        """A parallel group: breakpoints first (one at a time), then its steps walk at once,
+        each with its own approvals; decisions are routed to the step they name."""
+        workflow.patched(PARALLEL_STEPS)
+        walking = [(i, step) for i, step in enumerate(group, start=index)]
+        walking = [(i, step) for i, step in walking if await self._breakpoint(step)]
+        if self._run.stop is not None or self._run.failed is not None or not walking:
+            return
+        ids = [step.id for _, step in walking]
+        await self._trail.event("steps.parallel", ids[0], {"steps": ids})
+        self._run.side_by_side = set(ids)
+        try:
+            await asyncio.gather(*(self._beside(step, i) for i, step in walking))
+        finally:
+            self._run.side_by_side = set()
+
+    async def _beside(self, step: StepSnapshot, index: int) -> None:
+        try:
+            await self._command_or_manual(step, index)
+        finally:
+            self._run.side_by_side.discard(step.id)  # decisions naming it now are refused
+
+    async def _breakpoint(self, step: StepSnapshot) -> bool:
+        """A breakpoint on this step pauses before it, in every mode, until a human says
+        continue (True) or skip; a stop meanwhile ends the walk (False). A timeout escalates
+        like any human wait; it never continues by itself."""
+        setter = self._run.breakpoints.get(step.id)
+        if setter is None or self._run.stop is not None or self._run.failed is not None:
+            return self._run.stop is None and self._run.failed is None
+        workflow.patched(BREAKPOINTS)
+        state = self._run.steps[step.id]
+        decision = await self._waits.ask(
+            state,
+            Awaiting(
+                kind=AwaitKind.BREAKPOINT,
+                allowed=[_D.CONTINUE, _D.SKIP],
+                message=f"Paused at a breakpoint set by {setter}: continue to go on with step "
+                f"{step.id}, or skip it.",
+            ),
+            detail=f"paused at a breakpoint set by {setter}",
+        )
+        if decision is None:
+            return False
+        self._run.breakpoints.pop(step.id, None)
+        if decision.decision == _D.SKIP:
+            who = decision.actor.display_name
+            await self._trail.set(state, StepStatus.SKIPPED, f"skipped at its breakpoint by {who}")
+            return False
+        await self._trail.set(
+            state, StepStatus.PENDING, f"continued by {decision.actor.display_name}"
+        )
+        return True
 
     # -- steps ---------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ LABELS = {
     DecisionKind.DONE: "Mark done",
     DecisionKind.RETRY: "Retry",
     DecisionKind.PROVIDE: "Provide",
+    DecisionKind.CONTINUE: "Continue",
 }
 
 
