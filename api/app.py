@@ -30,6 +30,7 @@ from api.routes import audit as audit_routes
 from api.routes import codec as codec_routes
 from api.routes import (
     drafts,
+    drills,
     executions,
     health,
     incidents,
@@ -140,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
         webhooks.router,
         incidents.router,
         executions.router,
+        drills.router,
         settings_routes.router,
         users_routes.router,
         keys.router,

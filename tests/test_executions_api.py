@@ -335,3 +335,68 @@ async def test_breakpoints_by_hand_on_the_runbook_and_on_a_running_execution(
     with Session(engine) as session:
         actions = [e["action"] for e in audit.export(session, tenant_id=stack.settings.tenant)]
     assert actions.count("runbook.breakpoints_set") == 2
+
+
+async def test_a_drill_by_hand_runs_in_its_sandbox_and_is_scored(
+    stack: Stack, tmp_path: Path
+) -> None:
+    marker = tmp_path / "restarted"
+    runbook_id = await add(stack, str(marker))
+    headers = stack.api_headers()
+    mixed = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "mode": "copilot", "drill": {"team": "payments"}},
+        headers=headers,
+    )
+    assert mixed.status_code == 422 and 'only with mode "drill"' in mixed.json()["detail"]
+    bad_env = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "mode": "drill", "drill": {"environment": "a b"}},
+        headers=headers,
+    )
+    assert bad_env.status_code == 422
+    # The sandbox here is the test stack's agent environment (its own task queue).
+    started = await stack.http.post(
+        "/executions",
+        json={
+            "runbook_id": runbook_id,
+            "mode": "drill",
+            "variables": {"service": "cart"},
+            "drill": {"team": "payments", "environment": stack.settings.environment},
+        },
+        headers=headers,
+    )
+    assert started.status_code == 201, started.text
+    body = started.json()
+    assert (body["mode"], body["environment"]) == ("drill", stack.settings.environment)
+    url = f"/executions/{body['id']}"
+
+    async def awaiting() -> dict[str, Any] | None:
+        view: dict[str, Any] = (await stack.http.get(url, headers=headers)).json()
+        return view if view["steps"][1].get("awaiting") else None
+
+    await eventually(awaiting)
+    approved = await stack.http.post(
+        f"{url}/decisions", json={"step_id": "s2", "decision": "approve"}, headers=headers
+    )
+    assert approved.status_code == 202
+
+    async def scored() -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = (
+            await stack.http.get("/drills?team=payments", headers=headers)
+        ).json()
+        return found if found and found[0]["score"]["finished"] else None
+
+    (drill,) = await eventually(scored)
+    assert marker.exists()
+    assert (drill["execution_id"], drill["team"], drill["runbook_id"]) == (
+        body["id"],
+        "payments",
+        runbook_id,
+    )
+    assert drill["alert_title"] == "DRILL: Say hello to a service"
+    card = drill["score"]
+    assert card["status"] == "succeeded" and [a["step_id"] for a in card["approvals"]] == ["s2"]
+    assert card["time_to_first_action_seconds"] >= 0 and card["previous_drills"] == 0
+    other = await stack.http.get("/drills?team=nobody", headers=headers)
+    assert other.status_code == 200 and other.json() == []

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from api.deps import Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc.alerts import service as incidents_service
 from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode, ExecutionStatus
-from ddoc.execution import breakpoints, live, service
+from ddoc.execution import breakpoints, drills, live, service
 from ddoc.execution import store as executions
 from ddoc.execution.views import (
     DecisionAccepted,
@@ -38,6 +38,23 @@ class ExecutionIn(BaseModel):
         description="Step ids to pause before, in any mode (besides the runbook's own); "
         "a step the runbook does not have is refused (422)",
     )
+    drill: DrillIn | None = Field(
+        default=None, description='With mode "drill": the team, the sandbox, the simulated alert'
+    )
+
+
+class DrillIn(BaseModel):
+    team: str = Field(default="on-call", min_length=1, max_length=200)
+    environment: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description='The sandbox (its own agent task queue); default "sandbox"',
+    )
+    alert_title: str | None = Field(
+        default=None, max_length=500, description='The simulated alert; default "DRILL: <title>"'
+    )
+    service: str | None = Field(default=None, max_length=200)
 
 
 class BreakpointIn(BaseModel):
@@ -80,6 +97,8 @@ class StopIn(BaseModel):
 async def start_execution_by_hand(
     body: ExecutionIn, principal: ResponderDep, state: StateDep
 ) -> ExecutionView:
+    if body.drill is not None and body.mode != ExecutionMode.DRILL:
+        raise HTTPException(422, 'drill: only with mode "drill"')
     return await service.start_by_hand(
         state.engine,
         state.temporal,
@@ -90,6 +109,7 @@ async def start_execution_by_hand(
         mode=body.mode,
         variables=body.variables,
         breakpoints=body.breakpoints,
+        drill=drills.DrillRequest(**body.drill.model_dump()) if body.drill else None,
     )
 
 

@@ -34,6 +34,7 @@ class ExecutionMode(StrEnum):
     COPILOT = "copilot"
     AUTOPILOT = "autopilot"
     DRY_RUN = "dry_run"
+    DRILL = "drill"  # practice against a sandbox environment: as copilot, and nobody is paged
 
 
 class ExecutionStatus(StrEnum):
@@ -211,6 +212,7 @@ class Awaiting:
     branches: list[str] = field(default_factory=list)
     deadline: str | None = None  # ISO 8601; none once the last level was paged (stalled)
     escalation_level: int = 0  # levels paged so far for this wait
+    asked_at: str | None = None  # ISO 8601, workflow time: when the human was first asked
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -26,7 +27,7 @@ from ddoc.contracts.execution import (
     ExecutionStatus,
 )
 from ddoc.contracts.settings import Settings
-from ddoc.execution import live
+from ddoc.execution import drills, live
 from ddoc.execution import store as executions
 from ddoc.execution.breakpoints import check_steps
 from ddoc.execution.views import DecisionAccepted, ExecutionView
@@ -52,14 +53,16 @@ async def start_by_hand(
     mode: ExecutionMode | None,
     variables: dict[str, str],
     breakpoints: list[str] | None = None,
+    drill: drills.DrillRequest | None = None,
 ) -> ExecutionView:
     """Create an execution of the runbook's current version and start its workflow. With no
     mode, the runbook's trust level. `breakpoints`: steps to pause before (with the runbook's
-    own); a step the runbook does not have is Invalid. When Temporal refuses the start, the
-    execution is recorded as failed (it never ran) and Unavailable says so."""
-    inp = await asyncio.to_thread(
-        _create, engine, settings, tenant_id, actor, runbook_id, mode, variables, breakpoints or []
-    )
+    own); a step the runbook does not have is Invalid. In mode drill, `drill` says for which
+    team, in which sandbox, with which simulated alert (ddoc/execution/drills.py). When Temporal
+    refuses the start, the execution is recorded as failed (it never ran) and Unavailable says
+    so."""
+    request = HandStart(mode, variables, breakpoints or [], drill or drills.DrillRequest())
+    inp = await asyncio.to_thread(_create, engine, settings, tenant_id, actor, runbook_id, request)
     try:
         await live.start_execution(client, inp, task_queue=settings.control_task_queue)
     except Exception as err:
@@ -71,16 +74,24 @@ async def start_by_hand(
     return await asyncio.to_thread(trail, engine, tenant_id, inp.execution_id)
 
 
+@dataclass
+class HandStart:
+    mode: ExecutionMode | None
+    variables: dict[str, str]
+    breakpoints: list[str]
+    drill: drills.DrillRequest
+
+
 def _create(
     engine: Engine,
     settings: Settings,
     tenant_id: str,
     actor: str,
     runbook_id: str,
-    mode: ExecutionMode | None,
-    variables: dict[str, str],
-    breakpoints: list[str],
+    request: HandStart,
 ) -> ExecutionInput:
+    breakpoints = request.breakpoints
+    mode = request.mode
     with Session(engine) as session:
         runbook = runbooks.get(session, tenant_id=tenant_id, runbook_id=runbook_id)
         if runbook.archived_at is not None:
@@ -88,16 +99,24 @@ def _create(
         version = runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook.id)
         known = [step.id for step in ParsedRunbook.from_dict(version.parsed).steps]
         check_steps(breakpoints, known, f"runbook {runbook.id} (version {version.version})")
+        execution_id = new_id("ex")
+        environment, alert = settings.environment, None
+        drill = request.drill
+        if mode == ExecutionMode.DRILL:
+            environment = drill.environment or drills.SANDBOX
+            alert = drills.simulated_alert(
+                execution_id, drill.alert_title or f"DRILL: {runbook.title}", drill.service
+            )
         inp = executions.build_input(
-            execution_id=new_id("ex"),
+            execution_id=execution_id,
             tenant_id=tenant_id,
-            environment=settings.environment,
+            environment=environment,
             runbook=runbook,
             version=version,
             mode=mode or ExecutionMode(runbook.trust_level),
-            alert=None,
+            alert=alert,
             incident_id=None,
-            values=variables,
+            values=request.variables,
             command_timeout_seconds=settings.command_timeout_seconds,
             agent_offline_timeout_seconds=settings.agent_offline_timeout_seconds,
             started_by=actor,
@@ -105,6 +124,18 @@ def _create(
             **executions.execution_rules(session, tenant_id),
         )
         executions.create(session, inp=inp, started_by=actor)
+        if alert is not None:  # a drill's simulated alert
+            session.flush()
+            drills.record(
+                session,
+                tenant_id=tenant_id,
+                execution_id=execution_id,
+                runbook_id=runbook.id,
+                team=drill.team,
+                environment=environment,
+                alert_title=alert.title,
+                started_by=actor,
+            )
         session.commit()
         return inp
 

@@ -425,7 +425,12 @@ def record_step(session: Session, *, record: StepRecord) -> None:
             execution_id=record.execution_id,
             kind=record.event,
             step_id=record.step_id,
-            data={"status": record.status.value, "detail": record.detail},
+            data={
+                "status": record.status.value,
+                "detail": record.detail,
+                # Workflow time, when a human was asked (the event's own `at` is the write's).
+                **({"asked_at": record.awaiting.asked_at} if record.awaiting else {}),
+            },
         )
     if changed and step.command and step.started_at and record.status in _COMMAND_OUTCOMES:
         seconds = (step.finished_at or now) - step.started_at

@@ -54,6 +54,7 @@ class AwaitingView(BaseModel):
     branches: list[str] = []
     deadline: str | None = None  # ISO 8601; none once the last level was paged
     escalation_level: int = 0
+    asked_at: str | None = None  # ISO 8601: when the human was first asked
 
 
 class EscalationView(BaseModel):

@@ -179,6 +179,18 @@ class Execution(SQLModel, table=True):
     current_step: str | None = None
 
 
+class Drill(SQLModel, table=True):
+    __tablename__ = "drills"
+    execution_id: str = Field(primary_key=True)
+    tenant_id: str
+    runbook_id: str
+    team: str
+    environment: str
+    alert_title: str
+    started_by: str
+    created_at: datetime = _now()
+
+
 class ExecutionStep(SQLModel, table=True):
     __tablename__ = "execution_steps"
     execution_id: str = Field(primary_key=True)

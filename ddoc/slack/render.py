@@ -119,6 +119,7 @@ _MODE_WORDS = {
     ExecutionMode.COPILOT: "copilot",
     ExecutionMode.AUTOPILOT: "autopilot",
     ExecutionMode.DRY_RUN: "dry run",
+    ExecutionMode.DRILL: "🧪 DRILL: nobody is paged",
 }
 # Decisions with a button of their own under the awaiting step, in this order. Rollback and
 # abort are execution-wide: the last actions block carries them.

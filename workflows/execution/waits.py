@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRecord,
         EscalationRequest,
         EscalationResult,
+        ExecutionMode,
         ExecutionStatus,
         StepState,
         StepStatus,
@@ -59,6 +60,7 @@ class HumanWaits:
         inp = run.input
         levels = inp.policy.escalation_levels
         wait = inp.policy.wait_for(inp.alert.severity if inp.alert else None)
+        awaiting.asked_at = awaiting.asked_at or workflow.now().isoformat()
         state.awaiting = awaiting
         run.current = state.step_id
         stalled = False
@@ -240,7 +242,11 @@ class HumanWaits:
             step_id=step_id,
             context=self._context(),
         )
-        if run.alert_resolved is not None:
+        if inp.mode == ExecutionMode.DRILL:
+            result = EscalationResult(paged=False, detail=f"drill: nobody paged (would page {name})")
+            data = {"level": level, "name": name, **vars(result)}
+            await self._trail.event("escalated", step_id, data)
+        elif run.alert_resolved is not None:
             result = EscalationResult(paged=False, detail="the alert has resolved: not paged")
             data = {"level": level, "name": name, **vars(result)}
             await self._trail.event("escalated", step_id, data)
@@ -279,8 +285,8 @@ class HumanWaits:
         run = self._run
         inp = run.input
         timeout = inp.policy.incident_timeout_seconds
-        if inp.alert is None:
-            return
+        if inp.alert is None or inp.mode == ExecutionMode.DRILL:
+            return  # a drill's alert is simulated: nothing resolves it
         levels = inp.policy.escalation_levels
         timer = (
             story.incident_summary(
