@@ -245,4 +245,5 @@ def _step_from_dict(data: dict[str, Any]) -> Step:
         branches=[Branch(**b) for b in data.get("branches", [])],
         precheck=check_from_dict(data.get("precheck")),
         verify=check_from_dict(data.get("verify")),
+        parallel=data.get("parallel"),
     )
