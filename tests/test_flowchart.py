@@ -3,6 +3,7 @@ SVG read back with xml.etree; hostile text; a missing, failing or slow `dot`."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import time
@@ -360,3 +361,97 @@ def test_links_out_of_the_page_are_stripped_and_scripts_refused(
         monkeypatch.setenv("DDOC_DOT", fake_dot(other, f"cat >/dev/null\ncat <<'EOF'\n{body}EOF\n"))
         with pytest.raises(FlowchartUnavailable):
             render_svg(data)
+
+
+# --- parallel groups ------------------------------------------------------------------------
+
+PARALLEL = """---
+parallel: [[2, 3]]
+---
+# Payments
+
+1. Check the pods: `kubectl get pods -n pay`
+2. Cordon the node: `kubectl cordon node-1`
+3. Restart the workers: `kubectl rollout restart deploy/workers -n pay`
+4. Check the logs: `kubectl logs deploy/api -n pay`
+"""
+
+
+def box(element: ET.Element) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the shapes' points, in the SVG's coordinates."""
+    pairs = [
+        (float(x), float(y))
+        for shape in element.iter()
+        if shape.tag in (f"{SVG}path", f"{SVG}polygon")
+        for x, y in re.findall(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)", shape.get("d") or "")
+        + re.findall(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)", shape.get("points") or "")
+    ]
+    xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def test_a_parallel_group_is_drawn_side_by_side_between_a_fork_and_a_join() -> None:
+    data = parsed(PARALLEL)
+    assert [(s["id"], s["parallel"]) for s in data["steps"]] == [
+        ("s1", None),
+        ("s2", "p1"),
+        ("s3", "p1"),
+        ("s4", None),
+    ]
+    root = draw(data)
+    found = edges(root)
+    assert {
+        "s1->_fork_s2",
+        "_fork_s2->s2",
+        "_fork_s2->s3",
+        "s2->_join_s2",
+        "s3->_join_s2",
+        "_join_s2->s4",
+        "s4->_end",
+    } <= set(found)
+    assert "s2->s3" not in found and "s1->s2" not in found and "s3->s4" not in found
+    assert by_id(root, "fork-s3") is found["_fork_s2->s3"][0]
+    assert by_id(root, "next-s3") is found["s3->_join_s2"][0]
+    assert by_id(root, "join-s2") is found["_join_s2->s4"][0]
+    assert "fork" in (by_id(root, "parallel-fork-s2").get("class") or "").split()
+    assert "join" in (by_id(root, "parallel-join-s2").get("class") or "").split()
+    cluster = by_id(root, "parallel-s2")
+    assert {"cluster", "parallel"} <= set((cluster.get("class") or "").split())
+    assert texts(cluster) == "in parallel"
+    # Side by side, inside the box, the rollback note of s2 beside it.
+    left, top, right, bottom = box(cluster)
+    s2, s3 = box(by_id(root, "flow-s2")), box(by_id(root, "flow-s3"))
+    for step in (s2, s3, box(by_id(root, "rollback-s2"))):
+        assert left <= step[0] and step[2] <= right and top <= step[1] and step[3] <= bottom
+    assert abs((s2[1] + s2[3]) - (s3[1] + s3[3])) < 2  # one rank: the same vertical centre
+    assert s2[2] < s3[0] or s3[2] < s2[0]
+
+
+def test_a_branch_into_a_parallel_group_goes_to_its_fork() -> None:
+    data = parsed(
+        "---\nparallel: [[s4, s5]]\n---\n# T\n\n"
+        "1. Check the disk: `df -h`\n"
+        "2. If the disk is full, go to step 4.\n"
+        "3. Check memory: `free -m`\n"
+        "4. Check the logs: `journalctl -n 50`\n"
+        "5. Check the kernel: `dmesg -T`\n"
+    )
+    assert [(s["id"], s["parallel"]) for s in data["steps"]][3:] == [("s4", "p1"), ("s5", "p1")]
+    assert data["steps"][1]["branches"][0]["goto"] == "s4"
+    source = dot_source(data)
+    assert '"s2" -> "_fork_s4" [id="branch-s2-1"' in source
+    assert '"s3" -> "_fork_s4" [id="next-s3"' in source
+    assert '"_join_s4" -> "_end" [id="join-s4"' in source
+
+
+def test_a_run_holding_a_decision_or_a_lone_step_is_drawn_in_order() -> None:
+    steps: list[dict[str, Any]] = [
+        {"id": "s1", "kind": "command", "text": "a", "command": "df -h", "parallel": "p1"},
+        {"id": "s2", "kind": "decision", "text": "if", "branches": [], "parallel": "p1"},
+        {"id": "s3", "kind": "command", "text": "b", "command": "free", "parallel": "p2"},
+        {"id": "s4", "kind": "manual", "text": "c", "parallel": ["not", "a", "string"]},
+        {"id": "s5", "kind": "manual", "text": "d", "parallel": 7},
+    ]
+    source = dot_source({"title": "t", "steps": steps})
+    assert "_fork" not in source and "_join" not in source and "cluster" not in source
+    assert '"s1" -> "s2"' in source and '"s3" -> "s4"' in source and '"s4" -> "s5"' in source

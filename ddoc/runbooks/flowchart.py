@@ -18,7 +18,11 @@ of the document:
   target (or the end). A decision without an `otherwise` branch also has a dotted "neither"
   edge there (a human may answer that none applies; its branch steps are then skipped);
 - a step with a rollback has a dashed edge to a note holding the undo command, marked
-  "suggested" (derived by us, to be checked) or "from the runbook".
+  "suggested" (derived by us, to be checked) or "from the runbook";
+- consecutive steps of one parallel group (`parallel`, docs/RUNBOOK_SCHEMA.md) are drawn side by
+  side in a dashed box labelled "in parallel", between a fork bar (every edge into the group goes
+  there, and it has an edge to each step) and a join bar (each step's edge goes there, and it has
+  the edge on). A run holding a decision is drawn in order.
 
 Runbook text is untrusted: every label is escaped for DOT (and for Graphviz's HTML-like labels
 and `\\N`-style escapes), characters XML cannot hold are dropped, and the SVG that comes back is
@@ -199,6 +203,40 @@ def _edge(tail: str, head: str, css: str, **attrs: str) -> str:
     return f'  "{tail}" -> "{head}" ' + _attrs(css=css, **attrs)
 
 
+def _parallel_runs(steps: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(first, last) of each run of 2 or more consecutive steps with the same parallel group
+    and no decision among them."""
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < len(steps):
+        group, last = steps[i].get("parallel"), i
+        if isinstance(group, str) and group:
+            while last + 1 < len(steps) and steps[last + 1].get("parallel") == group:
+                last += 1
+        members = steps[i : last + 1]
+        if last > i and not any(step.get("kind") == "decision" for step in members):
+            runs.append((i, last))
+        i = last + 1
+    return runs
+
+
+def _bar(name: str, element_id: str, css: str, tooltip: str) -> str:
+    return f'  "{name}" ' + _attrs(
+        id=element_id,
+        css=css,
+        shape="box",
+        style="filled",
+        color="#333333",
+        fillcolor="#333333",
+        width="1.6",
+        height="0.06",
+        fixedsize="true",
+        ordering="out",
+        label="",
+        tooltip=tooltip,
+    )
+
+
 class _Flow:
     """Where each step goes on to, as an execution walks the steps (see the module docstring)."""
 
@@ -217,6 +255,14 @@ class _Flow:
             forward = self.forward(number, step)
             for target in forward:
                 self.siblings.setdefault(target, set()).update(forward - {target})
+        self.runs = _parallel_runs(steps)
+        self.run_of = {k: run for run in self.runs for k in range(run[0], run[1] + 1)}
+
+    def entry(self, number: int) -> str:
+        """The node an edge to step `number` goes to: a parallel group's fork bar for its
+        first step."""
+        run = self.run_of.get(number)
+        return f"_fork_{self.names[number]}" if run and run[0] == number else self.names[number]
 
     def branches(self, step: dict[str, Any]) -> list[dict[str, Any]]:
         if step.get("kind") != "decision":
@@ -237,12 +283,16 @@ class _Flow:
         following = number + 1
         while following < len(self.steps) and following in skip:
             following += 1
-        return self.names[following] if following < len(self.steps) else "_end"
+        return self.entry(following) if following < len(self.steps) else "_end"
 
     def edges(self, number: int) -> list[str]:
         step, name = self.steps[number], self.names[number]
         branches = self.branches(step)
         if not branches:
+            run = self.run_of.get(number)
+            if run is not None:
+                join = f"_join_{self.names[run[0]]}"
+                return [_edge(name, join, "next join", id=f"next-{name}")]
             following = self.after(number, self.siblings.get(number, set()))
             return [_edge(name, following, "next", id=f"next-{name}")]
         forward = self.forward(number, step)
@@ -250,7 +300,7 @@ class _Flow:
         for count, branch in enumerate(branches, 1):
             target = self.target(branch)
             # No goto, or a step behind: the execution goes on past the branches' steps.
-            head = self.names[target] if target in forward else self.after(number, forward)
+            head = self.entry(target) if target in forward else self.after(number, forward)
             condition = _cut(_clean(branch.get("condition") or f"branch {count}"), CONDITION_CHARS)
             out.append(
                 _edge(
@@ -282,6 +332,9 @@ class _Flow:
             return []
         undo = f"_undo_{name}"
         suggested = rollback.get("origin") == "suggested"
+        # A parallel step's note is ranked with it inside the group's box (see `group`): a rank
+        # outside the box would pull the step out of it.
+        rank = [] if number in self.run_of else [f'  {{ rank=same; "{name}"; "{undo}"; }}']
         return [
             _rollback_node(rollback, undo, name),
             _edge(
@@ -293,7 +346,44 @@ class _Flow:
                 style="dashed",
                 arrowhead="empty",
             ),
-            f'  {{ rank=same; "{name}"; "{undo}"; }}',
+            *rank,
+        ]
+
+    def group(self, count: int, first: int, last: int) -> list[str]:
+        """A parallel group's fork and join bars, their edges, and the dashed box around it."""
+        head = self.names[first]
+        fork, join = f"_fork_{head}", f"_join_{head}"
+        members = range(first, last + 1)
+        skip = set().union(*(self.siblings.get(k, set()) for k in members))
+        out = [
+            _bar(fork, f"parallel-fork-{head}", "fork", "the steps below run in parallel"),
+            _bar(join, f"parallel-join-{head}", "join", "the next step waits for all of them"),
+        ]
+        out += [
+            _edge(fork, self.names[k], "next fork", id=f"fork-{self.names[k]}") for k in members
+        ]
+        out.append(_edge(join, self.after(last, skip), "next", id=f"join-{head}"))
+        box = [f'    "{self.names[k]}";' for k in members]
+        box += [
+            f'    {{ rank=same; "{self.names[k]}"; "_undo_{self.names[k]}"; }}'
+            for k in members
+            if isinstance(self.steps[k].get("rollback"), dict)
+        ]
+        graph = _attrs(
+            id=f"parallel-{head}",
+            css="parallel",
+            label="in parallel",
+            style="dashed,rounded",
+            color="#777777",
+            fontname=_FONT,
+            fontsize="10",
+        )
+        return [
+            *out,
+            f'  subgraph "cluster_parallel_{count}" {{',
+            f"    graph {graph}",
+            *box,
+            "  }",
         ]
 
 
@@ -301,9 +391,10 @@ def dot_source(parsed: dict[str, Any]) -> str:
     """The DOT graph of a parsed runbook (the dict of `ParsedRunbook.to_dict()`).
 
     Node names are the step ids (`s1`, ...; an id that is not a plain token, or is repeated,
-    is named `_step<n>` instead); the start, end and rollback nodes (`_start`, `_end`,
-    `_undo_<id>`) start with `_`, so they never clash with a step. See the module docstring
-    for the edges."""
+    is named `_step<n>` instead); the start, end, rollback and parallel fork/join nodes
+    (`_start`, `_end`, `_undo_<id>`, `_fork_<id>`, `_join_<id>`, named by the group's first
+    step) start with `_`, so they never clash with a step. See the module docstring for the
+    edges."""
     flow = _Flow([s for s in parsed.get("steps") or [] if isinstance(s, dict)])
     title = _cut(_clean(parsed.get("title") or "Runbook"), 200)
     out = [
@@ -315,11 +406,13 @@ def dot_source(parsed: dict[str, Any]) -> str:
     ]
     out += [_step_node(step, name) for step, name in zip(flow.steps, flow.names, strict=True)]
     out.append('  "_end" ' + _attrs("terminal end", id="flow-end", shape="oval", label="end"))
-    first = flow.names[0] if flow.names else "_end"
+    first = flow.entry(0) if flow.names else "_end"
     out.append(_edge("_start", first, "next", id="next-start"))
     for number in range(len(flow.steps)):
         out += flow.edges(number)
         out += flow.rollback(number)
+    for count, (first_step, last_step) in enumerate(flow.runs, start=1):
+        out += flow.group(count, first_step, last_step)
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -349,9 +442,13 @@ def render_svg(parsed: dict[str, Any], *, timeout: float = 10.0) -> str:
     child a `<title>`; each step a `<g id="flow-<id>" class="node step kind-<kind>
     risk-<green|yellow|red|none>">` holding `<a xlink:href="#step-<id>">`; rollbacks
     `<g id="rollback-<id>" class="node rollback rollback-<suggested|runbook>">`; start and end
-    `flow-start` / `flow-end`; edges `<g class="edge next|branch|neither|rollback">` with ids
-    `next-<id>`, `branch-<id>-<n>`, `neither-<id>`, `undo-<id>` and the usual `<title>` of
-    Graphviz (`s1->s2`).
+    `flow-start` / `flow-end`; a parallel group (named by its first step) `<g id="parallel-<id>"
+    class="cluster parallel">` (its dashed box) and bars `parallel-fork-<id>` /
+    `parallel-join-<id>` (`class="node fork|join"`); edges `<g class="edge
+    next|branch|neither|rollback">` (`next fork` into a group's step, `next join` out of it)
+    with ids `next-<id>`, `branch-<id>-<n>`, `neither-<id>`, `undo-<id>`, `fork-<id>` (fork bar
+    to a step), `join-<first id>` (join bar on) and the usual `<title>` of Graphviz
+    (`s1->s2`).
 
     Raises `FlowchartUnavailable` when `dot` is missing (the message says to install Graphviz),
     fails, or takes longer than `timeout` seconds (the message carries dot's stderr)."""

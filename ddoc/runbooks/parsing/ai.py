@@ -40,9 +40,10 @@ from ddoc.runbooks.parsing.build_state import Classifier
 from ddoc.runbooks.parsing.commands import language_of
 from ddoc.runbooks.parsing.html import html_to_markdown
 from ddoc.runbooks.parsing.inverses import suggested_rollback
+from ddoc.runbooks.parsing.parallel import mark_parallel
 from ddoc.runbooks.parsing.parser import DEFAULT_MAX_BYTES, default_classifier, parse_runbook
 from ddoc.runbooks.parsing.quality import assess, score
-from ddoc.runbooks.parsing.source import decode
+from ddoc.runbooks.parsing.source import decode, split_front_matter
 from ddoc.runbooks.parsing.variables import collect
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ def parse_with_ai(
     )
     fmt_key = fmt.strip().lower()
     text = decode(content, max_bytes)
+    front: dict[str, Any] = {}
     if fmt_key == "html":
         # Spans then refer to the converted text, as the deterministic parser's do.
         shown = html_to_markdown(text)[0]
@@ -117,6 +119,7 @@ def parse_with_ai(
     else:
         shown = text
         sources = [text]
+        front = split_front_matter(text).data  # its warnings are in the baseline's already
     try:
         if len(shown) > config.max_input_chars:
             raise _Unavailable(f"runbook longer than {config.max_input_chars} characters")
@@ -127,7 +130,7 @@ def parse_with_ai(
     except InvalidOutput as exc:
         return _fallback(baseline, f"invalid AI output: {exc}", config.api_key)
     try:
-        return _assemble(data, baseline, sources, classifier)
+        return _assemble(data, baseline, sources, classifier, front)
     except Exception as exc:  # a bug here must not cost the user the parse
         logger.exception("AI parser post-processing failed")
         return _fallback(baseline, f"post-processing failed: {type(exc).__name__}", config.api_key)
@@ -194,10 +197,14 @@ def _fallback(baseline: ParsedRunbook, reason: str, api_key: str) -> ParsedRunbo
 
 
 def _assemble(
-    data: AIRunbook, baseline: ParsedRunbook, sources: list[str], classify: Classifier
+    data: AIRunbook,
+    baseline: ParsedRunbook,
+    sources: list[str],
+    classify: Classifier,
+    front: dict[str, Any] | None = None,
 ) -> ParsedRunbook:
-    # Input-level warnings (front-matter, HTML) still apply; step-level ones were about
-    # the deterministic steps, which are not used.
+    # Input-level warnings (front-matter, HTML) still apply; step-level ones (parallel groups
+    # included) were about the deterministic steps, which are not used.
     warnings = [w for w in baseline.warnings if w.startswith(("front-matter", "HTML"))]
     source = gr.Source(sources, _known_commands(baseline))
     rejected: list[tuple[Step | None, str]] = []  # (step kept as manual or None, message)
@@ -259,6 +266,9 @@ def _assemble(
         if step.rollback is None:
             step.rollback = suggested_rollback(step.command)
 
+    # The same groups as the deterministic parser's, on the AI's steps: front-matter
+    # `parallel:` (the author's word) and "meanwhile"-style words (those group read-only steps).
+    mark_parallel(kept, front or {}, warnings)
     triggers = _triggers(data.triggers, baseline.triggers, source)
     variables = _variables(data.variables, kept, source)
     report = assess(kept, triggers, variables)

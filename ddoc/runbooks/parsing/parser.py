@@ -2,7 +2,8 @@
 
 Deterministic and offline. Pipeline: decode and validate → front-matter → format reader
 (markdown-it, plain-text lines, or HTML converted to markdown) → step builder (which ends by
-turning stated checks into prechecks and verifies) → rollback suggestions → mitigated_when →
+turning stated checks into prechecks and verifies) → rollback suggestions → parallel groups
+(front-matter `parallel:` and "meanwhile"-style prose, ``parallel.py``) → mitigated_when →
 variables → quality report.
 """
 
@@ -23,6 +24,7 @@ from ddoc.runbooks.parsing.html import html_to_markdown
 from ddoc.runbooks.parsing.inverses import suggested_rollback
 from ddoc.runbooks.parsing.markdown import read_markdown
 from ddoc.runbooks.parsing.nodes import Node
+from ddoc.runbooks.parsing.parallel import mark_parallel
 from ddoc.runbooks.parsing.quality import assess
 from ddoc.runbooks.parsing.source import decode, split_front_matter
 from ddoc.runbooks.parsing.steps import StepBuilder
@@ -106,6 +108,8 @@ def parse_runbook(
     for step in steps:
         if step.command is not None and step.rollback is None:
             step.rollback = suggested_rollback(step.command)
+    # Risk is known by now: prose groups only read-only steps.
+    mark_parallel(steps, front, warnings)
 
     triggers = _triggers(front, warnings)
     title = _title(
