@@ -243,7 +243,8 @@ class HumanWaits:
             context=self._context(),
         )
         if inp.mode == ExecutionMode.DRILL:
-            result = EscalationResult(paged=False, detail=f"drill: nobody paged (would page {name})")
+            said = f"drill: nobody paged (would page {name})"
+            result = EscalationResult(paged=False, detail=said)
             data = {"level": level, "name": name, **vars(result)}
             await self._trail.event("escalated", step_id, data)
         elif run.alert_resolved is not None:
