@@ -400,3 +400,71 @@ async def test_a_drill_by_hand_runs_in_its_sandbox_and_is_scored(
     assert card["time_to_first_action_seconds"] >= 0 and card["previous_drills"] == 0
     other = await stack.http.get("/drills?team=nobody", headers=headers)
     assert other.status_code == 200 and other.json() == []
+
+
+async def test_a_replay_rechecks_recorded_decisions_against_a_new_version(
+    stack: Stack, tmp_path: Path
+) -> None:
+    headers = stack.api_headers()
+    first, second = tmp_path / "first", tmp_path / "second"
+    runbook_id = await add(stack, str(first))
+    started = await stack.http.post(
+        "/executions",
+        json={"runbook_id": runbook_id, "variables": {"service": "cart"}},
+        headers=headers,
+    )
+    url = f"/executions/{started.json()['id']}"
+
+    async def status_of(where: str, status: str) -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(where, headers=headers)).json()
+        return body if body["status"] == status else None
+
+    async def awaiting() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await stack.http.get(url, headers=headers)).json()
+        return body if body["steps"][1].get("awaiting") else None
+
+    await eventually(awaiting)
+    await stack.http.post(
+        f"{url}/decisions",
+        json={"step_id": "s2", "decision": "approve", "comment": "go"},
+        headers=headers,
+    )
+    await eventually(lambda: status_of(url, "succeeded"))
+    first.unlink()
+    # Version 2 adds a state change nobody decided on in the past execution.
+    v2 = RUNBOOK.format(marker=first) + f"3. Then: `touch {second}`\n"
+    updated = await stack.http.put(f"/runbooks/{runbook_id}", json={"content": v2}, headers=headers)
+    assert updated.status_code == 200 and updated.json()["version"] == 2
+    sandbox = stack.settings.environment
+    replayed = await stack.http.post(
+        f"{url}/replay", json={"environment": sandbox}, headers=headers
+    )
+    assert replayed.status_code == 201, replayed.text
+    new = replayed.json()
+    assert (new["mode"], new["runbook_version"], new["environment"]) == ("drill", 2, sandbox)
+    replay_url = f"/executions/{new['id']}"
+    diverged = await eventually(lambda: status_of(replay_url, "aborted"))
+    _, s2, s3 = diverged["steps"]
+    assert s2["status"] == "succeeded" and first.exists()
+    (approval,) = s2["decisions"]
+    assert (approval["display_name"].endswith("(replayed)"), approval["source"]) == (True, "replay")
+    assert approval["comment"] == "go"
+    assert s3["status"] == "skipped" and "no recorded decision for step s3" in s3["detail"]
+    assert not second.exists()
+    events = (await stack.http.get(f"{replay_url}/events", headers=headers)).json()
+    assert [e["step_id"] for e in events if e["type"] == "replay.diverged"] == ["s3"]
+    # Against version 1 it goes through, every recorded decision used.
+    first.unlink()
+    again = await stack.http.post(
+        f"{url}/replay", json={"environment": sandbox, "version": 1}, headers=headers
+    )
+    again_url = f"/executions/{again.json()['id']}"
+    await eventually(lambda: status_of(again_url, "succeeded"))
+    assert first.exists()
+    events = (await stack.http.get(f"{again_url}/events", headers=headers)).json()
+    (finished,) = [e for e in events if e["type"] == "replay.finished"]
+    assert finished["data"]["unused_decisions"] == []
+    missing = await stack.http.post(f"{url}/replay", json={"version": 9}, headers=headers)
+    assert missing.status_code == 404
+    teams = (await stack.http.get("/drills?team=replay", headers=headers)).json()
+    assert {d["execution_id"] for d in teams} == {new["id"], again.json()["id"]}

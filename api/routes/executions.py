@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.deps import Origin, OriginDep, ResponderDep, SessionDep, StateDep, ViewerDep
 from ddoc.alerts import service as incidents_service
 from ddoc.contracts.execution import Actor, DecisionKind, ExecutionMode, ExecutionStatus
-from ddoc.execution import breakpoints, drills, live, service
+from ddoc.execution import breakpoints, drills, live, replay, service
 from ddoc.execution import store as executions
 from ddoc.execution.views import (
     DecisionAccepted,
@@ -55,6 +55,18 @@ class DrillIn(BaseModel):
         default=None, max_length=500, description='The simulated alert; default "DRILL: <title>"'
     )
     service: str | None = Field(default=None, max_length=200)
+
+
+class ReplayIn(BaseModel):
+    version: int | None = Field(
+        default=None, ge=1, description="The runbook version to check (default: its current)"
+    )
+    environment: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description='The sandbox (its own agent task queue); default "sandbox"',
+    )
 
 
 class BreakpointIn(BaseModel):
@@ -179,6 +191,29 @@ async def post_decision(
         branch=body.branch,
         comment=body.comment,
         values=body.values,
+    )
+
+
+@router.post(
+    "/{execution_id}/replay",
+    status_code=status.HTTP_201_CREATED,
+    response_model_exclude_unset=True,
+    summary="Re-run this execution's recorded decisions against a runbook version in a sandbox "
+    "(a drill: nobody is paged)",
+    responses={404: {"description": "No such execution or runbook version"}},
+)
+async def replay_execution(
+    execution_id: str, body: ReplayIn, principal: ResponderDep, state: StateDep
+) -> ExecutionView:
+    return await replay.replay(
+        state.engine,
+        state.temporal,
+        state.settings,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        execution_id=execution_id,
+        version=body.version,
+        environment=body.environment,
     )
 
 

@@ -264,6 +264,10 @@ class ExecutionInput:
     mitigated_check: CheckSnapshot | None = None  # the runbook's `mitigated_when` check
     # Steps to pause before (even in autopilot), each with who set it.
     breakpoints: dict[str, str] = field(default_factory=dict)
+    # A replay (a drill): the decisions signalled to execution `replay_of`, in order. Each wait
+    # takes the next one naming its step instead of asking; a wait none names ends the replay.
+    replay_of: str | None = None
+    replay: list[Decision] = field(default_factory=list)
 
 
 @dataclass

@@ -92,9 +92,10 @@ def build_input(
     rules: RuleSet | None = None,
     started_by: str | None = None,
     breakpoints: dict[str, str] | None = None,
+    runbook_breakpoints: bool = True,
 ) -> ExecutionInput:
     parsed = ParsedRunbook.from_dict(version.parsed)
-    step_ids = {step.id for step in parsed.steps}
+    step_ids = {step.id for step in parsed.steps} if runbook_breakpoints else set()
     return ExecutionInput(
         execution_id=execution_id,
         tenant_id=tenant_id,

@@ -55,6 +55,7 @@ class Run:
     skipped_offline: Decision | None = None  # a skip while no agent took the step
     side_by_side: set[str] = field(default_factory=set)  # the parallel group walking now
     breakpoints: dict[str, str] = field(default_factory=dict)  # step id -> who set it
+    replay: list[Decision] = field(default_factory=list)  # a replay's decisions not taken yet
 
     @property
     def input(self) -> ExecutionInput:

@@ -9,6 +9,7 @@ step awaits (`ddoc.contracts.approvals.refusal`) and either accepted or refused 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from ddoc.contracts import names
     from ddoc.contracts.approvals import EXECUTION_DECISIONS, refusal
     from ddoc.contracts.execution import (
+        Actor,
         Awaiting,
         Decision,
         DecisionKind,
@@ -83,9 +85,15 @@ class HumanWaits:
                     level=level,
                     level_name=levels[level - 1].name if level <= len(levels) else None,
                 )
-                decision = await self.next_decision(
-                    None if stalled else wait, timer, step_id=state.step_id
-                )
+                if inp.replay_of is not None:
+                    decision = self._replayed(state.step_id)
+                    if decision is None:
+                        await self._diverged(state, awaiting)
+                        return None
+                else:
+                    decision = await self.next_decision(
+                        None if stalled else wait, timer, step_id=state.step_id
+                    )
                 if decision is None and self.stopped_beside(state):
                     await self._stopped_beside(state)
                     return None
@@ -192,6 +200,43 @@ class HumanWaits:
         """While a group walks, a step beside this one stopped the execution (abort, rollback,
         reject): this step's wait ends too, said on the record."""
         return bool(self._run.side_by_side) and self._run.stop is not None
+
+    # -- a replay ------------------------------------------------------------------------
+
+    def _replayed(self, step_id: str) -> Decision | None:
+        """The next recorded decision naming this step (an abort or rollback too), as a replay
+        of its decider's."""
+        script = self._run.replay
+        for i, recorded in enumerate(script):
+            if recorded.step_id == step_id:
+                del script[i]
+                actor = recorded.actor
+                return dataclasses.replace(
+                    recorded,
+                    actor=dataclasses.replace(
+                        actor, display_name=f"{actor.display_name} (replayed)", source="replay"
+                    ),
+                    request_id=None,
+                )
+        return None
+
+    async def _diverged(self, state: StepState, awaiting: Awaiting) -> None:
+        """No recorded decision for what this step asks: the new version went where the past
+        execution did not. The replay stops here, saying so."""
+        inp = self._run.input
+        reason = (
+            f"replay of {inp.replay_of}: no recorded decision for step {state.step_id} "
+            f"(it awaits {awaiting.kind.value}); the version diverged here"
+        )
+        self._run.stop = Decision(
+            step_id=state.step_id,
+            decision=_D.ABORT,
+            actor=Actor(user_id="replay", display_name="replay", source="replay"),
+            comment=reason,
+        )
+        state.awaiting = None
+        await self._trail.event("replay.diverged", state.step_id, {"reason": reason})
+        await self._trail.set(state, StepStatus.SKIPPED, reason)
 
     async def _stopped_beside(self, state: StepState) -> None:
         stop = self._run.stop

@@ -123,6 +123,7 @@ class RunbookExecutionWorkflow:
         self._run.values = resolve_values(inp.variables, inp.alert, inp.values)
         # Set at the start, and by signals (which may have arrived before this line).
         self._run.breakpoints = {**inp.breakpoints, **self._run.breakpoints}
+        self._run.replay = list(inp.replay)
         # First thing: the trail records that this execution really runs (intake relies on it
         # to know a start went through).
         await self._trail.publish()
@@ -215,6 +216,9 @@ class RunbookExecutionWorkflow:
         )
         if final == ExecutionStatus.SUCCEEDED and run.input.mitigated_check is not None:
             await self._commands.mitigation(run.input.mitigated_check)
+        if run.input.replay_of is not None:
+            unused = [f"{d.step_id}: {d.decision.value}" for d in run.replay]
+            await self._trail.event("replay.finished", None, {"unused_decisions": unused})
         await self._trail.set_status(final)
         await self._trail.finished()
 
