@@ -192,3 +192,42 @@ async def test_a_late_decision_about_a_step_that_moved_on_is_refused(
     assert refused.steps[1].awaiting is not None and log.read_text().split() == ["s1"]
     await run.decide("s2", D.APPROVE, RESPONDER)
     assert (await run.result()).status == ExecutionStatus.SUCCEEDED
+
+
+async def test_a_failed_check_in_a_parallel_group_is_retried_and_a_failure_ends_the_walk(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from ddoc.runbooks.model import Check
+
+    log, flag = tmp_path / "log", tmp_path / "healthy"
+    run = await harness.start(
+        cmd(
+            "y1",
+            f"echo y1 >> {log}.y1",
+            "yellow",
+            parallel="p1",
+            verify=Check(command=f"test -e {flag}", expect={"exit_code": 0}),
+        ),
+        cmd("g2", f"echo g2 >> {log}.g2", "green", parallel="p1"),
+        cmd("g3", f"echo g3 >> {log}.g3; exit 4", "green", parallel="p2"),
+        cmd("g4", f"sleep 1; echo g4 >> {log}.g4", "green", parallel="p2"),
+        cmd("s5", f"echo s5 >> {log}.s5", "green"),
+    )
+    await run.awaiting("y1")
+    await run.decide("y1", D.APPROVE, RESPONDER)
+    failed = await run.until(
+        lambda s: (
+            s.steps[0].awaiting is not None and s.steps[0].awaiting.kind == AwaitKind.VERIFICATION
+        )
+    )
+    assert failed.steps[1].status == S.SUCCEEDED  # g2 went on beside it
+    flag.touch()
+    await run.decide("y1", D.RETRY, RESPONDER)
+    result = await run.result()
+    status = {s.step_id: s.status for s in result.steps}
+    assert status["y1"] == S.SUCCEEDED
+    # g3 failed: g4 beside it still finished, s5 after the group never ran.
+    assert (status["g3"], status["g4"], status["s5"]) == (S.FAILED, S.SUCCEEDED, S.SKIPPED)
+    assert result.status == ExecutionStatus.FAILED
+    assert Path(f"{log}.y1").read_text().split() == ["y1"]
+    assert Path(f"{log}.g4").exists() and not Path(f"{log}.s5").exists()
