@@ -51,6 +51,22 @@ def test_the_verified_steps_release_has_histories_of_its_checks() -> None:
     } <= names
 
 
+def test_the_parallel_release_has_histories_of_groups_breakpoints_and_drills() -> None:
+    """Release 4 (issue 21) took the `parallel-steps`, `breakpoints` and `decisions-by-step`
+    patches on these paths."""
+    release = "4-parallel-breakpoints-drills"
+    names = {p.stem.rsplit("_", 1)[0] for p in HISTORIES if p.parent.name == release}
+    assert {
+        "a_parallel_group_of_three_green_steps_takes_the_time_of_the_slowest",
+        "each_step_of_a_parallel_group_has_its_own_approval",
+        "an_abort_in_a_parallel_group_stops_the_steps_beside_it",
+        "a_breakpoint_pauses_autopilot_and_continue_resumes",
+        "a_breakpoint_set_on_a_running_execution_pauses_before_its_step",
+        "a_late_decision_about_a_step_that_moved_on_is_refused",
+        "a_drill_pages_no_one_and_scores_the_team",
+    } <= names
+
+
 def test_the_releases_before_the_restructure_are_kept() -> None:
     """Histories recorded before the workflow was split (issue 16) still replay."""
     assert "1-activity-per-record" in RELEASES
