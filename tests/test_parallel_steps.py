@@ -231,3 +231,25 @@ async def test_a_failed_check_in_a_parallel_group_is_retried_and_a_failure_ends_
     assert result.status == ExecutionStatus.FAILED
     assert Path(f"{log}.y1").read_text().split() == ["y1"]
     assert Path(f"{log}.g4").exists() and not Path(f"{log}.s5").exists()
+
+
+async def test_a_failure_in_a_parallel_group_asks_nobody_about_the_steps_beside_it(
+    harness: Harness, tmp_path: Path
+) -> None:
+    log = tmp_path / "log"
+    gate = tmp_path / "gate"
+    run = await harness.start(
+        cmd("g1", f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 2", "green", parallel="p1"),
+        cmd("y2", f"echo y2 >> {log}", "yellow", parallel="p1"),
+    )
+    await run.awaiting("y2")
+    gate.touch()  # g1 fails while y2 waits for its approval
+    result = await run.result()
+    assert result.status == ExecutionStatus.FAILED
+    y2 = next(s for s in result.steps if s.step_id == "y2")
+    assert (y2.status, y2.detail, y2.awaiting) == (
+        S.SKIPPED,
+        "not run: step g1 beside it failed",
+        None,
+    )
+    assert not log.exists()

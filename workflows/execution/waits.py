@@ -71,8 +71,8 @@ class HumanWaits:
         await self._trail.set(state, status, detail, event=f"step.awaiting_{awaiting.kind.value}")
         try:
             while True:
-                if self.stopped_beside(state):
-                    await self._stopped_beside(state)
+                if self.ended_beside(state):
+                    await self._ended_beside(state)
                     return None
                 deadline = workflow.now() + timedelta(seconds=wait)
                 awaiting.deadline = None if stalled else deadline.isoformat()
@@ -94,8 +94,8 @@ class HumanWaits:
                     decision = await self.next_decision(
                         None if stalled else wait, timer, step_id=state.step_id
                     )
-                if decision is None and self.stopped_beside(state):
-                    await self._stopped_beside(state)
+                if decision is None and self.ended_beside(state):
+                    await self._ended_beside(state)
                     return None
                 if decision is None:
                     # The deadline passed: escalate one level, keep waiting. Never decide.
@@ -148,12 +148,19 @@ class HumanWaits:
         self, within: int | None, timer: str | None = None, *, step_id: str | None = None
     ) -> Decision | None:
         """The next decision for this step; None after `within` seconds (`timer`: what the
-        Temporal UI says the timer waits for), or when a step beside it stopped the execution."""
+        Temporal UI says the timer waits for), or when a step beside it stopped (or failed)
+        the execution."""
         await self._trail.flush()  # whoever is asked sees what they are asked about
         run = self._run
         try:
             await workflow.wait_condition(
-                lambda: self.waiting(step_id) or (bool(run.side_by_side) and run.stop is not None),
+                lambda: (
+                    self.waiting(step_id)
+                    or (
+                        bool(run.side_by_side)
+                        and (run.stop is not None or run.failed not in (None, step_id))
+                    )
+                ),
                 timeout=within,
                 timeout_summary=timer,
             )
@@ -198,8 +205,17 @@ class HumanWaits:
 
     def stopped_beside(self, state: StepState) -> bool:
         """While a group walks, a step beside this one stopped the execution (abort, rollback,
-        reject): this step's wait ends too, said on the record."""
+        reject): what this step runs is stopped too."""
         return bool(self._run.side_by_side) and self._run.stop is not None
+
+    def ended_beside(self, state: StepState) -> bool:
+        """While a group walks, the execution was stopped, or failed, at a step beside this one:
+        this step's wait ends (nobody is asked about a walk that is over), said on the record.
+        A command that runs beside a failure finishes."""
+        run = self._run
+        return bool(run.side_by_side) and (
+            run.stop is not None or (run.failed is not None and run.failed != state.step_id)
+        )
 
     # -- a replay ------------------------------------------------------------------------
 
@@ -238,11 +254,13 @@ class HumanWaits:
         await self._trail.event("replay.diverged", state.step_id, {"reason": reason})
         await self._trail.set(state, StepStatus.SKIPPED, reason)
 
-    async def _stopped_beside(self, state: StepState) -> None:
-        stop = self._run.stop
-        assert stop is not None
+    async def _ended_beside(self, state: StepState) -> None:
+        run = self._run
         state.awaiting = None
-        status, said = rules.stopped_step(state.status, state.detail, stop, beside=True)
+        if run.stop is not None:
+            status, said = rules.stopped_step(state.status, state.detail, run.stop, beside=True)
+        else:
+            status, said = StepStatus.SKIPPED, f"not run: step {run.failed} beside it failed"
         await self._trail.set(state, status, said)
 
     def accept(self, state: StepState, decision: Decision) -> None:
