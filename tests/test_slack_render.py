@@ -846,3 +846,27 @@ def test_trust_demoted_message() -> None:
     assert "back in *copilot*" in message and "was autopilot" in message
     assert "exe_01 &lt;b&gt;failed&lt;/b&gt;" in message  # escaped for Slack mrkdwn
     assert "ask for approval" in message
+
+
+def test_a_breakpoint_a_parallel_group_and_a_drill_are_said() -> None:
+    paused = step(
+        "s2",
+        status="awaiting_approval",
+        awaiting=awaiting(
+            kind="breakpoint",
+            allowed=["continue", "skip"],
+            message="Paused at a breakpoint set by Rita: continue, or skip it.",
+        ),
+    )
+    beside = [step("s3", status="running", parallel="p1"), step("s4", parallel="p1")]
+    drill = execution([step("s1", status="succeeded"), paused, *beside], mode="drill")
+    _, blocks = render.incident_message(drill)
+    found = by_action(blocks)
+    assert found["ddoc_continue_s2"]["text"]["text"] == "Continue"
+    assert found["ddoc_continue_s2"]["style"] == "primary"
+    assert "ddoc_approve_s2" not in found
+    assert "paused at a breakpoint" in section_for(blocks, "s2")
+    assert "∥ side by side (p1)" in section_for(blocks, "s3")
+    assert "side by side" not in section_for(blocks, "s1")
+    context = blocks[1]["elements"][0]["text"]
+    assert "🧪 DRILL: nobody is paged" in context
