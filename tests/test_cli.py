@@ -195,6 +195,49 @@ async def test_exec_approve_skip_and_abort(stack: Stack, tmp_path: Path) -> None
     assert not Path(f"{marker}.2").exists()
 
 
+async def test_exec_breakpoints_continue_and_a_drill(stack: Stack, tmp_path: Path) -> None:
+    marker = tmp_path / "restarted"
+    runbook = tmp_path / "restart.md"
+    runbook.write_text(
+        f"# Restart\n\n1. Look: `echo looking`\n2. Restart: `touch {marker}`\n"
+        f"3. Clean: `touch {marker}.3`\n"
+    )
+    code, out, err = await ddoc(stack, "runbook", "add", str(runbook))
+    runbook_id = out.split()[0]
+    code, out, err = await ddoc(
+        stack, "exec", "start", runbook_id, "--mode", "autopilot", "--break", "s9"
+    )
+    assert code == 1 and "422" in err and "no step 's9'" in err and "Traceback" not in err
+    code, out, err = await ddoc(
+        stack, "exec", "start", runbook_id, "--mode", "autopilot", "--break", "s2"
+    )
+    assert code == 0, err
+    execution_id = out.split()[0]
+
+    async def awaits(step: str, what: str) -> str | None:
+        code, out, _ = await ddoc(stack, "exec", "status", execution_id)
+        return out if code == 0 and f"{step} [yellow] {what}" in out else None
+
+    status = await eventually(lambda: awaits("s2", "awaiting_approval"))
+    assert "answer with: continue, skip" in status and not marker.exists()
+    code, out, err = await ddoc(stack, "exec", "break", execution_id, "s3")
+    assert code == 0 and "pauses before s3" in out, err
+    code, out, err = await ddoc(stack, "exec", "break", execution_id, "s1")
+    assert code == 1 and "409" in err and "a breakpoint pauses before a step starts" in err
+    code, out, err = await ddoc(stack, "exec", "continue", execution_id, "s2")
+    assert code == 0, err
+    status = await eventually(lambda: awaits("s3", "awaiting_approval"))
+    assert marker.exists() and not Path(f"{marker}.3").exists()
+    code, out, err = await ddoc(stack, "exec", "skip", execution_id, "s3")
+    assert code == 0, err
+    # A drill for a team, in the test stack's environment as its sandbox.
+    code, out, err = await ddoc(
+        stack, "exec", "start", runbook_id, "--mode", "drill", "--team", "web",
+        "--sandbox", stack.settings.environment,
+    )  # fmt: skip
+    assert code == 0 and " mode drill" in out, err
+
+
 async def test_user_add_and_list(stack: Stack) -> None:
     code, out, err = await ddoc(
         stack, "user", "add", "ana@example.com", "--name", "Ana", "--role", "approver",

@@ -1,5 +1,6 @@
-"""`ddoc exec start|status|wait|list|approve|reject|skip|done|edit|choose|provide|retry|abort|
-rollback`: run a runbook by hand, follow executions and decide on their steps."""
+"""`ddoc exec start|status|wait|list|approve|reject|skip|done|edit|choose|provide|retry|continue|
+break|replay|abort|rollback`: run a runbook by hand (or as a drill), follow executions, pause
+them and decide on their steps."""
 
 from __future__ import annotations
 
@@ -26,9 +27,30 @@ def add_parser(sub: Any) -> None:
 
     start = actions.add_parser("start", help="start a runbook by hand")
     start.add_argument("runbook_id")
-    start.add_argument("--mode", help="default: the runbook's trust level")
+    start.add_argument("--mode", help="default: the runbook's trust level (drill: practice)")
     start.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    start.add_argument(
+        "--break", dest="breakpoints", action="append", default=[], metavar="STEP",
+        help="pause before this step, in any mode (repeat for more)",
+    )  # fmt: skip
+    start.add_argument("--team", help="with --mode drill: the team practising")
+    start.add_argument("--sandbox", help='with --mode drill: its environment (default "sandbox")')
     start.set_defaults(action=cmd_start)
+
+    pause = actions.add_parser("break", help="pause a running execution before a step")
+    pause.add_argument("execution_id")
+    pause.add_argument("step_id")
+    pause.add_argument("--clear", action="store_true", help="clear the breakpoint instead")
+    pause.set_defaults(action=cmd_break)
+
+    replay = actions.add_parser(
+        "replay",
+        help="re-run an execution's recorded decisions against a runbook version in a sandbox",
+    )
+    replay.add_argument("execution_id")
+    replay.add_argument("--version", type=int, help="default: the runbook's current version")
+    replay.add_argument("--sandbox", help='its environment (default "sandbox")')
+    replay.set_defaults(action=cmd_replay)
 
     status = actions.add_parser("status", help="an execution's steps, outputs and exit codes")
     status.add_argument("execution_id")
@@ -62,6 +84,7 @@ def add_parser(sub: Any) -> None:
         ("skip", "do not run a step, and go on"),
         ("done", "mark a manual (or read-along, or unknown-outcome) step done"),
         ("retry", "run again a step whose outcome is unknown"),
+        ("continue", "go on past a breakpoint"),
     ):
         decide = actions.add_parser(name, help=help_text)
         decide.add_argument("execution_id")
@@ -244,10 +267,46 @@ def cmd_start(args: argparse.Namespace, client: Any) -> int:
     body: dict[str, Any] = {"runbook_id": args.runbook_id, "variables": variables}
     if args.mode:
         body["mode"] = args.mode
+    if args.breakpoints:
+        body["breakpoints"] = args.breakpoints
+    if args.team or args.sandbox:
+        body["drill"] = {
+            key: value
+            for key, value in (("team", args.team), ("environment", args.sandbox))
+            if value
+        }
     from ddoc.execution.views import ExecutionView
 
     execution = ExecutionView.model_validate(client.request("POST", "/executions", json=body))
     print(f"{execution.id}  {execution.status}  mode {execution.mode}")
+    return 0
+
+
+def cmd_break(args: argparse.Namespace, client: Any) -> int:
+    base = f"/executions/{args.execution_id}/breakpoints"
+    if args.clear:
+        client.request("DELETE", f"{base}/{args.step_id}")
+        print(f"{args.execution_id}: breakpoint on {args.step_id} cleared")
+    else:
+        client.request("POST", base, json={"step_id": args.step_id})
+        print(f"{args.execution_id}: pauses before {args.step_id} (ddoc exec continue to go on)")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, client: Any) -> int:
+    body: dict[str, Any] = {}
+    if args.version:
+        body["version"] = args.version
+    if args.sandbox:
+        body["environment"] = args.sandbox
+    from ddoc.execution.views import ExecutionView
+
+    found = client.request("POST", f"/executions/{args.execution_id}/replay", json=body)
+    execution = ExecutionView.model_validate(found)
+    print(
+        f"{execution.id}  replays {args.execution_id} on v{execution.runbook_version} "
+        f"in {execution.environment}  {execution.status}"
+    )
     return 0
 
 
