@@ -448,3 +448,50 @@ async def test_without_the_script_and_a_new_version(stack: Stack) -> None:
         assert "Nothing%20changed" in same.headers["location"]
     versions = await stack.http.get(f"/runbooks/{runbook_id}/versions", headers=stack.api_headers())
     assert [v["version"] for v in versions.json()] == [1, 2]
+
+
+async def test_pause_before_a_step_then_continue(stack: Stack, tmp_path: object) -> None:
+    _, execution_id = await _awaiting_execution(stack, tmp_path)
+    async with _browser(stack, stack.credentials.api_key) as browser:
+        page, token = await _page(browser, f"/ui/executions/{execution_id}")
+        # s3 has not started: it can be paused before; s1 (done) and s2 (waiting) cannot.
+        assert 'id="s3-break"' in page.text
+        assert 'id="s1-break"' not in page.text and 'id="s2-break"' not in page.text
+        origin = {"Origin": stack.base_url}
+        paused = await browser.post(
+            f"/ui/executions/{execution_id}/breakpoint",
+            data={"step_id": "s3", "csrf": token},
+            headers=origin,
+        )
+        assert paused.status_code == 303, paused.text
+        wrong = await browser.post(
+            f"/ui/executions/{execution_id}/breakpoint",
+            data={"step_id": "s9", "csrf": token},
+            headers=origin,
+        )
+        assert wrong.status_code == 422 and "no step &#39;s9&#39;" in wrong.text
+        await browser.post(
+            f"/ui/executions/{execution_id}/decide",
+            data={"step_id": "s2", "decision": "approve", "csrf": token},
+            headers=origin,
+        )
+
+        async def at_breakpoint() -> str | None:
+            page, _ = await _page(browser, f"/ui/executions/{execution_id}")
+            return page.text if 'id="s3-continue"' in page.text else None
+
+        shown = await eventually(at_breakpoint)
+        assert "Paused at a breakpoint set by bootstrap admin" in shown
+        assert 'id="s3-approve"' not in shown
+        await browser.post(
+            f"/ui/executions/{execution_id}/decide",
+            data={"step_id": "s3", "decision": "continue", "csrf": token},
+            headers=origin,
+        )
+
+        async def asks_approval() -> bool:
+            view = await stack.http.get(f"/executions/{execution_id}", headers=stack.api_headers())
+            awaiting = view.json()["steps"][2].get("awaiting")
+            return bool(awaiting) and awaiting["kind"] == "approval"
+
+        await eventually(asks_approval)  # past the breakpoint, the red step still needs approval

@@ -28,7 +28,7 @@ from ddoc.contracts.execution import (
     ExecutionStatus,
 )
 from ddoc.contracts.roles import Role
-from ddoc.execution import live, service
+from ddoc.execution import breakpoints, live, service
 from ddoc.execution import store as executions
 from ddoc.execution.views import ExecutionView, StepView
 from ddoc.platform.errors import Invalid
@@ -45,6 +45,7 @@ FINISHED = {
 # The order buttons appear in; approve first (the keyboard reaches it first).
 BUTTONS = [
     DecisionKind.APPROVE,
+    DecisionKind.CONTINUE,
     DecisionKind.CHOOSE,
     DecisionKind.PROVIDE,
     DecisionKind.DONE,
@@ -210,6 +211,24 @@ async def decide(execution_id: str, user: UserDep, state: StateDep, form: FormDe
     return back_to(
         f"/ui/executions/{execution_id}",
         notice=f"{LABELS.get(kind, kind.value)} sent for {decision.step_id}.",
+    )
+
+
+@router.post("/{execution_id}/breakpoint")
+async def breakpoint(execution_id: str, user: UserDep, state: StateDep, form: FormDep) -> Response:
+    """Pause before a step that has not started (any mode), as the API's breakpoints do."""
+    user.require(Role.RESPONDER)
+    step_id = field(form, "step_id")[:200]
+    await breakpoints.set_on_execution(
+        state.engine,
+        state.temporal,
+        tenant_id=user.tenant_id,
+        execution_id=execution_id,
+        step_id=step_id,
+        actor=_actor(user),
+    )
+    return back_to(
+        f"/ui/executions/{execution_id}", notice=f"The execution pauses before {step_id}."
     )
 
 
