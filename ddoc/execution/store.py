@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
+from ddoc.contracts.dryrun import dry_run_form
 from ddoc.contracts.execution import (
     AlertContext,
     BranchSnapshot,
@@ -34,7 +35,6 @@ from ddoc.contracts.execution import (
     StepStatus,
     VariableSpec,
 )
-from ddoc.execution.dryrun import dry_run_form
 from ddoc.execution.policy import execution_policy
 from ddoc.execution.views import (
     AwaitingView,
