@@ -36,6 +36,7 @@ from api.routes import (
     keys,
     reports,
     runbooks,
+    self_checks,
     ui,
     webhooks,
 )
@@ -141,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
         incidents.router,
         executions.router,
         settings_routes.router,
+        self_checks.router,
         users_routes.router,
         keys.router,
         slack_routes.router,
