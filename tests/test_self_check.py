@@ -14,6 +14,9 @@ import os
 import shlex
 import stat
 import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,31 +24,46 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
-from temporalio.testing import ActivityEnvironment
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from agent_worker.commands import CommandActivities
+from agent_worker.main import build_agent
 from agent_worker.policy import AgentPolicy, load_policy
 from agent_worker.selfcheck import SelfCheckProbes
+from ddoc.contracts import names
 from ddoc.contracts.selfcheck import (
     Finding,
     FindingKind,
     ProbeRun,
     RunbookProbe,
+    SelfCheckInput,
+    SelfCheckSummary,
     SelfCheckTarget,
     StepProbe,
+    Trigger,
     manual_workflow_id,
     schedule_id,
     tenant_of_workflow_id,
     workflow_id,
 )
+from ddoc.contracts.settings import Settings
 from ddoc.platform import tenancy
+from ddoc.platform.tables import SelfCheckResult
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.parsing import parse_runbook
+from ddoc.runbooks.parsing.parser import default_classifier
 from ddoc.runbooks.risk import RuleSet, load_tenant_rules
+from ddoc.runbooks.risk.tenant import RISK_RULES_KEY
 from ddoc.selfcheck import config as self_check_config
 from ddoc.selfcheck import probes
 from ddoc.selfcheck import store as checks
+from ddoc.slack.tenants import SlackConfig
+from tests.conftest import Stack, eventually
+from tests.fakes.slack import FakeSlack
+from worker.main import ACTIVITY_THREADS, build_worker
 
 AGENT = "agent-test (ddoc.agent.t.test)"
 
@@ -346,6 +364,277 @@ def test_drift_keeps_the_first_failing_date_until_the_runbook_passes(engine: Eng
     assert checks.quality_flags(shown, version=2) == []  # another version was not checked
 
 
+# -- the whole path, on the Temporal dev server -----------------------------------------------
+
+MISSING_TOOL = "sc-missing-tool-7f3a"
+SCHEDULED_RUNBOOK = f"""# Patroni failover check
+
+1. Look at the cluster:
+
+   ```
+   {MISSING_TOOL} -c /etc/patroni.yml list
+   ```
+
+2. Look at the disk:
+
+   ```
+   ls /
+   ```
+"""
+
+
+async def test_the_schedule_fires_at_the_configured_time_and_a_missing_program_is_flagged(
+    stack: Stack,
+) -> None:
+    """Settings → the tenant's Temporal Schedule → SelfCheck at the set second → the agent's
+    PATH check → GET /runbooks/{id} (self_check, quality flags), /self-checks, the health report.
+    On the dev server: the time-skipping test server does not implement Schedules."""
+    http, headers, tenant = stack.http, stack.api_headers(), stack.settings.tenant
+    created = await http.post(
+        "/runbooks",
+        json={"content": SCHEDULED_RUNBOOK, "source_path": "patroni.md"},
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    runbook_id = created.json()["id"]
+    assert (await http.get(f"/runbooks/{runbook_id}", headers=headers)).json()["self_check"] is None
+    refused = await http.post("/self-checks", headers=headers)
+    assert refused.status_code == 409 and "not configured" in refused.json()["detail"]
+
+    for bad, message in [
+        ({"time": "25:00", "environment": "test"}, 'invalid self_check: time must be "HH:MM"'),
+        ({"time": "03:00"}, "invalid self_check: environment is required"),
+    ]:
+        for method in ("POST", "PATCH"):
+            answer = await http.request(
+                method, "/settings", json={"self_check": bad}, headers=headers
+            )
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["detail"].startswith(message)
+
+    at = datetime.now(UTC) + timedelta(seconds=6)
+    saved = await http.post(
+        "/settings",
+        json={"self_check": {"time": at.strftime("%H:%M:%S"), "environment": "test"}},
+        headers=headers,
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["self_check"] == {
+        "enabled": True,
+        "time": at.strftime("%H:%M:%S"),
+        "time_zone": "UTC",
+        "environment": "test",
+        "run_read_only": False,
+        "values": {},
+    }
+    described = await stack.client.get_schedule_handle(schedule_id(tenant)).describe()
+    [calendar] = described.schedule.spec.calendars
+    assert [(r.start, r.end) for r in calendar.hour] == [(at.hour, at.hour)]
+    assert [(r.start, r.end) for r in calendar.minute] == [(at.minute, at.minute)]
+    assert [(r.start, r.end) for r in calendar.second] == [(at.second, at.second)]
+    assert described.schedule.spec.time_zone_name == "UTC"
+
+    async def checked() -> dict[str, Any] | None:
+        shown = (await http.get(f"/runbooks/{runbook_id}", headers=headers)).json()
+        return shown if shown["self_check"] else None
+
+    shown = await eventually(checked, within=45)
+    check = shown["self_check"]
+    assert check["status"] == "failed" and check["version"] == 1
+    assert datetime.fromisoformat(check["last_run"]) >= at - timedelta(seconds=1)
+    assert check["failing_since"] == check["last_run"]
+    assert [(f["step_id"], f["kind"], f["failing"]) for f in check["findings"]] == [
+        ("s1", "program_missing", True)
+    ]
+    message = check["findings"][0]["message"]
+    assert message.startswith(f"`{MISSING_TOOL}` not found on agent ")
+    assert f"(ddoc.agent.{tenant}.test)" in message
+    flags = [f for f in shown["parsed"]["quality"]["flags"] if f["code"] == "self_check_failed"]
+    assert flags == [
+        {"code": "self_check_failed", "message": f"self-check: {message}", "step_id": "s1"}
+    ]
+
+    async def finished() -> dict[str, Any] | None:
+        # The runbook's result is recorded before the run finishes (and takes the digest).
+        [run] = (await http.get("/self-checks", headers=headers)).json()
+        return run if run["finished_at"] and run["digest"] else None
+
+    run = await eventually(finished)
+    assert run["trigger"] == "schedule" and run["workflow_id"].startswith(workflow_id(tenant) + "-")
+    assert (run["checked"], run["failing"], run["drifted"]) == (1, 1, 0)
+    assert run["digest"] == "skipped: Slack is not configured"  # the week's first run
+    health = (await http.get("/reports/health", headers=headers)).json()["self_check"]
+    started = datetime.fromisoformat(run["started_at"]).astimezone(UTC)
+    assert health["line"] == (
+        f"self-check: 1 runbooks checked at {started:%Y-%m-%d %H:%M} UTC, 1 failing, 0 drifted"
+    )
+    page = await http.get("/ui/health", headers=headers)
+    assert page.status_code == 200 and health["line"] in page.text
+
+    # Turned off: the schedule is deleted.
+    off = await http.patch(
+        "/settings",
+        json={"self_check": {"enabled": False, "environment": "test"}},
+        headers=headers,
+    )
+    assert off.status_code == 200
+    with pytest.raises(RPCError) as gone:
+        await stack.client.get_schedule_handle(schedule_id(tenant)).describe()
+    assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+
+def mixed_runbook(tmp_path: Path) -> str:
+    return f"""# Mixed risks
+
+1. Read-only, by the tenant's rule:
+
+   ```bash
+   sc-green-probe {tmp_path / "green-ran"}
+   ```
+
+2. A reversible change:
+
+   ```
+   touch {tmp_path / "yellow-ran"}
+   ```
+
+3. A destructive one:
+
+   ```
+   rm -rf {tmp_path / "keep"}
+   ```
+
+4. A change with a dry-run form:
+
+   ```
+   kubectl scale deploy web --replicas=3
+   ```
+"""
+
+
+GREEN_PROBE_RULES = """rules:
+  - id: test.green-probe
+    match: "^sc-green-probe "
+    risk: green
+    reason: the test's read-only probe (it only leaves a sentinel)
+"""
+
+
+async def test_a_self_check_never_runs_a_yellow_or_red_command(
+    temporal_env: WorkflowEnvironment, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    """Yellow `touch` and red `rm -rf` never run; the green step runs only with run_read_only
+    (its own sentinel), and the yellow kubectl step only in its dry-run form."""
+    bin_dir, kubectl_log = fake_kubectl(tmp_path)
+    probe_script = bin_dir / "sc-green-probe"
+    probe_script.write_text('#!/bin/sh\ntouch "$1"\n')
+    probe_script.chmod(0o755)
+    (tmp_path / "keep").mkdir()
+    rules = load_tenant_rules(GREEN_PROBE_RULES)
+    runbook_id = store_runbook(engine, settings.tenant, mixed_runbook(tmp_path), rules=rules)
+    parsed = runbooks_version(engine, settings.tenant, runbook_id)
+    assert [s["risk"] for s in parsed["steps"]] == ["green", "yellow", "red", "yellow"]
+    set_tenant(engine, settings.tenant, risk_rules=GREEN_PROBE_RULES, run_read_only=False)
+
+    async with workers(temporal_env.client, engine, settings, path=bin_dir):
+        off = await check_now(temporal_env.client, settings)
+        assert (off.checked, off.failing, off.drifted, off.findings) == (1, 0, 0, [])
+        assert not (tmp_path / "green-ran").exists() and not kubectl_log.exists()
+
+        set_tenant(engine, settings.tenant, run_read_only=True)
+        on = await check_now(temporal_env.client, settings)
+        assert (on.checked, on.failing, on.drifted) == (1, 0, 0)
+    assert (tmp_path / "green-ran").exists()
+    ran = kubectl_log.read_text().splitlines()
+    assert ran == ["scale deploy web --replicas=3 --dry-run=server"]
+    assert not (tmp_path / "yellow-ran").exists()
+    assert (tmp_path / "keep").is_dir()
+
+
+async def test_a_runbook_that_passed_then_fails_is_drifted_until_it_passes_again(
+    temporal_env: WorkflowEnvironment, engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    marker = tmp_path / "namespace-checkout"
+    marker.write_text("")
+    runbook_id = store_runbook(
+        engine, settings.tenant, f"# Checkout namespace\n\n1. Look: `ls {marker}`\n"
+    )
+    set_tenant(engine, settings.tenant, run_read_only=True)
+    seen = []
+    async with workers(temporal_env.client, engine, settings):
+        for present in (True, False, False, True):
+            if present:
+                marker.write_text("")
+            else:
+                marker.unlink(missing_ok=True)
+            summary = await check_now(temporal_env.client, settings)
+            with Session(engine) as session:
+                latest = checks.latest(session, tenant_id=settings.tenant, runbook_id=runbook_id)
+            assert latest is not None
+            seen.append(
+                (summary.failing, summary.drifted, latest["status"], latest["failing_since"])
+            )
+    first_failure = seen[1][3]
+    assert first_failure is not None
+    assert seen == [
+        (0, 0, "passed", None),
+        (0, 1, "drifted", first_failure),
+        (0, 1, "drifted", first_failure),  # the first failing date is kept
+        (0, 0, "passed", None),
+    ]
+    second_run = checks_run_ids(engine, settings.tenant)[1]
+    with Session(engine) as session:
+        failed = session.get(SelfCheckResult, (second_run, runbook_id))
+    assert failed is not None
+    [finding] = failed.findings
+    assert finding["kind"] == "command_failed" and finding["step_id"] == "s1"
+    assert finding["message"].startswith("command exited 2: ls: cannot access")
+
+
+async def test_an_offline_agent_is_a_finding_of_the_run_not_a_hang(
+    temporal_env: WorkflowEnvironment, engine: Engine, settings: Settings
+) -> None:
+    store_runbook(engine, settings.tenant, "# Disk\n\n1. Look: `df -h`\n")
+    set_tenant(engine, settings.tenant, environment="nowhere")
+    async with workers(temporal_env.client, engine, settings):  # no agent polls "nowhere"
+        summary = await check_now(temporal_env.client, settings, offline_seconds=2)
+    assert summary.checked == 0
+    assert [(f.kind, f.message.split(":")[0]) for f in summary.findings] == [
+        ("agent_offline", "agent offline for environment nowhere")
+    ]
+    with Session(engine) as session:
+        [run] = checks.runs(session, tenant_id=settings.tenant)
+        line = checks.summary(session, tenant_id=settings.tenant)
+    assert run["findings"][0]["kind"] == "agent_offline" and run["finished_at"] is not None
+    assert line is not None and line["findings"] == run["findings"]
+
+
+async def test_the_weekly_digest_goes_to_the_tenants_slack_once_a_week(
+    temporal_env: WorkflowEnvironment, engine: Engine, settings: Settings
+) -> None:
+    tooling = f"# Tooling\n\n1. Look:\n\n   ```bash\n   {MISSING_TOOL} status\n   ```\n"
+    store_runbook(engine, settings.tenant, tooling)
+    set_tenant(engine, settings.tenant)
+    with FakeSlack() as slack:
+        config = SlackConfig(
+            tenant_id=settings.tenant,
+            bot_token=slack.bot_token,
+            channel="C0SELFCHECK",
+            api_url=slack.base_url,
+        )
+        async with workers(temporal_env.client, engine, settings, slack=config):
+            first = await check_now(temporal_env.client, settings)
+            second = await check_now(temporal_env.client, settings)
+        posts = slack.calls_to("chat.postMessage")
+    assert first.digest == "posted to C0SELFCHECK" and second.digest is None
+    [post] = posts
+    assert post["channel"] == "C0SELFCHECK"
+    lines = post["text"].splitlines()
+    assert lines[0].startswith("*Weekly runbook self-check* (test): 1 runbooks checked at ")
+    assert lines[0].endswith(", 1 failing, 0 drifted")
+    assert lines[1].startswith("• Tooling (") and f"`{MISSING_TOOL}` not found" in lines[1]
+
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -374,20 +663,105 @@ def _literal(text: str) -> str:
     return re.escape(text)
 
 
-def store_runbook(engine: Engine, tenant_id: str, content: str, path: str = "rb.md") -> str:
+def store_runbook(
+    engine: Engine,
+    tenant_id: str,
+    content: str,
+    path: str = "rb.md",
+    rules: RuleSet | None = None,
+) -> str:
+    """A runbook parsed (with the tenant's rules) and stored as the API would, not embedded."""
     with Session(engine) as session:
         tenancy.ensure_tenant(session, tenant_id=tenant_id)
         session.commit()
+    parsed = parse_runbook(
+        content, "markdown", source_path=path, classify=default_classifier(rules)
+    )
     saved = runbooks.store(
         engine,
         tenant_id=tenant_id,
         content=content,
         fmt="markdown",
-        parsed=parse_runbook(content, "markdown", source_path=path),
+        parsed=parsed,
         source_path=path,
         actor="test",
     )
     return saved.runbook.id
+
+
+def runbooks_version(engine: Engine, tenant_id: str, runbook_id: str) -> dict[str, Any]:
+    with Session(engine) as session:
+        return dict(runbooks.version(session, tenant_id=tenant_id, runbook_id=runbook_id).parsed)
+
+
+def set_tenant(
+    engine: Engine,
+    tenant_id: str,
+    *,
+    environment: str = "test",
+    run_read_only: bool = False,
+    risk_rules: str | None = None,
+) -> None:
+    """The tenant's self_check setting (and risk rules), stored as the settings API does."""
+    changes: dict[str, Any] = {
+        "self_check": self_check_config.validate(
+            {"environment": environment, "run_read_only": run_read_only}
+        )
+    }
+    if risk_rules is not None:
+        changes[RISK_RULES_KEY] = risk_rules
+    with Session(engine) as session:
+        tenancy.ensure_tenant(session, tenant_id=tenant_id)
+        tenancy.update_settings(session, tenant_id=tenant_id, changes=changes, actor="test")
+        session.commit()
+
+
+def checks_run_ids(engine: Engine, tenant_id: str) -> list[str]:
+    """The tenant's self-check runs, oldest first."""
+    with Session(engine) as session:
+        return [r["run_id"] for r in reversed(checks.runs(session, tenant_id=tenant_id))]
+
+
+@asynccontextmanager
+async def workers(
+    client: Client,
+    engine: Engine,
+    settings: Settings,
+    *,
+    path: Path | None = None,
+    slack: SlackConfig | None = None,
+) -> AsyncIterator[None]:
+    """The control-plane worker and the tenant's agent for environment `test` (with `path`
+    first on its commands' PATH)."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = f"{path}:{env['PATH']}"
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
+        control = build_worker(
+            client, engine, task_queue=settings.control_task_queue, executor=executor, slack=slack
+        )
+        agent = build_agent(
+            client,
+            tenant_id=settings.tenant,
+            environment="test",
+            commands=CommandActivities(base_env=env),
+        )
+        async with control, agent:
+            yield
+
+
+async def check_now(
+    client: Client, settings: Settings, *, offline_seconds: int = 20
+) -> SelfCheckSummary:
+    """One self-check run, started by hand, to its end."""
+    return await client.execute_workflow(
+        names.SELF_CHECK_WORKFLOW,
+        SelfCheckInput(settings.tenant, Trigger.MANUAL.value, offline_seconds),
+        id=manual_workflow_id(settings.tenant, uuid.uuid4().hex[:12]),
+        task_queue=settings.control_task_queue,
+        result_type=SelfCheckSummary,
+        execution_timeout=timedelta(minutes=2),
+    )
 
 
 def fake_kubectl(tmp_path: Path) -> tuple[Path, Path]:
