@@ -110,15 +110,16 @@ class SelfCheckActivities:
             due = checks.digest_due(
                 session, tenant_id=tenant_id, run_id=run_id, at=started, zone=config.time_zone
             )
+            refs = [
+                RunbookRef(runbook_id=b.id, version=b.current_version, title=b.title)
+                for b in books[:MAX_RUNBOOKS_PER_RUN]
+            ]
             session.commit()
         return SelfCheckPlan(
             run_id=run_id,
             environment=config.environment,
             task_queue=agent_task_queue(tenant_id, config.environment),
-            runbooks=[
-                RunbookRef(runbook_id=b.id, version=b.current_version, title=b.title)
-                for b in books[:MAX_RUNBOOKS_PER_RUN]
-            ],
+            runbooks=refs,
             findings=findings,
             digest_due=due,
             probe_timeout_seconds=PROBE_TIMEOUT_SECONDS,
