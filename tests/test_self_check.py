@@ -59,6 +59,7 @@ from ddoc.runbooks.risk import RuleSet, load_tenant_rules
 from ddoc.runbooks.risk.tenant import RISK_RULES_KEY
 from ddoc.selfcheck import config as self_check_config
 from ddoc.selfcheck import probes
+from ddoc.selfcheck import schedules as self_check_schedules
 from ddoc.selfcheck import store as checks
 from ddoc.slack.tenants import SlackConfig
 from tests.conftest import Stack, eventually
@@ -412,7 +413,7 @@ async def test_the_schedule_fires_at_the_configured_time_and_a_missing_program_i
             assert answer.status_code == 422, answer.text
             assert answer.json()["detail"].startswith(message)
 
-    at = datetime.now(UTC) + timedelta(seconds=6)
+    at = datetime.now(UTC) + timedelta(seconds=8)
     saved = await http.post(
         "/settings",
         json={"self_check": {"time": at.strftime("%H:%M:%S"), "environment": "test"}},
@@ -471,6 +472,19 @@ async def test_the_schedule_fires_at_the_configured_time_and_a_missing_program_i
     page = await http.get("/ui/health", headers=headers)
     assert page.status_code == 200 and health["line"] in page.text
 
+    # Run now (an SRE trying it out): the same workflow, started at once.
+    started = await http.post("/self-checks", headers=headers)
+    assert started.status_code == 202, started.text
+    assert started.json()["workflow_id"].startswith(workflow_id(tenant) + ".manual-")
+
+    async def both() -> list[dict[str, Any]] | None:
+        runs = (await http.get("/self-checks", headers=headers)).json()
+        return runs if len(runs) == 2 and all(r["finished_at"] for r in runs) else None
+
+    manual, scheduled = await eventually(both)
+    assert (manual["trigger"], manual["checked"], manual["failing"]) == ("manual", 1, 1)
+    assert manual["digest"] is None and scheduled["run_id"] == run["run_id"]
+
     # Turned off: the schedule is deleted.
     off = await http.patch(
         "/settings",
@@ -481,6 +495,41 @@ async def test_the_schedule_fires_at_the_configured_time_and_a_missing_program_i
     with pytest.raises(RPCError) as gone:
         await stack.client.get_schedule_handle(schedule_id(tenant)).describe()
     assert gone.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_a_worker_at_start_brings_the_schedules_in_line_with_the_settings(
+    temporal_env: WorkflowEnvironment, engine: Engine, settings: Settings
+) -> None:
+    """For a settings change whose sync did not reach Temporal (the API answered 503)."""
+    client, tenant = temporal_env.client, settings.tenant
+    handle = client.get_schedule_handle(schedule_id(tenant))
+    set_tenant(engine, tenant, environment="prod-eu")
+
+    async def reconcile() -> dict[str, str]:
+        return dict(
+            await self_check_schedules.reconcile(
+                client,
+                engine,
+                task_queue=settings.control_task_queue,
+                agent_offline_timeout_seconds=5,
+            )
+        )
+
+    assert await reconcile() == {tenant: "created"}
+    described = await handle.describe()
+    assert described.schedule.spec.time_zone_name == "UTC"
+    assert [(r.start, r.end) for r in described.schedule.spec.calendars[0].hour] == [(3, 3)]
+    assert await reconcile() == {tenant: "updated"}
+    with Session(engine) as session:
+        tenancy.update_settings(
+            session,
+            tenant_id=tenant,
+            changes={"self_check": {**stored_check(engine, tenant), "enabled": False}},
+            actor="test",
+        )
+        session.commit()
+    assert await reconcile() == {tenant: "deleted"}
+    assert await reconcile() == {tenant: "absent"}
 
 
 def mixed_runbook(tmp_path: Path) -> str:
@@ -714,6 +763,11 @@ def set_tenant(
         tenancy.ensure_tenant(session, tenant_id=tenant_id)
         tenancy.update_settings(session, tenant_id=tenant_id, changes=changes, actor="test")
         session.commit()
+
+
+def stored_check(engine: Engine, tenant_id: str) -> dict[str, Any]:
+    with Session(engine) as session:
+        return dict(tenancy.settings(session, tenant_id)["self_check"])
 
 
 def checks_run_ids(engine: Engine, tenant_id: str) -> list[str]:
