@@ -121,10 +121,23 @@ class CommandActivities:
 
     @activity.defn(name=names.RUN_COMMAND)
     async def run_command(self, request: CommandRequest) -> CommandResult:
+        return await self.execute(request)
+
+    def refusal(self, command: str, env: Mapping[str, str]) -> str | None:
+        """Why the local policy would deny the command; None when it may run (or no policy)."""
+        return decide(self._policy, command, env) if self._policy is not None else None
+
+    def command_env(self, request: CommandRequest) -> dict[str, str]:
+        """The environment the command would run with (the policy's, when there is one)."""
+        return self._env(request)
+
+    async def execute(self, request: CommandRequest) -> CommandResult:
+        """Run one command under the local policy, bounded, redacted: the one code path for a
+        runbook step and for what a self-check runs (agent_worker/selfcheck.py)."""
         started = time.monotonic()
         timeout = request.timeout_seconds
         if self._policy is not None:
-            reason = decide(self._policy, request.command, request.env)
+            reason = self.refusal(request.command, request.env)
             if reason is not None:
                 log.warning("step %s denied by the local policy: %s", request.step_id, reason)
                 raise ApplicationError(

@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from agent_worker.commands import CommandActivities
 from agent_worker.policy import AgentPolicy, PolicyError, load_policy
+from agent_worker.selfcheck import SelfCheckProbes, agent_name
 from ddoc.contracts import codec
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.settings import Settings, agent_task_queue
@@ -30,10 +31,13 @@ def build_agent(
     client: Client, *, tenant_id: str, environment: str, commands: CommandActivities | None = None
 ) -> Worker:
     commands = commands or CommandActivities()
+    queue = agent_task_queue(tenant_id, environment)
+    # The self-check probe shares the command activity's policy, runner and redaction.
+    probes = SelfCheckProbes(commands, agent=agent_name(queue))
     return Worker(
         client,
-        task_queue=agent_task_queue(tenant_id, environment),
-        activities=[commands.run_command],
+        task_queue=queue,
+        activities=[commands.run_command, probes.probe],
         max_concurrent_activities=MAX_CONCURRENT_COMMANDS,
         # A command in flight gets this long to finish before it is cancelled (its process
         # group killed) when the agent stops.

@@ -37,6 +37,7 @@ from api.routes import (
     keys,
     reports,
     runbooks,
+    self_checks,
     ui,
     webhooks,
 )
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         executions.router,
         drills.router,
         settings_routes.router,
+        self_checks.router,
         users_routes.router,
         keys.router,
         slack_routes.router,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddoc.execution.dryrun import dry_run_form
+from ddoc.contracts.dryrun import dry_run_form
 
 K = "--dry-run=server"
 

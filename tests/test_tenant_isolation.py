@@ -126,6 +126,9 @@ ROUTES: dict[tuple[str, str], tuple[str, Body]] = {
     ("PUT", "/settings/risk-rules"): ("admin", b""),
     ("GET", "/settings"): ("admin", None),
     ("PATCH", "/settings"): ("admin", {"execution_policy": {"red_approvals": 2}}),
+    ("POST", "/settings"): ("admin", {"execution_policy": {"red_approvals": 2}}),
+    ("POST", "/self-checks"): ("admin", None),
+    ("GET", "/self-checks"): ("admin", None),
     ("GET", "/users"): ("admin", None),
     ("POST", "/users"): (
         "admin",

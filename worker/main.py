@@ -16,6 +16,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.control import ControlActivities
+from activities.self_check import SelfCheckActivities
 from activities.slack import SlackActivities
 from activities.store import ExecutionStore
 from ddoc.alerts.paging import PagerDutyEvents
@@ -24,14 +25,16 @@ from ddoc.contracts.settings import Settings
 from ddoc.execution import outbox
 from ddoc.execution import store as executions
 from ddoc.platform import db, metrics
+from ddoc.selfcheck import schedules as self_check_schedules
 from ddoc.slack.tenants import SlackConfig, default_config
 from worker.notifier import SlackNotifier
 from workflows.execution import RunbookExecutionWorkflow
+from workflows.self_check import SelfCheckWorkflow
 from workflows.slack_sync import SlackSyncWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow]
+WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow, SelfCheckWorkflow]
 # Synchronous database activities run in this many threads; the engine's pool matches it. Half
 # serve activities, half the trail's local activities, each kind capped at its share: a local
 # activity never waits in the pool behind others (its start-to-close timeout would run while it
@@ -65,6 +68,8 @@ def build_worker(
     ]
     # Every tenant may have its own Slack (settings); `slack` is the default tenant's.
     activities.append(SlackActivities(engine, slack).sync)
+    checks = SelfCheckActivities(engine, slack)
+    activities += [checks.plan, checks.prepare, checks.record, checks.finish, checks.digest]
     return Worker(
         client,
         task_queue=task_queue,
@@ -112,6 +117,15 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
             )
             async with worker:
                 log.info("control-plane worker polling %s", settings.control_task_queue)
+                # A settings change whose schedule sync did not reach Temporal is caught up here.
+                synced = await self_check_schedules.reconcile(
+                    client,
+                    engine,
+                    task_queue=settings.control_task_queue,
+                    agent_offline_timeout_seconds=settings.agent_offline_timeout_seconds,
+                )
+                if synced:
+                    log.info("self-check schedules: %s", synced)
                 notifier = SlackNotifier(
                     client,
                     engine,

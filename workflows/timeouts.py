@@ -49,3 +49,16 @@ SLACK_RETRY = RetryPolicy(
     maximum_attempts=0,
     non_retryable_error_types=["SlackConfig"],
 )
+
+# Self-checks. The control plane's activities are database work, retried like the trail's. The
+# probe is one try: what it runs is read-only, but a lost agent is a finding, not a reason to
+# run the runbook's commands again; it has its commands' time plus a margin, and heartbeats.
+SELF_CHECK_STEP_TIMEOUT = timedelta(seconds=60)
+SELF_CHECK_PROBE_MARGIN = timedelta(seconds=60)
+SELF_CHECK_PROBE_HEARTBEAT = timedelta(seconds=30)
+SELF_CHECK_PROBE_RETRY = RetryPolicy(maximum_attempts=1)
+SELF_CHECK_DIGEST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+)

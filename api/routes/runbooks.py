@@ -39,6 +39,7 @@ from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.ingest.sync import archive_missing, import_documents
 from ddoc.runbooks.model import ParsedRunbook
 from ddoc.runbooks.risk import tenant as tenant_rules
+from ddoc.selfcheck import store as self_checks
 from ddoc.trust import breaker, learning
 from ddoc.trust import levels as trust
 from ddoc.trust import outcomes as graded
@@ -77,6 +78,31 @@ class LearnedTriggerOut(BaseModel):
     created_by_name: str
     created_at: datetime
     incident_id: str | None = Field(description="the incident it was picked for")
+
+
+class SelfCheckFindingOut(BaseModel):
+    step_id: str | None
+    kind: str = Field(
+        description="program_missing | command_failed | dry_run_failed | timed_out | "
+        "policy_denied | variable_unresolved | …"
+    )
+    message: str
+    failing: bool = Field(description="whether it fails the check (others are informational)")
+
+
+class SelfCheckOut(BaseModel):
+    """A runbook's latest self-check (docs/decisions/0018-self-checks.md). A contract with
+    outside tools: `last_run`, `status` and `findings` keep their names."""
+
+    last_run: datetime
+    status: Literal["passed", "failed", "drifted"]
+    findings: list[SelfCheckFindingOut]
+    failing_since: datetime | None = Field(
+        description="the first failing run of the current streak (null once it passes)"
+    )
+    version: int = Field(description="the runbook version checked")
+    run_id: str
+    agent: str | None = Field(description="the agent host and queue that checked")
 
 
 class RunbookOut(BaseModel):
@@ -119,6 +145,11 @@ class RunbookOut(BaseModel):
         default=None,
         description="Steps every new execution pauses before, with who set them "
         "(GET /runbooks/{id} only; PUT /runbooks/{id}/breakpoints)",
+    )
+    self_check: SelfCheckOut | None = Field(
+        default=None,
+        description="The latest nightly self-check: last_run, status (passed | failed | "
+        "drifted), findings, failing_since; null when never checked (GET /runbooks/{id} only)",
     )
 
 
@@ -390,6 +421,10 @@ def get_runbook(
     )
     out.breaker = breaker.view(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
     out.breakpoints = {k: str(v) for k, v in (runbook.breakpoints or {}).items()}
+    checked = self_checks.latest(session, tenant_id=principal.tenant_id, runbook_id=runbook_id)
+    out.self_check = SelfCheckOut(**checked) if checked else None
+    # Its failing findings are quality flags of the version it checked (shown, not stored).
+    out.parsed = self_checks.with_quality_flags(out.parsed, checked, out.version)
     return out
 
 

@@ -1,5 +1,10 @@
 """Tenant settings (admin role): webhook signing secrets, risk rules, the execution policy,
-runbook URL rewrite rules, blast-radius limits.
+runbook URL rewrite rules, blast-radius limits, the nightly self-check.
+
+`PATCH /settings` and `POST /settings` are the same operation (the self-check's contract names
+POST). A change of `self_check` is brought to Temporal at once: the tenant's schedule is
+created, updated or deleted (ddoc/selfcheck/schedules.py) after the settings are stored; if
+Temporal refuses, the answer is 503 and every control-plane worker brings it in line at start.
 
 Secrets (signing secrets, PagerDuty routing keys, Slack tokens given as values) are write-only:
 `tenancy.update_settings` stores them encrypted (ddoc/platform/secrets.py, 422 naming
@@ -8,19 +13,30 @@ as `true`."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio.service import RPCError
 
-from api.deps import AdminDep, SessionDep, ViewerDep
+from api.deps import AdminDep, AppState, SessionDep, StateDep, ViewerDep
 from ddoc.alerts import runbook_urls
 from ddoc.execution import limits, policy
 from ddoc.platform import ratelimit, tenancy
+from ddoc.platform.errors import Unavailable
+from ddoc.platform.tenancy import Principal
 from ddoc.runbooks.risk import RiskRulesError, load_tenant_rules
 from ddoc.runbooks.risk import tenant as tenant_rules
+from ddoc.selfcheck import config as self_check
+from ddoc.selfcheck import schedules
 from ddoc.slack import tenants
 from ddoc.trust import levels as trust
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -76,6 +92,13 @@ class SettingsIn(BaseModel):
         '[{"pattern": "https://runbooks.example.dev/runbooks/{group}/{name}", '
         '"path": "content/runbooks/{group}/{Name}.md"}] ({Name}: first letter upper-cased; '
         "compared case-insensitively with source paths)",
+    )
+    self_check: dict[str, Any] | None = Field(
+        default=None,
+        description="The nightly self-check (docs/decisions/0018-self-checks.md): "
+        '{"enabled": true, "time": "03:00", "time_zone": "UTC", "environment": "<agent '
+        'environment>", "run_read_only": false, "values": {"namespace": "checkout"}}; '
+        "environment is required; the tenant's Temporal Schedule follows at once",
     )
 
 
@@ -144,8 +167,26 @@ def get_settings(principal: ViewerDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.patch("", summary="Change settings (admin); an empty value removes a setting")
-def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -> dict[str, Any]:
+async def patch_settings(body: SettingsIn, principal: AdminDep, state: StateDep) -> dict[str, Any]:
+    return await _change(body, principal, state)
+
+
+@router.post("", summary="Change settings (admin): the same as PATCH /settings")
+async def post_settings(body: SettingsIn, principal: AdminDep, state: StateDep) -> dict[str, Any]:
+    return await _change(body, principal, state)
+
+
+async def _change(body: SettingsIn, principal: Principal, state: AppState) -> dict[str, Any]:
     changes = {k: (v or None) for k, v in body.model_dump(exclude_unset=True).items()}
+    _validate(changes)
+    shown = await asyncio.to_thread(_store, state.engine, principal, changes)
+    if self_check.SETTINGS_KEY in changes:
+        await _sync_schedule(state, principal.tenant_id, shown)
+    return _shown(shown)
+
+
+def _validate(changes: dict[str, Any]) -> None:
+    """Each changed setting checked by its owner's rule; a bad one is 422 naming it."""
     slack = changes.get("slack")
     if isinstance(slack, dict):
         try:
@@ -185,8 +226,37 @@ def patch_settings(body: SettingsIn, principal: AdminDep, session: SessionDep) -
             changes[runbook_urls.SETTINGS_KEY] = runbook_urls.validate_rules(new_rules)
         except runbook_urls.RulesError as err:
             raise HTTPException(422, f"invalid runbook_url_rules: {err}") from None
-    tenancy.update_settings(
-        session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor
-    )
-    session.commit()
-    return _shown(tenancy.settings(session, principal.tenant_id))
+    new_check = changes.get(self_check.SETTINGS_KEY)
+    if new_check is not None:
+        try:
+            changes[self_check.SETTINGS_KEY] = self_check.validate(new_check)
+        except self_check.SelfCheckSettingsError as err:
+            raise HTTPException(422, f"invalid self_check: {err}") from None
+
+
+def _store(engine: Engine, principal: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+    with Session(engine) as session:
+        tenancy.update_settings(
+            session, tenant_id=principal.tenant_id, changes=changes, actor=principal.actor
+        )
+        session.commit()
+        return tenancy.settings(session, principal.tenant_id)
+
+
+async def _sync_schedule(state: AppState, tenant_id: str, stored: dict[str, Any]) -> None:
+    try:
+        done = await schedules.sync(
+            state.temporal,
+            tenant_id=tenant_id,
+            config=self_check.config_of(stored),
+            task_queue=state.settings.control_task_queue,
+            agent_offline_timeout_seconds=state.settings.agent_offline_timeout_seconds,
+        )
+    except (RPCError, RuntimeError) as err:
+        log.warning("self-check schedule of %s not synced: %s", tenant_id, err)
+        raise Unavailable(
+            f"the settings are saved, but Temporal did not take the self-check schedule ({err}); "
+            "send them again, or restart a control-plane worker, to bring it in line",
+            retry_after_seconds=5,
+        ) from None
+    log.info("self-check schedule of %s: %s", tenant_id, done)

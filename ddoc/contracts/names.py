@@ -32,3 +32,13 @@ SLACK_SYNC: Final = "ddoc.slack_sync"
 
 # The activity served by agents, on the tenant's agent task queue.
 RUN_COMMAND: Final = "ddoc.run_command"
+
+# Self-checks (docs/decisions/0018-self-checks.md): the workflow a tenant's schedule starts, its
+# control-plane activities, and the probe agents run.
+SELF_CHECK_WORKFLOW: Final = "SelfCheck"
+SELF_CHECK_PLAN: Final = "ddoc.self_check_plan"
+SELF_CHECK_PREPARE: Final = "ddoc.self_check_prepare"
+SELF_CHECK_RECORD: Final = "ddoc.self_check_record"
+SELF_CHECK_FINISH: Final = "ddoc.self_check_finish"
+SELF_CHECK_DIGEST: Final = "ddoc.self_check_digest"
+SELF_CHECK_PROBE: Final = "ddoc.self_check_probe"

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
+from ddoc.contracts.dryrun import dry_run_form
 from ddoc.contracts.execution import (
     AlertContext,
     BranchSnapshot,
@@ -34,7 +35,7 @@ from ddoc.contracts.execution import (
     StepStatus,
     VariableSpec,
 )
-from ddoc.execution.dryrun import dry_run_form
+from ddoc.contracts.selfcheck import tenant_of_workflow_id as tenant_of_self_check
 from ddoc.execution.policy import execution_policy
 from ddoc.execution.views import (
     AwaitingView,
@@ -582,16 +583,19 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def tenant_of_workflow(engine: Any, workflow_id: str) -> str | None:
-    """The tenant a workflow belongs to, by its id: an execution, or its Slack sync (for the
-    payload codec, which learns only the workflow id)."""
-    table, key = "executions", workflow_id
-    if workflow_id.startswith("slack-incident-"):
+    """The tenant a workflow belongs to, by its id: an execution, its Slack sync, or a tenant's
+    self-check (for the payload codec, which learns only the workflow id)."""
+    column, table, key = "tenant_id", "executions", workflow_id
+    checked = tenant_of_self_check(workflow_id)
+    if checked is not None:
+        column, table, key = "id", "tenants", checked
+    elif workflow_id.startswith("slack-incident-"):
         table, key = "incidents", workflow_id.removeprefix("slack-incident-")
     elif workflow_id.startswith("slack-"):
         key = workflow_id.removeprefix("slack-")
     with engine.connect() as conn:
         found = conn.execute(
-            text(f"SELECT tenant_id FROM {table} WHERE id = :id"), {"id": key}
+            text(f"SELECT {column} FROM {table} WHERE id = :id"), {"id": key}
         ).scalar()
     return str(found) if found is not None else None
 

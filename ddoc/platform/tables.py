@@ -382,3 +382,37 @@ class WebhookRateBucket(SQLModel, table=True):
     tokens: float
     granted: bool
     updated_at: datetime = _now()
+
+
+class SelfCheckRun(SQLModel, table=True):
+    """One run of a tenant's self-check (ddoc/selfcheck/store.py)."""
+
+    __tablename__ = "self_check_runs"
+    id: str = Field(primary_key=True)
+    tenant_id: str
+    workflow_id: str
+    trigger: str
+    environment: str
+    run_read_only: bool
+    started_at: datetime = _now()
+    finished_at: datetime | None = _ts()
+    findings: list[dict[str, Any]] = _json(list)
+    checked: int = 0
+    failing: int = 0
+    drifted: int = 0
+    digest: str | None = None
+
+
+class SelfCheckResult(SQLModel, table=True):
+    """A runbook's result in one self-check run."""
+
+    __tablename__ = "self_check_results"
+    run_id: str = Field(primary_key=True)
+    runbook_id: str = Field(primary_key=True)
+    tenant_id: str
+    version: int
+    run_at: datetime = _now()
+    status: str
+    findings: list[dict[str, Any]] = _json(list)
+    failing_since: datetime | None = _ts()
+    agent: str | None = None

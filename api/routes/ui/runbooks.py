@@ -25,6 +25,7 @@ from ddoc.platform.tables import Execution
 from ddoc.runbooks import flowchart, service, templates
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.parsing import ParseError
+from ddoc.selfcheck import store as self_checks
 from ddoc.trust import breaker, learning, outcomes
 from ddoc.trust import levels as trust
 
@@ -447,6 +448,7 @@ def _runbook_context(
             ),
             "breaker": breaker.view(session, tenant_id=tenant_id, runbook_id=runbook_id),
         }
+        checked = self_checks.latest(session, tenant_id=tenant_id, runbook_id=runbook_id)
         by_number = {v.version: v for v in versions}
         diff = None
         if diff_from and diff_to:
@@ -467,6 +469,9 @@ def _runbook_context(
         "title": book.title,
         "book": book,
         "shown": shown,
+        # The shown version's structure, with the flags of its latest self-check (not stored).
+        "parsed": self_checks.with_quality_flags(shown.parsed, checked, shown.version),
+        "self_check": checked,
         "versions": versions,
         "next_level": upcoming.value if upcoming else None,
         "guards": guards,

@@ -8,7 +8,7 @@ loop variables, anything assigned in the runbook itself) are not placeholders.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ddoc.runbooks.model import Variable, VariableSource
 
@@ -197,13 +197,15 @@ def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
     return any(a <= pos <= b for a, b in spans)
 
 
-def mask_placeholders(command: str) -> str:
+def mask_placeholders(command: str, word: Callable[[str], str] | None = None) -> str:
     """``command`` with ``<name>``, ``{{ name }}`` and ``YOUR_NAME_HERE`` blanks as plain words,
-    so that a classifier reads ``kubectl -n <namespace> get pod`` as a read, not a redirection."""
+    so that a classifier reads ``kubectl -n <namespace> get pod`` as a read, not a redirection.
+    ``word`` makes the word from the blank's name (default: the name as a plain word)."""
+    word = word or _word
     if "<" in command:
-        command = _ANGLE.sub(lambda m: _word(m.group("name")), command)
+        command = _ANGLE.sub(lambda m: word(m.group("name")), command)
     if "{{" in command:
-        command = _TEMPLATE.sub(lambda m: _word(m.group("name")), command)
+        command = _TEMPLATE.sub(lambda m: word(m.group("name")), command)
     return command
 
 

@@ -21,6 +21,7 @@ from ddoc.platform.tables import (
 )
 from ddoc.runbooks import store as runbooks
 from ddoc.runbooks.model import ParsedRunbook
+from ddoc.selfcheck import store as self_checks
 from ddoc.trust.learning.decay import confidence
 from ddoc.trust.learning.policy import DEFAULT_POLICY, LearningPolicy
 from ddoc.trust.learning.runs import FINISHED, Evidence, load_evidence, seconds
@@ -231,6 +232,8 @@ def health(
         "stale": [r for r in ranking if r["stale"]],
         "usage": sorted(rows, key=lambda r: (-r["executions_in_period"], r["title"].lower())),
         "ranking": ranking,
+        # The tenant's last self-check run (None: never run): its line on the health page.
+        "self_check": self_checks.summary(session, tenant_id=tenant_id),
     }
 
 

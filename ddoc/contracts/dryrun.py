@@ -19,7 +19,9 @@ words, or the answer is None.
 Not included on purpose: `ansible-playbook --check` (tasks marked `check_mode: false` and
 lookup plugins still run for real).
 
-Stdlib only, pure and deterministic: imported inside the Temporal workflow sandbox.
+Stdlib only, pure and deterministic: a contract, because both sides derive it. The control plane
+puts the form into an execution's snapshot and a self-check's probe; an agent asked to run a
+self-check's dry run derives it again from the command and runs it only when the two agree.
 """
 
 from __future__ import annotations
