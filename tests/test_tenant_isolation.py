@@ -122,6 +122,11 @@ ROUTES: dict[tuple[str, str], tuple[str, Body]] = {
     ),
     ("POST", "/executions/{execution_id}/abort"): ("admin", {"rollback": True}),
     ("POST", "/executions/{execution_id}/rollback"): ("admin", None),
+    ("POST", "/executions/{execution_id}/breakpoints"): ("admin", {"step_id": "s3"}),
+    ("DELETE", "/executions/{execution_id}/breakpoints/{step_id}"): ("admin", None),
+    ("POST", "/executions/{execution_id}/replay"): ("admin", {}),
+    ("PUT", "/runbooks/{runbook_id}/breakpoints"): ("admin", {"steps": []}),
+    ("GET", "/drills"): ("admin", None),
     ("GET", "/settings/risk-rules"): ("admin", None),
     ("PUT", "/settings/risk-rules"): ("admin", b""),
     ("GET", "/settings"): ("admin", None),
@@ -308,6 +313,7 @@ async def test_tenant_b_cannot_see_or_touch_anything_of_tenant_a(
         "key_id": a["key"],
         "trigger_id": a["lt"],
         "name": "no-such-template",
+        "step_id": "s3",
     }
     failures = []
     for (method, path), (caller, body) in sorted(ROUTES.items()):
