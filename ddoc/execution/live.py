@@ -61,12 +61,17 @@ async def state(
 
 
 async def view(engine: Engine, client: Client, tenant_id: str, execution_id: str) -> ExecutionView:
-    """The trail, overlaid with the workflow's live state while it runs."""
+    """The trail, overlaid with the workflow's live state while it runs.
+
+    The workflow is asked first and the trail read after: the workflow writes a step's output
+    to the trail before it moves on, so a trail read after the query has every output of the
+    state the query saw (read before it, a step could show succeeded without its output)."""
+    row = await asyncio.to_thread(_row, engine, tenant_id, execution_id)
+    current = None
+    if row.status not in executions.TERMINAL_STATUSES:
+        current = await _query(client, execution_id)
     trail = await asyncio.to_thread(_trail, engine, tenant_id, execution_id)
-    if trail.status in executions.TERMINAL_STATUSES:
-        return trail.model_copy(update={"live": False})
-    current = await _query(client, execution_id)
-    if current is None:
+    if current is None or trail.status in executions.TERMINAL_STATUSES:
         return trail.model_copy(update={"live": False})
     return merge(trail, current).model_copy(update={"live": True})
 
