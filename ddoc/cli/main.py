@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ddoc.cli import drafts as cli_drafts
     from ddoc.cli import executions as cli_exec
     from ddoc.cli import incidents as cli_incidents
+    from ddoc.cli import mcp as cli_mcp
     from ddoc.cli import runbooks as cli_runbooks
     from ddoc.cli import users as cli_users
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exec.add_parser(sub)
     cli_users.add_parser(sub)
     cli_audit.add_parser(sub)
+    cli_mcp.add_parser(sub)
     return parser
 
 
