@@ -268,8 +268,11 @@ async def test_an_assistant_over_http_finds_runs_and_asks_but_never_decides(
 
 
 async def test_a_viewer_key_reads_but_cannot_start_and_no_key_is_refused(
-    slack_stack: SlackStack,
+    slack_stack: SlackStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from api.mcp import server
+    from ddoc.platform.ratelimit import Limit
+
     key = await new_key(slack_stack, "viewer")
     base_url = str(slack_stack.http.base_url).rstrip("/")
     async with over_http(base_url, key) as mcp:
@@ -278,6 +281,17 @@ async def test_a_viewer_key_reads_but_cannot_start_and_no_key_is_refused(
         assert "needs the assistant role or higher" in refused
         bad = error(await mcp.call_tool("get_execution", {"execution_id": ""}))
         assert "execution_id" in bad and "Traceback" not in bad
+        unknown = error(await mcp.call_tool("approve_step", {"execution_id": "x"}))
+        assert "approve_step" in unknown  # there is no tool that decides
+        # The key's bucket (shared through the database): a burst of 2, then refused.
+        monkeypatch.setattr(server, "CALL_LIMIT", Limit(per_second=0.01, burst=2))
+        other = await new_key(slack_stack, "viewer")
+        async with over_http(base_url, other) as limited:
+            for _ in range(2):
+                assert not (await limited.call_tool("list_incidents", {})).is_error
+            over = error(await limited.call_tool("list_incidents", {}))
+            assert "rate limit of this API key reached" in over
+        assert not (await mcp.call_tool("list_incidents", {})).is_error  # the other key's own
     anonymous = await slack_stack.http.post("/mcp", json={})
     assert anonymous.status_code == 401
 
