@@ -172,15 +172,6 @@ async def serve(url: str, api_key: str) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
-def add_parser(sub: Any) -> None:
-    parser = sub.add_parser(
-        "mcp",
-        help="serve MCP over stdio for AI assistants (Claude Desktop, Claude Code): a bridge to "
-        "the API's /mcp with DDOC_API_URL and DDOC_API_KEY",
-    )
-    parser.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     key = credential(os.environ, "DDOC_API_KEY")
     if not key:
