@@ -54,7 +54,14 @@ CONFIG_ERRORS = frozenset(
     }
 )
 SLACK_STATUS_KEY = "slack_status"
-_NOTICE_EVENTS = ("escalated", "stalled", "escalation_failed", "trust_demoted", "breaker_opened")
+_NOTICE_EVENTS = (
+    "escalated",
+    "stalled",
+    "escalation_failed",
+    "trust_demoted",
+    "breaker_opened",
+    "approval_requested",  # an assistant (MCP) asks the humans to decide
+)
 
 
 class SlackActivities:

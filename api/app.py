@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import AppState
+from api.mcp import server as mcp_server
 from api.routes import audit as audit_routes
 from api.routes import codec as codec_routes
 from api.routes import (
@@ -53,7 +54,7 @@ from ddoc.contracts.settings import Settings
 from ddoc.execution.store import server_codec
 from ddoc.platform import db, metrics
 from ddoc.platform.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unavailable
-from ddoc.platform.ratelimit import Limit, SharedRateLimiter
+from ddoc.platform.ratelimit import API_KEY_BUCKETS, Limit, SharedRateLimiter
 from ddoc.runbooks import search
 from ddoc.runbooks.embedding import default_embedder
 from ddoc.runbooks.parsing import ParseError, runbook_parser
@@ -73,6 +74,8 @@ def app_from_env() -> FastAPI:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    assistants = mcp_server.build()  # MCP for AI assistants at /mcp (api/mcp)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Intake hands its database work to threads; the default pool (CPUs + 4) would queue
@@ -106,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
             parse=runbook_parser(ai_config_from_env(os.environ)),
             # Shared by every API process through the database (ddoc/platform/ratelimit.py).
             rate_limiter=SharedRateLimiter(engine),
+            mcp_limiter=SharedRateLimiter(engine, buckets=API_KEY_BUCKETS),
             webhook_limit=Limit(settings.webhook_rate, settings.webhook_burst),
             codec=payload_codec,
         )
@@ -117,7 +121,9 @@ def create_app(settings: Settings) -> FastAPI:
         gc.collect()
         gc.freeze()
         try:
-            yield
+            # The MCP server's sessions (streamable HTTP at /mcp) live as long as the app.
+            async with assistants.session_manager.run():
+                yield
         finally:
             engine.dispose()
 
@@ -154,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
         ui.router,
     ):
         app.include_router(router)
+    app.router.routes.append(mcp_server.route(assistants))
     app.mount("/ui/static", ui.static, name="console-static")
     _add_error_handlers(app)
     ui.install(app)

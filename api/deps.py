@@ -33,6 +33,7 @@ class AppState:
     parse: RunbookParser
     rate_limiter: Limiter = field(default_factory=RateLimiter)  # app.py: SharedRateLimiter
     webhook_limit: Limit = field(default_factory=lambda: Limit(200, 5000))
+    mcp_limiter: Limiter = field(default_factory=RateLimiter)  # app.py: per API key, shared
     codec: EncryptionCodec | None = None  # payload encryption (None: off)
 
 
@@ -106,6 +107,7 @@ def require(role: Role) -> Callable[[Principal], Principal]:
 
 
 ViewerDep = Annotated[Principal, Depends(require(Role.VIEWER))]
+# MCP tools check Role.ASSISTANT themselves (api/mcp/server.py); no REST route takes it.
 ResponderDep = Annotated[Principal, Depends(require(Role.RESPONDER))]
 ApproverDep = Annotated[Principal, Depends(require(Role.APPROVER))]
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]

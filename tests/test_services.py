@@ -447,8 +447,11 @@ async def test_the_dict_forms_are_the_typed_views_dumped(stack: Stack, engine: E
 
 
 def test_one_role_order() -> None:
-    assert [r.value for r in Role] == ["viewer", "responder", "approver", "admin"]
-    assert [r.rank for r in Role] == [0, 1, 2, 3]
+    assert [r.value for r in Role] == ["viewer", "assistant", "responder", "approver", "admin"]
+    assert [r.rank for r in Role] == [0, 1, 2, 3, 4]
+    # An assistant (MCP) reads and starts but never decides: every decision needs a responder.
+    assert Role.ASSISTANT.at_least(Role.VIEWER) and not Role.ASSISTANT.at_least(Role.RESPONDER)
+    assert Role.RESPONDER.at_least(Role.ASSISTANT)
     assert Role.ADMIN.at_least(Role.APPROVER) and not Role.RESPONDER.at_least(Role.APPROVER)
     assert holds(["viewer", "approver"], Role.RESPONDER)
     assert not holds(["viewer", "superuser"], Role.RESPONDER)  # unknown roles count for nothing
@@ -459,6 +462,8 @@ def test_one_role_order() -> None:
     ("roles", "needs", "kind", "refused"),
     [
         (["viewer"], Role.RESPONDER, DecisionKind.SKIP, True),
+        (["assistant"], Role.RESPONDER, DecisionKind.APPROVE, True),
+        (["assistant"], Role.RESPONDER, DecisionKind.SKIP, True),
         (["responder"], Role.RESPONDER, DecisionKind.APPROVE, False),
         (["responder"], Role.APPROVER, DecisionKind.APPROVE, True),
         (["responder"], Role.APPROVER, DecisionKind.SKIP, False),

@@ -444,3 +444,48 @@ async def test_every_route_demands_a_role_and_refuses_the_one_below(
     # Every route called with an API key in the isolation table demands a role, and vice versa.
     assert with_role == {op for op, (caller, _) in ROUTES.items() if caller == "admin"}
     assert checked >= 20
+
+
+# The MCP server (/mcp, not in the OpenAPI document): how tenant B's admin key calls each tool,
+# naming A's resources; "not found" for those that name one. A new tool fails the test below.
+MCP_CALLS: dict[str, tuple[Callable[[dict[str, str]], dict[str, Any]], bool]] = {
+    "search_runbooks": (lambda a: {"query": "Alpha-only restart procedure ZX81"}, False),
+    "match_alert": (lambda a: {"text": "AlphaOnlyAlert on alpha-svc"}, False),
+    "get_runbook": (lambda a: {"runbook_id": a["rb"]}, True),
+    "explain_step": (lambda a: {"runbook_id": a["rb"], "step_id": "s2"}, True),
+    "start_execution": (lambda a: {"runbook_id": a["rb"]}, True),
+    "get_execution": (lambda a: {"execution_id": a["ex"]}, True),
+    "request_approval": (lambda a: {"execution_id": a["ex"], "step_id": "s2"}, True),
+    # Refused before anything is scheduled (it would run on B's own agent queue in any case).
+    "run_diagnostic": (lambda a: {"command": "touch /nonexistent/alpha-zx81"}, False),
+    "list_incidents": (lambda a: {}, False),
+    "get_incident": (lambda a: {"incident_id": a["inc"]}, True),
+}
+
+
+async def test_tenant_b_over_mcp_finds_nothing_of_tenant_a(stack: Stack, engine: Engine) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from tests.test_mcp import over_http
+
+    a = await a_world(stack, engine)
+    before = await a_state(stack, a)
+    b_key = f"ddoc_test_b_{uuid.uuid4().hex}"
+    tenancy.bootstrap(engine, tenant_id=f"{stack.settings.tenant}b", api_key=b_key)
+    failures = []
+    async with over_http(stack.base_url, b_key) as mcp:
+        assert {t.name for t in (await mcp.list_tools()).tools} == set(MCP_CALLS)
+        for tool, (arguments, names_a) in MCP_CALLS.items():
+            sent = arguments(a)
+            answer = await mcp.call_tool(tool, sent)
+            text = " ".join(getattr(c, "text", "") for c in answer.content)
+            if names_a and not (answer.is_error and "not found" in text):
+                failures.append(f"{tool}: not 'not found': {text[:200]}")
+            leaked = [s for s in a_secrets(a) if s in text and s not in json.dumps(sent)]
+            if leaked:
+                failures.append(f"{tool}: answer carries A's {leaked}")
+        for uri in (f"ddoc://runbooks/{a['rb']}", f"ddoc://executions/{a['ex']}"):
+            with pytest.raises(MCPError, match="not found"):
+                await mcp.read_resource(uri)
+    assert not failures, "\n".join(failures)
+    assert await a_state(stack, a) == before

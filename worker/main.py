@@ -28,13 +28,14 @@ from ddoc.platform import db, metrics
 from ddoc.selfcheck import schedules as self_check_schedules
 from ddoc.slack.tenants import SlackConfig, default_config
 from worker.notifier import SlackNotifier
+from workflows.diagnostic import DiagnosticWorkflow
 from workflows.execution import RunbookExecutionWorkflow
 from workflows.self_check import SelfCheckWorkflow
 from workflows.slack_sync import SlackSyncWorkflow
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow, SelfCheckWorkflow]
+WORKFLOWS = [RunbookExecutionWorkflow, SlackSyncWorkflow, SelfCheckWorkflow, DiagnosticWorkflow]
 # Synchronous database activities run in this many threads; the engine's pool matches it. Half
 # serve activities, half the trail's local activities, each kind capped at its share: a local
 # activity never waits in the pool behind others (its start-to-close timeout would run while it

@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
 class KeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    roles: list[Role] = Field(min_length=1, max_length=4)
+    roles: list[Role] = Field(min_length=1, max_length=len(Role))
 
 
 class KeyOut(BaseModel):

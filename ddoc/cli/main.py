@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     cli_exec.add_parser(sub)
     cli_users.add_parser(sub)
     cli_audit.add_parser(sub)
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve MCP over stdio for AI assistants (Claude Desktop, Claude Code): a bridge to "
+        "the API's /mcp with DDOC_API_URL and DDOC_API_KEY",
+    )
+    mcp.set_defaults(func=_cmd_mcp)
     return parser
 
 
@@ -169,6 +175,13 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     _exit_now(0)
+
+
+def _cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: the MCP SDK (and pydantic) stay out of the agent's process.
+    from ddoc.cli import mcp
+
+    return mcp.run(args, settings)
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,6 +33,9 @@ SLACK_SYNC: Final = "ddoc.slack_sync"
 # The activity served by agents, on the tenant's agent task queue.
 RUN_COMMAND: Final = "ddoc.run_command"
 
+# One green command an assistant asked for (MCP `run_diagnostic`), through RUN_COMMAND.
+DIAGNOSTIC_WORKFLOW: Final = "Diagnostic"
+
 # Self-checks (docs/decisions/0018-self-checks.md): the workflow a tenant's schedule starts, its
 # control-plane activities, and the probe agents run.
 SELF_CHECK_WORKFLOW: Final = "SelfCheck"

@@ -11,9 +11,14 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """Each role includes the ones before it: an approver may do what a responder may."""
+    """Each role includes the ones before it: an approver may do what a responder may. The
+    order is by rank, not by storage: a role added between two (assistant) changes no stored
+    value."""
 
     VIEWER = "viewer"  # watches
+    # An AI assistant's key (MCP): reads, starts runbooks, runs green diagnostics, asks for
+    # approval; never decides (every decision needs responder or higher).
+    ASSISTANT = "assistant"
     RESPONDER = "responder"  # decides on steps, starts runbooks
     APPROVER = "approver"  # approves red steps
     ADMIN = "admin"  # keys, users, settings

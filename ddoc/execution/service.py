@@ -31,6 +31,7 @@ from ddoc.execution import drills, live
 from ddoc.execution import store as executions
 from ddoc.execution.breakpoints import check_steps
 from ddoc.execution.views import DecisionAccepted, ExecutionView
+from ddoc.platform import audit
 from ddoc.platform.errors import Conflict, Unavailable
 from ddoc.platform.ids import new_id
 from ddoc.runbooks import store as runbooks
@@ -256,3 +257,57 @@ def trail(engine: Engine, tenant_id: str, execution_id: str) -> ExecutionView:
     """The execution as its trail in the database shows it."""
     with Session(engine) as session:
         return executions.trail(session, tenant_id=tenant_id, execution_id=execution_id)
+
+
+async def request_approval(
+    engine: Engine,
+    client: Client,
+    *,
+    tenant_id: str,
+    execution_id: str,
+    step_id: str,
+    comment: str | None,
+    actor: str,
+    requested_by: str,
+) -> ExecutionView:
+    """Ask the humans to decide on a step that waits for them (an assistant's request): an
+    `approval_requested` event (the Slack notifier posts it in the tenant's channel) and an
+    audit event. It decides nothing. Conflict when the step is not waiting for a decision."""
+    view = await live.view(engine, client, tenant_id, execution_id)
+    step = view.step(step_id)
+    if step is None:
+        raise live.StepNotFound(f"execution {execution_id} has no step {step_id!r}")
+    if step.awaiting is None:
+        raise Conflict(
+            f"step {step_id} of execution {execution_id} is not waiting for a decision "
+            f"(it is {step.status.value}); nothing to ask for"
+        )
+    data = {
+        "requested_by": requested_by,
+        "comment": comment or "",
+        "waiting_for": step.awaiting.kind.value,
+        "role": step.awaiting.role.value,
+    }
+
+    def record() -> None:
+        with Session(engine) as session:
+            executions.record_event(
+                session,
+                tenant_id=tenant_id,
+                execution_id=execution_id,
+                kind="approval_requested",
+                step_id=step_id,
+                data=data,
+            )
+            audit.append(
+                session,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="execution.approval_requested",
+                subject=execution_id,
+                data={"step_id": step_id, **data},
+            )
+            session.commit()
+
+    await asyncio.to_thread(record)
+    return view

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
+from ddoc.contracts.diagnostic import tenant_of_workflow_id as tenant_of_diagnostic
 from ddoc.contracts.dryrun import dry_run_form
 from ddoc.contracts.execution import (
     AlertContext,
@@ -583,10 +584,10 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def tenant_of_workflow(engine: Any, workflow_id: str) -> str | None:
-    """The tenant a workflow belongs to, by its id: an execution, its Slack sync, or a tenant's
-    self-check (for the payload codec, which learns only the workflow id)."""
+    """The tenant a workflow belongs to, by its id: an execution, its Slack sync, a tenant's
+    self-check or diagnostic (for the payload codec, which learns only the workflow id)."""
     column, table, key = "tenant_id", "executions", workflow_id
-    checked = tenant_of_self_check(workflow_id)
+    checked = tenant_of_self_check(workflow_id) or tenant_of_diagnostic(workflow_id)
     if checked is not None:
         column, table, key = "id", "tenants", checked
     elif workflow_id.startswith("slack-incident-"):

@@ -83,11 +83,10 @@ class RateLimiter:
 
 # One statement, on the database's clock (`now()`: the statement's transaction is this one
 # statement). A new tenant's bucket starts full; concurrent takes serialize on the tenant's row.
-_TAKE = text(
-    """
-    INSERT INTO webhook_rate_buckets AS b (tenant_id, tokens, granted, updated_at)
+_TAKE_SQL = """
+    INSERT INTO {table} AS b ({column}, tokens, granted, updated_at)
     VALUES (:tenant, CASE WHEN :burst >= 1 THEN :burst - 1 ELSE :burst END, :burst >= 1, now())
-    ON CONFLICT (tenant_id) DO UPDATE SET
+    ON CONFLICT ({column}) DO UPDATE SET
         tokens = CASE
             WHEN LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8)) >= 1
             THEN LEAST(:burst, b.tokens + :rate * GREATEST(0, EXTRACT(EPOCH FROM now() - b.updated_at)::float8)) - 1
@@ -97,15 +96,25 @@ _TAKE = text(
         updated_at = GREATEST(b.updated_at, now())
     RETURNING tokens, granted
     """  # noqa: E501
-)
+# The buckets' tables: the webhooks' per tenant, MCP calls' per API key (api/mcp).
+WEBHOOK_BUCKETS = ("webhook_rate_buckets", "tenant_id")
+API_KEY_BUCKETS = ("api_key_rate_buckets", "key_id")
 
 
 class SharedRateLimiter:
     """Buckets in PostgreSQL, shared by every process using the database (one upsert a take);
     the in-process buckets while the database does not answer."""
 
-    def __init__(self, engine: Engine, fallback: RateLimiter | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        fallback: RateLimiter | None = None,
+        *,
+        buckets: tuple[str, str] = WEBHOOK_BUCKETS,
+    ) -> None:
         self._engine = engine
+        table, column = buckets
+        self._take = text(_TAKE_SQL.format(table=table, column=column))
         self._fallback = fallback or RateLimiter()
         self._failing = False
 
@@ -115,7 +124,7 @@ class SharedRateLimiter:
         try:
             with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 tokens, granted = conn.execute(
-                    _TAKE,
+                    self._take,
                     {"tenant": tenant_id, "burst": limit.burst, "rate": limit.per_second},
                 ).one()
         except SQLAlchemyError as err:

@@ -384,6 +384,17 @@ class WebhookRateBucket(SQLModel, table=True):
     updated_at: datetime = _now()
 
 
+class ApiKeyRateBucket(SQLModel, table=True):
+    """An API key's token bucket for its MCP calls (api/mcp, ddoc/platform/ratelimit.py,
+    unlogged)."""
+
+    __tablename__ = "api_key_rate_buckets"
+    key_id: str = Field(primary_key=True)
+    tokens: float
+    granted: bool
+    updated_at: datetime = _now()
+
+
 class SelfCheckRun(SQLModel, table=True):
     """One run of a tenant's self-check (ddoc/selfcheck/store.py)."""
 

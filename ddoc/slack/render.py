@@ -176,6 +176,8 @@ class NoticeData(BaseModel):
     detail: str | None = None
     demoted_from: str | None = Field(default=None, alias="from")
     demoted_to: str | None = Field(default=None, alias="to")
+    requested_by: str | None = None  # approval_requested: the assistant (key and client)
+    comment: str | None = None
 
 
 ViewT = TypeVar("ViewT", bound=BaseModel)
@@ -740,9 +742,10 @@ def step_output_message(step: StepView | Mapping[str, Any]) -> str:
 def escalation_message(
     execution: ExecutionView | Mapping[str, Any], event: ExecutionEventView | Mapping[str, Any]
 ) -> str:
-    """Channel message for an 'escalated', 'stalled', 'escalation_failed', 'trust_demoted' or
-    'breaker_opened' event (its data: {"level", "name", "reason", "paged", "detail"}; a
-    demotion's: {"from", "to", "reason"}; a breaker's also {"runbook_id", "executions"})."""
+    """Channel message for an 'escalated', 'stalled', 'escalation_failed', 'trust_demoted',
+    'breaker_opened' or 'approval_requested' event (its data: {"level", "name", "reason",
+    "paged", "detail"}; an approval request's {"requested_by", "comment"}; a demotion's:
+    {"from", "to", "reason"}; a breaker's also {"runbook_id", "executions"})."""
     view = _parsed(ExecutionView, execution)
     notice = _parsed(ExecutionEventView, event)
     data = NoticeData.model_validate(notice.data)
@@ -774,6 +777,16 @@ def escalation_message(
             "Its next executions ask for approval; an admin can promote it again "
             "(`ddoc runbook trust`).",
         ]
+    elif notice.type == "approval_requested":
+        lines = [
+            f"🙋 {where}: *{_esc(data.requested_by or 'an assistant', 200)}* asks a human to "
+            f"decide{at_step}."
+        ]
+        if data.comment:
+            lines.append(f"Why: {_esc(data.comment, 800)}")
+        if reason:
+            lines.append(f"What it waits for: {_esc(reason, 800)}")
+        lines.append("Decide in the incident message (or with the CLI/API); an assistant cannot.")
     elif notice.type == "stalled":
         lines = [f"⛔ {where} is *stalled*{at_step}: every escalation level has been paged."]
         if reason:
