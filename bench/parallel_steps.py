@@ -20,22 +20,17 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import temporalio
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
-from bench.harness import REPO, database, exit_now
-from ddoc.contracts import temporal as temporal_conn
+from bench.harness import REPO, database, dev_server, exit_now, machine
 from ddoc.contracts.execution import ExecutionMode, ExecutionStatus
-from ddoc.platform.embedded import bin_path
 from tests.engine_harness import cmd, running
 
 RESULTS = REPO / "bench" / "results" / "parallel_steps.json"
@@ -99,15 +94,8 @@ async def bench(args: argparse.Namespace, engine: Engine, client: Client) -> dic
 
 
 async def amain(args: argparse.Namespace, engine: Engine) -> dict[str, Any]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=bin_path("temporal"),
-        search_attributes=temporal_conn.SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
-    try:
+    async with dev_server() as env:
         return await bench(args, engine, env.client)
-    finally:
-        await env.shutdown()
 
 
 def main() -> int:
@@ -124,12 +112,7 @@ def main() -> int:
         "benchmark": "parallel_steps",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started, 1),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "temporalio": temporalio.__version__,
-        },
+        "machine": machine(),
         "params": {"steps": STEPS, "seconds_each": args.seconds, "rounds": args.rounds},
         **found,
         "target_ratio": TARGET,

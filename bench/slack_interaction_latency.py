@@ -32,11 +32,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from agent_worker.main import build_agent
 from api.app import create_app
-from bench.harness import REPO, database
-from ddoc.contracts import temporal as temporal_conn
+from bench.harness import REPO, database, dev_server
 from ddoc.contracts.settings import Settings, TemporalSettings
 from ddoc.platform import tenancy, users
-from ddoc.platform.embedded import bin_path
 from ddoc.slack.inbound import button_value
 from tests.fakes.slack import FakeSlack, block_actions_payload, interaction_body, signed_headers
 from worker.main import ACTIVITY_THREADS, build_worker
@@ -69,16 +67,9 @@ def free_port() -> int:
 
 
 async def bench(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=bin_path("temporal"),
-        search_attributes=temporal_conn.SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
-    try:
+    async with dev_server() as env:
         with FakeSlack(bot_token="xoxb-bench", users={ANA: {"email": "ana@example.com"}}) as slack:
             return await _run(args, env, database_url, slack)
-    finally:
-        await env.shutdown()
 
 
 async def _run(

@@ -31,7 +31,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import time
 import uuid
@@ -43,17 +42,14 @@ from typing import Any
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    import temporalio
     from sqlalchemy import Engine
     from sqlmodel import Session
     from temporalio.api.enums.v1 import EventType
     from temporalio.client import Client
-    from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from bench.harness import REPO, database, exit_now
+    from bench.harness import REPO, database, dev_server, exit_now, machine
     from ddoc.contracts import names
-    from ddoc.contracts import temporal as temporal_conn
     from ddoc.contracts.execution import (
         CommandRequest,
         CommandResult,
@@ -65,7 +61,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from ddoc.contracts.settings import agent_task_queue
     from ddoc.execution import store as executions
-    from ddoc.platform.embedded import bin_path
     from ddoc.runbooks import store as runbooks
     from ddoc.runbooks.model import ParsedRunbook
     from tests.engine_harness import ENVIRONMENT, cmd, policy, running
@@ -349,15 +344,8 @@ def render(found: dict[str, Any]) -> None:
 
 
 async def amain(args: argparse.Namespace, engine: Engine) -> dict[str, Any]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=bin_path("temporal"),
-        search_attributes=temporal_conn.SEARCH_ATTRIBUTES,
-        dev_server_log_level="error",
-    )
-    try:
+    async with dev_server() as env:
         return await bench(args, engine, env.client)
-    finally:
-        await env.shutdown()
 
 
 def main() -> int:
@@ -375,12 +363,7 @@ def main() -> int:
         "benchmark": "step_overhead",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "wall_seconds": round(time.time() - started, 1),
-        "machine": {
-            "nproc": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "temporalio": temporalio.__version__,
-        },
+        "machine": machine(),
         "params": {
             "iterations_a_b": args.iterations,
             "iterations_c": args.product_iterations,
